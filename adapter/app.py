@@ -1,0 +1,99 @@
+"""Wiring: build every part of a running adapter from validated settings."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from adapter.config import Settings
+from adapter.errors import ConfigError
+from adapter.extract.sql import SqlSource
+from adapter.outbound.client import CentreClient
+from adapter.outbound.envelope import Institution
+from adapter.outbound.transport import HttpTransport
+from adapter.pipeline import Pipeline
+from adapter.plugin.api import RegionProfile
+from adapter.plugin.manager import PluginHost
+from adapter.spool.store import StateStore
+
+
+@dataclass
+class Adapter:
+    """A wired adapter; close it when done."""
+
+    settings: Settings
+    host: PluginHost
+    region: RegionProfile
+    store: StateStore
+    pipeline: Pipeline
+    transport: HttpTransport
+    source: SqlSource
+
+    def close(self) -> None:
+        self.transport.close()
+        self.source.close()
+        self.store.close()
+
+
+def institution_from(settings: Settings, region: RegionProfile) -> Institution:
+    centre = settings.centre
+    return Institution(
+        fixmedins_code=centre.fixmedins_code,
+        fixmedins_name=centre.fixmedins_name,
+        mdtrtarea_admvs=centre.mdtrtarea_admvs,
+        insuplc_admdvs=centre.insuplc_admdvs or centre.mdtrtarea_admvs,
+        recer_sys_code=centre.recer_sys_code or region.recer_sys_code,
+        infver=centre.infver or region.infver,
+        opter_type=centre.opter_type,
+        opter=centre.opter,
+        opter_name=centre.opter_name,
+    )
+
+
+def build_adapter(
+    settings: Settings,
+    host: PluginHost | None = None,
+    stop_event: threading.Event | None = None,
+) -> Adapter:
+    """Load plugins, resolve the region and its gateway, open the stores."""
+    host = host or PluginHost.load()
+    region = host.region(settings.centre.region)
+    scheme = settings.centre.gateway or region.gateway
+    signers = host.signers()
+    if scheme not in signers:
+        raise ConfigError(
+            f"[centre] gateway: no loaded plugin provides the gateway scheme {scheme!r} "
+            f"(known: {', '.join(sorted(signers)) or 'none'})"
+        )
+    spec = signers[scheme]
+    missing = [name for name in spec.credentials if name not in settings.centre.credentials]
+    if missing:
+        raise ConfigError(
+            f"[centre.credentials]: the {scheme} gateway needs {', '.join(missing)} "
+            f"(write e.g. {missing[0]} = {{ env = \"VAR\" }})"
+        )
+    signer = spec.factory(settings.centre.resolve_credentials())
+    store = StateStore(settings.state.url)
+    source = SqlSource(settings.his.url, settings.his.fee_query, settings.his.watermark_column)
+    transport = HttpTransport(settings.centre.timeout_seconds)
+    client = CentreClient(
+        store=store,
+        institution=institution_from(settings, region),
+        region=region,
+        signer=signer,
+        transport=transport,
+        base_url=settings.centre.base_url,
+        sign_in_input=region.dialect.sign_in_input(
+            settings.centre.opter, settings.centre.mac, settings.centre.ip
+        ),
+    )
+    pipeline = Pipeline(
+        settings=settings,
+        store=store,
+        source=source,
+        client=client,
+        region=region,
+        rules=host.rules(),
+        stop_event=stop_event,
+    )
+    return Adapter(settings, host, region, store, pipeline, transport, source)

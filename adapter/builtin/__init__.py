@@ -1,0 +1,1 @@
+"""Built-in hook implementations, registered like any plugin (after the external ones)."""

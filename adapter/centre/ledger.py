@@ -1,0 +1,55 @@
+"""What the simulated centre accepted: sign-ins, fee lines, per-transaction totals."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StoredFeeLine:
+    mdtrt_id: str
+    feedetl_sn: str
+    med_list_codg: str
+    cnt: Decimal
+    det_item_fee_sumamt: Decimal
+    msgid: str
+
+
+class CentreLedger:
+    """Thread-safe store of accepted data, keyed as the centre keys it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.fee_lines: dict[tuple[str, str], StoredFeeLine] = {}
+        self.duplicate_lines = 0
+        self.sign_nos: set[str] = set()
+        self.msgids: set[str] = set()
+        self.requests: Counter[str] = Counter()
+        self.accepted: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self._serial = 0
+
+    def next_serial(self) -> int:
+        with self.lock:
+            self._serial += 1
+            return self._serial
+
+    def totals(self) -> dict[str, Any]:
+        """Per-transaction counts and the fee-detail sums (what tests and demo read)."""
+        with self.lock:
+            amount = sum((line.det_item_fee_sumamt for line in self.fee_lines.values()), Decimal(0))
+            return {
+                "requests": dict(self.requests),
+                "accepted": dict(self.accepted),
+                "rejected": dict(self.rejected),
+                "faults": dict(self.faults),
+                "fee_lines": len(self.fee_lines),
+                "fee_lines_duplicates": self.duplicate_lines,
+                "fee_amount": str(amount),
+                "visits": len({key[0] for key in self.fee_lines}),
+            }

@@ -1,0 +1,206 @@
+"""The simulated centre's side of the protocol: strict envelope checks and transactions.
+
+Checks follow reference §1.2 and §3.7 so that a malformed message is refused here as the real
+centre would refuse it, with an err_msg in the centre's style.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from adapter.centre.faults import FaultPlan
+from adapter.centre.ledger import CentreLedger, StoredFeeLine
+
+
+class Refusal(Exception):
+    """A business failure: answered with infcode -1 and this err_msg."""
+
+
+_HEADER_RULES: dict[str, tuple[bool, int]] = {
+    # field: (required, max length)
+    "infno": (True, 6),
+    "msgid": (True, 30),
+    "mdtrtarea_admvs": (True, 6),
+    "insuplc_admdvs": (False, 6),
+    "recer_sys_code": (True, 10),
+    "dev_no": (False, 100),
+    "dev_safe_info": (False, 2000),
+    "cainfo": (False, 1024),
+    "signtype": (False, 10),
+    "infver": (True, 6),
+    "opter_type": (True, 3),
+    "opter": (True, 30),
+    "opter_name": (True, 50),
+    "inf_time": (True, 19),
+    "fixmedins_code": (True, 30),
+    "fixmedins_name": (True, 200),
+    "sign_no": (False, 30),
+}
+_MSGID = re.compile(r"^(?P<code>[HP]\d{11})(?P<stamp>\d{14})\d{4}$")
+_FEE_REQUIRED = (
+    "feedetl_sn", "mdtrt_id", "psn_no", "med_type", "fee_ocur_time", "med_list_codg",
+    "medins_list_codg", "det_item_fee_sumamt", "cnt", "pric", "bilg_dept_codg",
+    "bilg_dept_name", "bilg_dr_codg", "bilg_dr_name",
+)
+_FEE_LENGTHS = {
+    "feedetl_sn": 30, "init_feedetl_sn": 30, "mdtrt_id": 30, "drord_no": 30, "psn_no": 30,
+    "med_type": 6, "med_list_codg": 50, "medins_list_codg": 150, "bilg_dept_codg": 30,
+    "bilg_dept_name": 100, "bilg_dr_codg": 30, "bilg_dr_name": 50, "hosp_appr_flag": 3,
+    "memo": 500,
+}
+
+
+def check_envelope(document: Any, ledger: CentreLedger) -> str:
+    """Refuse a malformed envelope; returns the infno."""
+    if not isinstance(document, Mapping):
+        raise Refusal("请求报文不是JSON对象")
+    for name, (required, limit) in _HEADER_RULES.items():
+        value = document.get(name)
+        if value is None or value == "":
+            if required:
+                raise Refusal(f"报文头[{name}]不能为空")
+            continue
+        if not isinstance(value, str):
+            raise Refusal(f"报文头[{name}]应为字符串")
+        if len(value) > limit:
+            raise Refusal(f"报文头[{name}]长度超过{limit}")
+    msgid = document["msgid"]
+    match = _MSGID.match(msgid)
+    if not match or match["code"] != document["fixmedins_code"]:
+        raise Refusal(f"发送方报文ID[{msgid}]格式错误: 应为定点医药机构编号+yyyyMMddHHmmss+4位顺序号")
+    try:
+        datetime.strptime(match["stamp"], "%Y%m%d%H%M%S")
+        datetime.strptime(document["inf_time"], "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise Refusal("交易时间格式错误: inf_time 应为 yyyy-MM-dd HH:mm:ss") from None
+    for name in ("mdtrtarea_admvs", "insuplc_admdvs"):
+        value = document.get(name)
+        if value and not re.fullmatch(r"\d{6}", value):
+            raise Refusal(f"报文头[{name}]应为6位医保区划")
+    if document["opter_type"] not in ("1", "2", "3"):
+        raise Refusal("经办人类别[opter_type]取值错误")
+    if not isinstance(document.get("input"), Mapping):
+        raise Refusal("交易输入[input]不能为空")
+    with ledger.lock:
+        if msgid in ledger.msgids:
+            raise Refusal(f"发送方报文ID[{msgid}]重复")
+        ledger.msgids.add(msgid)
+    infno = document["infno"]
+    if infno != "9001" and document.get("sign_no") not in ledger.sign_nos:
+        raise Refusal("签到流水号[sign_no]无效或已过期, 请重新签到")
+    return infno
+
+
+def handle(infno: str, document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan) -> Any:
+    """Run one transaction; returns ``output`` or raises :class:`Refusal`."""
+    handler = _HANDLERS.get(infno)
+    if handler is None:
+        raise Refusal(f"交易编号[{infno}]不存在")
+    return handler(document, ledger, faults)
+
+
+def _sign_in(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
+    sign_in = document["input"].get("signIn")
+    if not isinstance(sign_in, Mapping) or not sign_in.get("opter_no") or not sign_in.get("ip"):
+        raise Refusal("签到输入[signIn]缺少 opter_no 或 ip")
+    sign_no = str(secrets.randbelow(10**9)).zfill(9)
+    with ledger.lock:
+        ledger.sign_nos.add(sign_no)
+    now = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    return {"signinoutb": {"sign_no": sign_no, "sign_time": now}}
+
+
+def _fee_detail_upload(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan) -> Any:
+    details = document["input"].get("feedetail")
+    if not isinstance(details, list) or not details:
+        raise Refusal("费用明细[feedetail]不能为空")
+    parsed = [_check_fee_line(item, faults) for item in details]
+    msgid = document["msgid"]
+    with ledger.lock:
+        keys_in_message = set()
+        for line, item in zip(parsed, details, strict=True):
+            original = item.get("init_feedetl_sn") or ""
+            if line.cnt < 0:
+                if not original:
+                    raise Refusal(f"费用明细[{line.feedetl_sn}]为退费明细, 原费用明细流水号不能为空")
+                if (line.mdtrt_id, original) not in ledger.fee_lines and (
+                    line.mdtrt_id, original
+                ) not in keys_in_message:
+                    raise Refusal(f"费用明细[{line.feedetl_sn}]的原费用明细流水号[{original}]不存在")
+            keys_in_message.add((line.mdtrt_id, line.feedetl_sn))
+        result = []
+        for line in parsed:
+            key = (line.mdtrt_id, line.feedetl_sn)
+            if key in ledger.fee_lines:
+                ledger.duplicate_lines += 1
+            else:
+                ledger.fee_lines[key] = StoredFeeLine(
+                    line.mdtrt_id, line.feedetl_sn, line.med_list_codg, line.cnt,
+                    line.det_item_fee_sumamt, msgid,
+                )
+            result.append(
+                {
+                    "feedetl_sn": line.feedetl_sn,
+                    "det_item_fee_sumamt": line.det_item_fee_sumamt,
+                    "cnt": line.cnt,
+                    "pric": line.pric,
+                    "pric_uplmt_amt": line.pric,
+                    "selfpay_prop": Decimal("0"),
+                    "fulamt_ownpay_amt": Decimal("0"),
+                    "overlmt_amt": Decimal("0"),
+                    "preselfpay_amt": Decimal("0"),
+                    "inscp_scp_amt": line.det_item_fee_sumamt,
+                    "chrgitm_lv": "01",
+                    "med_chrgitm_type": "09",
+                    "memo": "",
+                }
+            )
+    return {"result": result}
+
+
+@dataclass(frozen=True)
+class _ParsedLine:
+    mdtrt_id: str
+    feedetl_sn: str
+    med_list_codg: str
+    cnt: Decimal
+    pric: Decimal
+    det_item_fee_sumamt: Decimal
+
+
+def _check_fee_line(item: Any, faults: FaultPlan) -> _ParsedLine:
+    if not isinstance(item, Mapping):
+        raise Refusal("费用明细格式错误")
+    sn = str(item.get("feedetl_sn") or "?")
+    for name in _FEE_REQUIRED:
+        if item.get(name) in (None, ""):
+            raise Refusal(f"费用明细[{sn}]的[{name}]不能为空")
+    for name, limit in _FEE_LENGTHS.items():
+        value = item.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            raise Refusal(f"费用明细[{sn}]的[{name}]长度超过{limit}")
+    try:
+        datetime.strptime(str(item["fee_ocur_time"]), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise Refusal(f"费用明细[{sn}]的费用发生时间格式错误") from None
+    try:
+        amount = Decimal(str(item["det_item_fee_sumamt"]))
+        cnt = Decimal(str(item["cnt"]))
+        pric = Decimal(str(item["pric"]))
+    except InvalidOperation:
+        raise Refusal(f"费用明细[{sn}]的金额、数量或单价不是数字") from None
+    if abs(amount - cnt * pric) > Decimal("0.01"):
+        raise Refusal(f"费用明细[{sn}]的明细项目费用总额不等于数量乘以单价")
+    code = str(item["med_list_codg"])
+    if code in faults.reject_codes:
+        raise Refusal(f"费用明细[{sn}]的医疗目录编码[{code}]不存在或已失效")
+    return _ParsedLine(str(item["mdtrt_id"]), sn, code, cnt, pric, amount)
+
+
+_HANDLERS = {"9001": _sign_in, "2301": _fee_detail_upload}

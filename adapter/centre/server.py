@@ -1,0 +1,189 @@
+"""The simulated centre's HTTP server (stdlib ThreadingHTTPServer, loopback only).
+
+``GET /sim/totals`` returns the ledger's totals as JSON for tests, ``demo`` and people.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import struct
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from adapter import jsonio
+from adapter.centre.faults import Fault, FaultPlan
+from adapter.centre.ledger import CentreLedger
+from adapter.centre.protocol import Refusal, check_envelope, handle
+from adapter.errors import SecurityError
+from adapter.outbound.signing import verify_tif
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class SimulatedCentre:
+    """Start with :meth:`start`, stop with :meth:`stop`; ``url`` is where it listens."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tokens: Mapping[str, str] | None = None,
+        faults: FaultPlan | None = None,
+        area: str = "430000",
+        max_clock_skew_seconds: float = 300.0,
+    ) -> None:
+        if host not in LOOPBACK_HOSTS:
+            raise ValueError(f"the simulated centre listens on loopback only, not {host!r}")
+        self.tokens = dict(tokens or {})
+        self.faults = faults or FaultPlan()
+        self.ledger = CentreLedger()
+        self.area = area
+        self.max_clock_skew_seconds = max_clock_skew_seconds
+        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> SimulatedCentre:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="centre", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SimulatedCentre:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # -- one request ---------------------------------------------------------------------
+    def respond(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """Verify, dispatch and answer one request (after faults were applied)."""
+        received = datetime.now()
+        try:
+            verify_tif(headers, self.tokens, time.time(), self.max_clock_skew_seconds)
+        except SecurityError as exc:
+            with self.ledger.lock:
+                self.ledger.faults["gateway_refused"] += 1
+            return 401, {"code": 401, "message": str(exc)}
+        infno = "?"
+        try:
+            try:
+                document = jsonio.loads(body.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise Refusal("请求报文不是合法的UTF-8 JSON") from None
+            infno = check_envelope(document, self.ledger)
+            with self.ledger.lock:
+                self.ledger.requests[infno] += 1
+            output = handle(infno, document, self.ledger, self.faults)
+        except Refusal as exc:
+            with self.ledger.lock:
+                self.ledger.rejected[infno] += 1
+            return 200, self._envelope(-1, str(exc), None, received)
+        with self.ledger.lock:
+            self.ledger.accepted[infno] += 1
+        return 200, self._envelope(0, "success", output, received)
+
+    def _envelope(self, infcode: int, err_msg: str, output: Any, received: datetime) -> dict[str, Any]:
+        serial = self.ledger.next_serial()
+        return {
+            "infcode": infcode,
+            "inf_refmsgid": f"{self.area}{received:%Y%m%d%H%M%S}{serial:010d}",
+            "refmsg_time": received.strftime("%Y%m%d%H%M%S%f")[:17],
+            "respond_time": datetime.now().strftime("%Y%m%d%H%M%S%f")[:17],
+            "err_msg": err_msg,
+            "warn_msg": None,
+            "cainfo": None,
+            "signtype": None,
+            "enctype": None,
+            "output": output,
+        }
+
+
+def _make_handler(centre: SimulatedCentre) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "yibao-simulated-centre"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            logger.debug("centre: " + format, *args)
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            if self.path.rstrip("/") == "/sim/totals":
+                self._send(200, centre.ledger.totals())
+            else:
+                self._send(404, {"code": 404, "message": "not found"})
+
+        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            fault, latency = centre.faults.draw()
+            if latency:
+                time.sleep(latency)
+            if fault is not Fault.NONE:
+                with centre.ledger.lock:
+                    centre.ledger.faults[fault.value] += 1
+            if fault is Fault.SERVER_ERROR:
+                self._send(503, {"code": 503, "message": "服务暂不可用 (injected)"})
+                return
+            if fault is Fault.RESET:
+                self._reset()
+                return
+            if fault is Fault.TIMEOUT:
+                time.sleep(centre.faults.timeout_seconds)
+                self._reset()
+                return
+            status, document = centre.respond(dict(self.headers.items()), body)
+            self._send(status, document)
+
+        def _send(self, status: int, document: Any) -> None:
+            payload = jsonio.dumps(document).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json;charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def finish(self) -> None:
+            try:
+                super().finish()
+            except (OSError, ValueError):
+                pass  # the connection was reset on purpose (fault injection)
+
+        def _reset(self) -> None:
+            # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+
+    return Handler
+
+
+def totals_from(url: str) -> dict[str, Any]:
+    """Read ``/sim/totals`` of a running simulated centre (loopback)."""
+    import httpx
+
+    response = httpx.get(url.rstrip("/") + "/sim/totals", timeout=5, trust_env=False)
+    response.raise_for_status()
+    return dict(json.loads(response.content))

@@ -1,0 +1,257 @@
+"""Configuration: one TOML file parsed into frozen, validated models.
+
+The whole file is validated before anything starts; every wrong key or value is reported with
+its table, key and line (``check-config``). Credentials are never literal: they are references
+``{ env = "VAR" }`` or ``{ file = "/run/secrets/x" }`` resolved when the adapter starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from adapter.errors import ConfigError, SecurityError
+
+DEFAULT_CONFIG_PATH = Path("config/adapter.toml")
+DEFAULT_STATE_URL = "sqlite:///spool/state.db"
+
+#: The sample HIS schema's inpatient fee-line query. ``:watermark`` and ``:limit`` are bound by
+#: the extractor; the query must return rows ordered by the watermark column.
+DEFAULT_FEE_QUERY = """
+SELECT f.line_id            AS line_id,
+       v.mdtrt_id           AS mdtrt_id,
+       p.psn_no             AS psn_no,
+       p.insuplc_admdvs     AS insuplc_admdvs,
+       v.med_type           AS med_type,
+       f.feedetl_sn         AS feedetl_sn,
+       f.init_feedetl_sn    AS init_feedetl_sn,
+       f.order_no           AS drord_no,
+       f.charged_at         AS fee_ocur_time,
+       f.item_code          AS his_item_code,
+       i.item_name          AS his_item_name,
+       f.qty                AS cnt,
+       f.unit_price         AS pric,
+       f.amount             AS det_item_fee_sumamt,
+       f.dept_code          AS his_dept_code,
+       d.dept_name          AS his_dept_name,
+       f.doctor_code        AS his_doctor_code,
+       dr.doctor_name       AS his_doctor_name
+FROM fee_lines f
+JOIN inpatient_visits v ON v.visit_id = f.visit_id
+JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN charge_items i ON i.item_code = f.item_code
+LEFT JOIN departments d ON d.dept_code = f.dept_code
+LEFT JOIN doctors dr ON dr.doctor_code = f.doctor_code
+WHERE f.line_id > :watermark
+ORDER BY f.line_id
+LIMIT :limit
+"""
+
+_ADMDVS = r"^\d{6}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SecretRef(_Model):
+    """Where a secret lives: an environment variable or a file (first line, stripped)."""
+
+    env: str | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env = \"VAR\" or file = \"/path\"")
+        return self
+
+    def resolve(self) -> str:
+        """Read the secret now. Raises :class:`SecurityError` naming the reference, not the value."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise SecurityError(f"environment variable {self.env} is not set")
+            return value
+        assert self.file is not None
+        try:
+            return Path(self.file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SecurityError(f"cannot read secret file {self.file}: {exc.strerror}") from exc
+
+
+class HisConfig(_Model):
+    """The HIS database and the query that reads inpatient fee lines from it."""
+
+    url: str
+    fee_query: str = DEFAULT_FEE_QUERY
+    watermark_column: str = "line_id"
+
+    @field_validator("fee_query")
+    @classmethod
+    def _binds_watermark(cls, value: str) -> str:
+        for param in (":watermark", ":limit"):
+            if param not in value:
+                raise ValueError(f"the query must use the bind parameter {param}")
+        return value
+
+
+class CentreConfig(_Model):
+    """The insurance centre: which region plugin speaks to it, and who the hospital is."""
+
+    region: str = "nhsa"
+    base_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+    fixmedins_code: Annotated[str, Field(pattern=r"^[HP][0-9A-Z]{11}$")]
+    fixmedins_name: Annotated[str, Field(min_length=1, max_length=200)]
+    mdtrtarea_admvs: Annotated[str, Field(pattern=_ADMDVS)]
+    insuplc_admdvs: Annotated[str | None, Field(pattern=_ADMDVS)] = None
+    recer_sys_code: Annotated[str | None, Field(max_length=10)] = None
+    infver: Annotated[str | None, Field(max_length=6)] = None
+    gateway: str | None = None
+    opter_type: Literal["1", "2", "3"] = "1"
+    opter: Annotated[str, Field(min_length=1, max_length=30)]
+    opter_name: Annotated[str, Field(min_length=1, max_length=50)]
+    mac: Annotated[str, Field(max_length=20)] = ""
+    ip: Annotated[str, Field(max_length=20)] = "127.0.0.1"
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    lines_per_message: Annotated[int, Field(ge=1, le=1000)] = 50
+    credentials: dict[str, SecretRef] = Field(default_factory=dict)
+
+    @field_validator("credentials", mode="before")
+    @classmethod
+    def _no_literal_secrets(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(item, dict):
+                    raise ValueError(
+                        f"credential {key!r} is written literally; write "
+                        f"{key} = {{ env = \"VAR\" }} or {key} = {{ file = \"/path\" }}"
+                    )
+        return value
+
+    def resolve_credentials(self) -> dict[str, str]:
+        """Resolve every credential reference (at start, never logged)."""
+        return {name: ref.resolve() for name, ref in self.credentials.items()}
+
+
+class StateConfig(_Model):
+    """The adapter's own state database (spool, ledger, watermarks, mappings)."""
+
+    url: str = DEFAULT_STATE_URL
+
+
+class ScheduleConfig(_Model):
+    """How often the daemon runs a cycle and how it backs off."""
+
+    interval_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 20.0
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    retry_base_seconds: Annotated[float, Field(gt=0)] = 30.0
+    retry_cap_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    in_process_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    in_process_wait_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
+
+    @model_validator(mode="after")
+    def _cap_above_base(self) -> ScheduleConfig:
+        if self.retry_cap_seconds < self.retry_base_seconds:
+            raise ValueError("retry_cap_seconds must not be below retry_base_seconds")
+        return self
+
+
+class LoggingConfig(_Model):
+    """Where logs go and how verbose they are."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+    file: str | None = None
+
+
+class Settings(_Model):
+    """The whole configuration file."""
+
+    his: HisConfig
+    centre: CentreConfig
+    state: StateConfig = StateConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    logging: LoggingConfig = LoggingConfig()
+    plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+def load_settings(path: Path | str) -> Settings:
+    """Read and validate a configuration file; :class:`ConfigError` lists every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: configuration file not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: configuration must be UTF-8 ({exc.reason})") from exc
+    return parse_settings(text, source=str(path))
+
+
+def parse_settings(text: str, source: str = "<config>") -> Settings:
+    """Validate TOML text; the error names each bad key with its table and line."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(error, text, source) for error in exc.errors()]
+        raise ConfigError(problems=problems) from exc
+
+
+def _describe(error: Any, text: str, source: str) -> str:
+    loc = [str(part) for part in error["loc"]]
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    where = _format_loc(loc)
+    line = _find_line(text, loc)
+    position = f"{source}:{line}" if line else source
+    value = error.get("input")
+    shown = "" if error["type"] in ("missing", "extra_forbidden") or isinstance(value, dict) else (
+        f" (got {value!r})"
+    )
+    return f"{position}: {where}: {message}{shown}"
+
+
+def _format_loc(loc: list[str]) -> str:
+    if not loc:
+        return "(top level)"
+    if len(loc) == 1:
+        return f"[{loc[0]}]"
+    return f"[{loc[0]}] {'.'.join(loc[1:])}"
+
+
+def _find_line(text: str, loc: list[str]) -> int | None:
+    """Best effort: the line where the key (or its table) is written."""
+    if not loc:
+        return None
+    lines = text.splitlines()
+    table_re = re.compile(r"^\s*\[\s*" + re.escape(loc[0]) + r"(\.[^\]]*)?\s*\]")
+    start = next((i for i, line in enumerate(lines) if table_re.match(line)), None)
+    if start is None:
+        return None
+    if len(loc) == 1:
+        return start + 1
+    key_re = re.compile(r"^\s*" + re.escape(loc[1]) + r"\s*=")
+    for i in range(start + 1, len(lines)):
+        if re.match(r"^\s*\[[^\]]+\]\s*$", lines[i]) and not lines[i].strip().startswith(
+            f"[{loc[0]}."
+        ):
+            break
+        if key_re.match(lines[i]):
+            return i + 1
+    return start + 1

@@ -1,0 +1,133 @@
+"""The daemon: a cycle every interval, retries in between, graceful stop on SIGTERM/SIGINT.
+
+On a stop signal the message being sent finishes and its outcome is recorded; messages claimed
+but not yet sent are handed back. Nothing in flight is lost: whatever a hard kill interrupts is
+recovered at the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from types import FrameType
+
+from adapter.app import Adapter
+from adapter.errors import AdapterError
+from adapter.pipeline import CycleReport
+from adapter.spool import outbox
+from adapter.spool.store import utcnow
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def on_stop(callback: Callable[[], None]) -> Iterator[None]:
+    """Call ``callback`` on SIGTERM/SIGINT while inside; previous handlers are restored.
+
+    Signal handlers can only be installed from the main thread; elsewhere (tests driving the
+    daemon from a worker thread) this does nothing and the caller stops it through its event.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        logger.info(
+            "received %s, stopping after the current send", signal.Signals(signum).name,
+            extra={"action": "stop_requested"},
+        )
+        callback()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def sd_notify(state: str) -> None:
+    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(state.encode("ascii"), address)
+    except OSError as exc:
+        logger.warning("cannot notify systemd: %s", exc)
+
+
+class Daemon:
+    """Runs the pipeline of one wired :class:`Adapter` on its schedule."""
+
+    def __init__(self, adapter: Adapter, stop_event: threading.Event | None = None) -> None:
+        self.adapter = adapter
+        self.stop_event = stop_event or adapter.pipeline.stop_event
+        adapter.pipeline.stop_event = self.stop_event
+        self.interval = timedelta(minutes=adapter.settings.schedule.interval_minutes)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run_once(self) -> CycleReport:
+        outbox.recover_in_flight(self.adapter.store)
+        return self._cycle()
+
+    def run_forever(self) -> CycleReport:
+        """Cycles until stopped; returns the sum of what they did."""
+        total = CycleReport()
+        outbox.recover_in_flight(self.adapter.store)
+        sd_notify("READY=1")
+        with on_stop(self.stop):
+            while not self.stop_event.is_set():
+                next_cycle = utcnow() + self.interval
+                total.add(self._cycle())
+                while not self.stop_event.is_set():
+                    now = utcnow()
+                    if now >= next_cycle:
+                        break
+                    due = outbox.next_due_at(self.adapter.store)
+                    wake = min(next_cycle, due) if due and due > now else next_cycle
+                    if due is not None and due <= now:
+                        total.add(self._send_only())
+                        # Nothing more due right now: wait for the next event.
+                        due = outbox.next_due_at(self.adapter.store)
+                        wake = min(next_cycle, due) if due and due > utcnow() else next_cycle
+                    sd_notify("WATCHDOG=1")
+                    self.stop_event.wait(max(0.05, (wake - utcnow()).total_seconds()))
+        sd_notify("STOPPING=1")
+        logger.info("stopped", extra={"action": "stopped"})
+        return total
+
+    def _cycle(self) -> CycleReport:
+        try:
+            report = self.adapter.pipeline.run_cycle()
+        except AdapterError as exc:
+            # One failed cycle (HIS unreachable, state store busy) must not end the daemon:
+            # log it, count it, and try again at the next cycle.
+            logger.error("cycle failed: %s", exc, extra={"action": "cycle_failed"})
+            report = CycleReport(errors=[str(exc)])
+        logger.info(
+            "cycle: %d extracted, %d parked, %d message(s) acked (%d lines), %d transient failure(s)",
+            report.extracted, report.parked, report.messages_acked, report.lines_acked,
+            report.transient_failures, extra={"action": "cycle_done"},
+        )
+        return report
+
+    def _send_only(self) -> CycleReport:
+        report = CycleReport()
+        try:
+            self.adapter.pipeline.send_due(report)
+        except AdapterError as exc:
+            logger.error("retry pass failed: %s", exc, extra={"action": "retry_failed"})
+            report.errors.append(str(exc))
+        return report

@@ -1,0 +1,197 @@
+"""``demo``: the whole flow with no setup, against the simulated centre with faults injected.
+
+It builds a sample HIS database and mapping in a directory, starts the simulated centre
+in-process on loopback, writes a configuration, and runs cycles until nothing is left to send.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from adapter.app import build_adapter
+from adapter.centre.faults import FaultPlan
+from adapter.centre.server import SimulatedCentre
+from adapter.config import load_settings
+from adapter.daemon import Daemon
+from adapter.extract.sample_his import SampleHis, generate_sample_his, write_mapping_csv
+from adapter.mapping.importer import read_mapping_csv
+from adapter.mapping.store import MappingStore
+from adapter.pipeline import CycleReport
+from adapter.spool import outbox, schema
+from adapter.spool.states import UNSENT_MESSAGE_STATES, LineStatus
+from adapter.spool.store import StateStore, utcnow
+
+#: The demo maps one HIS drug to a code the simulated centre treats as retired, so the
+#: business-rejection path (parked with the centre's err_msg) shows up too.
+DEMO_RETIRED_CODE = "XJ01XDT045A001010104642"
+
+CONFIG_TEMPLATE = """\
+# Written by `yibao-adapter demo`; a working example of a complete configuration.
+[his]
+url = "sqlite:///{his_db}"
+
+[centre]
+region = "nhsa"
+base_url = "{centre_url}"
+fixmedins_code = "H43111100255"
+fixmedins_name = "示例县人民医院"
+mdtrtarea_admvs = "431199"
+opter = "0001"
+opter_name = "演示经办人"
+timeout_seconds = 1.0
+lines_per_message = 10
+
+[centre.credentials]
+paasid = {{ file = "{secrets}/paasid" }}
+token = {{ file = "{secrets}/token" }}
+
+[state]
+url = "sqlite:///{state_db}"
+
+[schedule]
+interval_minutes = 20
+batch_size = 200
+retry_base_seconds = 0.2
+retry_cap_seconds = 1.0
+in_process_attempts = 2
+in_process_wait_seconds = 0.05
+
+[logging]
+level = "WARNING"
+"""
+
+
+@dataclass
+class DemoResult:
+    directory: Path
+    his: SampleHis
+    report: CycleReport
+    cycles: int
+    seconds: float
+    centre_totals: dict[str, Any]
+    lines_by_status: dict[str, int]
+    parked_by_kind: dict[str, int]
+    parked_examples: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """Every line the centre was willing to take is acked, exactly once."""
+        return (
+            self.lines_by_status.get(LineStatus.NEW.value, 0) == 0
+            and self.lines_by_status.get(LineStatus.READY.value, 0) == 0
+            and self.lines_by_status.get(LineStatus.QUEUED.value, 0) == 0
+            and self.centre_totals["fee_lines"] == self.lines_by_status.get(LineStatus.SENT.value, 0)
+        )
+
+
+def run_demo(
+    directory: Path,
+    visits: int = 30,
+    seed: int = 7,
+    error_rate: float = 0.2,
+    reset_rate: float = 0.05,
+    timeout_rate: float = 0.05,
+    time_limit_seconds: float = 300.0,
+) -> DemoResult:
+    directory.mkdir(parents=True, exist_ok=True)
+    his_db = directory / "his.db"
+    state_db = directory / "state.db"
+    for stale in (his_db, state_db):
+        stale.unlink(missing_ok=True)
+    secret_dir = directory / "secrets"
+    secret_dir.mkdir(exist_ok=True)
+    token = secrets.token_hex(16)
+    (secret_dir / "paasid").write_text("demo_hosp\n", encoding="utf-8")
+    (secret_dir / "token").write_text(token + "\n", encoding="utf-8")
+
+    his = generate_sample_his(f"sqlite:///{his_db}", visits=visits, seed=seed)
+    rows = [
+        (kind, code, DEMO_RETIRED_CODE if code == "YP0004" else national, name)
+        for kind, code, national, name in his.mapping_rows
+    ]
+    mapping_csv = write_mapping_csv(directory / "mapping.csv", rows)
+
+    faults = FaultPlan(
+        error_rate=error_rate,
+        reset_rate=reset_rate,
+        timeout_rate=timeout_rate,
+        timeout_seconds=1.5,
+        latency_ms=20,
+        reject_codes=frozenset({DEMO_RETIRED_CODE}),
+        seed=seed,
+    )
+    started = time.monotonic()
+    with SimulatedCentre(tokens={"demo_hosp": token}, faults=faults) as centre:
+        config_path = directory / "adapter.toml"
+        config_path.write_text(
+            CONFIG_TEMPLATE.format(
+                his_db=his_db, centre_url=centre.url, secrets=secret_dir, state_db=state_db
+            ),
+            encoding="utf-8",
+        )
+        settings = load_settings(config_path)
+        adapter = build_adapter(settings)
+        try:
+            MappingStore(adapter.store).upsert(read_mapping_csv(mapping_csv))
+            daemon = Daemon(adapter)
+            report = daemon.run_once()
+            cycles = 1
+            while _unsent(adapter.store) and time.monotonic() - started < time_limit_seconds:
+                due = outbox.next_due_at(adapter.store)
+                if due is not None:
+                    wait = (due - utcnow()).total_seconds()
+                    if wait > 0:
+                        time.sleep(min(wait, 1.0))
+                report.add(adapter.pipeline.run_cycle())
+                cycles += 1
+            lines_by_status, parked_by_kind, examples = _line_summary(adapter.store)
+        finally:
+            adapter.close()
+        totals = centre.ledger.totals()
+    return DemoResult(
+        directory=directory,
+        his=his,
+        report=report,
+        cycles=cycles,
+        seconds=time.monotonic() - started,
+        centre_totals=totals,
+        lines_by_status=lines_by_status,
+        parked_by_kind=parked_by_kind,
+        parked_examples=examples,
+    )
+
+
+def _unsent(store: StateStore) -> bool:
+    message, line = schema.message, schema.fee_line
+    with store.begin() as conn:
+        messages = conn.execute(
+            select(func.count()).where(message.c.status.in_([s.value for s in UNSENT_MESSAGE_STATES]))
+        ).scalar_one()
+        lines = conn.execute(
+            select(func.count()).where(
+                line.c.status.in_([LineStatus.NEW.value, LineStatus.READY.value])
+            )
+        ).scalar_one()
+    return bool(messages or lines)
+
+
+def _line_summary(store: StateStore) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
+    line = schema.fee_line
+    with store.begin() as conn:
+        by_status = dict(conn.execute(select(line.c.status, func.count()).group_by(line.c.status)).all())
+        parked = conn.execute(
+            select(line.c.park_kind, func.count(), func.min(line.c.park_reason))
+            .where(line.c.status == LineStatus.PARKED.value)
+            .group_by(line.c.park_kind)
+        ).all()
+    return (
+        {k: int(v) for k, v in by_status.items()},
+        {kind: int(n) for kind, n, _ in parked},
+        {kind: reason for kind, _, reason in parked},
+    )

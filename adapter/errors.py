@@ -1,0 +1,86 @@
+"""The one exception tree of yibao-adapter.
+
+Every error the adapter raises on purpose is an :class:`AdapterError`. The CLI turns any of
+them into one log line and a non-zero exit code; anything else is a bug and gets a traceback.
+Foreign exceptions (httpx, SQLAlchemy, tomllib, pydantic) are translated at one boundary per
+library with ``raise ... from exc``.
+
+::
+
+    AdapterError
+    ├── ConfigError                 the TOML file is missing, unreadable or invalid
+    ├── PluginError
+    │   ├── PluginLoadError         a plugin could not be imported or registered
+    │   └── UnknownRegionError      config names a region no loaded plugin provides
+    ├── SourceError                 the HIS database could not be read
+    ├── MappingImportError          a mapping file is malformed (names file, line, column)
+    ├── StateStoreError             the state database failed or holds something impossible
+    ├── SecurityError               a signature is wrong or a secret cannot be resolved
+    └── DeliveryError               sending to the centre failed
+        ├── TransientDeliveryError  network, timeout, HTTP 5xx, gateway refusal: retried
+        └── BusinessRejection       infcode -1 with the centre's err_msg: parked, never retried
+"""
+
+from __future__ import annotations
+
+
+class AdapterError(Exception):
+    """Something went wrong in yibao-adapter."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigError(AdapterError):
+    """The configuration file is invalid."""
+
+    def __init__(self, message: str | None = None, problems: list[str] | None = None) -> None:
+        self.problems = problems or []
+        if problems and not message:
+            message = "invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems)
+        super().__init__(message)
+
+
+class PluginError(AdapterError):
+    """A plugin misbehaved."""
+
+
+class PluginLoadError(PluginError):
+    """A plugin could not be imported or registered."""
+
+
+class UnknownRegionError(PluginError):
+    """The configured region is not provided by any loaded plugin."""
+
+
+class SourceError(AdapterError):
+    """The HIS database could not be read."""
+
+
+class MappingImportError(AdapterError):
+    """The mapping file is malformed."""
+
+
+class StateStoreError(AdapterError):
+    """The state database failed."""
+
+
+class SecurityError(AdapterError):
+    """A signature did not verify or a secret could not be resolved."""
+
+
+class DeliveryError(AdapterError):
+    """Sending a message to the centre failed."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """The centre could not be reached or answered with a temporary failure; retry later."""
+
+
+class BusinessRejection(DeliveryError):
+    """The centre refused the message (infcode -1); it is parked with the centre's message."""
+
+    def __init__(self, err_msg: str, infcode: object = -1) -> None:
+        self.err_msg = err_msg
+        self.infcode = infcode
+        super().__init__(f"centre rejected the message: {err_msg}")

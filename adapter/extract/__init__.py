@@ -1,0 +1,1 @@
+"""Extract: read records from the HIS database incrementally."""

@@ -1,0 +1,321 @@
+"""A sample HIS database: schema and a generator of realistic inpatient data of any size.
+
+The schema is shaped like the fee tables of common HIS products (patients, inpatient visits with
+the centre's mdtrt_id, fee lines with the hospital's own item codes, refund lines with a negative
+quantity pointing at the original). It is what ``demo`` and the tests extract from.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    create_engine,
+    insert,
+)
+
+his_metadata = MetaData()
+
+departments = Table(
+    "departments",
+    his_metadata,
+    Column("dept_code", String(20), primary_key=True),
+    Column("dept_name", String(100), nullable=False),
+)
+doctors = Table(
+    "doctors",
+    his_metadata,
+    Column("doctor_code", String(20), primary_key=True),
+    Column("doctor_name", String(50), nullable=False),
+    Column("dept_code", String(20), nullable=False),
+)
+patients = Table(
+    "patients",
+    his_metadata,
+    Column("patient_id", Integer, primary_key=True),
+    Column("patient_name", String(50), nullable=False),
+    Column("psn_no", String(30), nullable=False),
+    Column("insuplc_admdvs", String(6), nullable=False),
+)
+inpatient_visits = Table(
+    "inpatient_visits",
+    his_metadata,
+    Column("visit_id", Integer, primary_key=True),
+    Column("patient_id", Integer, nullable=False),
+    Column("mdtrt_id", String(30), nullable=False, unique=True),
+    Column("med_type", String(6), nullable=False),
+    Column("insutype", String(6), nullable=False),
+    Column("admitted_at", String(19), nullable=False),
+    Column("dept_code", String(20), nullable=False),
+    Column("doctor_code", String(20), nullable=False),
+)
+charge_items = Table(
+    "charge_items",
+    his_metadata,
+    Column("item_code", String(20), primary_key=True),
+    Column("item_name", String(100), nullable=False),
+    Column("category", String(20), nullable=False),
+    Column("unit_price", Numeric(16, 6), nullable=False),
+)
+# qty and amount are declared loosely on purpose: real HIS tables hold whatever the front end
+# let through, and the extractor must cope with text in a number column.
+fee_lines = Table(
+    "fee_lines",
+    his_metadata,
+    Column("line_id", Integer, primary_key=True, autoincrement=True),
+    Column("visit_id", Integer, nullable=False),
+    Column("feedetl_sn", String(30), nullable=False),
+    Column("init_feedetl_sn", String(30)),
+    Column("order_no", String(30)),
+    Column("item_code", String(20), nullable=False),
+    Column("qty", String(20)),
+    Column("unit_price", String(20)),
+    Column("amount", String(20)),
+    Column("charged_at", String(19), nullable=False),
+    Column("dept_code", String(20), nullable=False),
+    Column("doctor_code", String(20), nullable=False),
+)
+
+_DEPARTMENTS = [
+    ("NK01", "心血管内科", "A03.04"),
+    ("NK02", "呼吸内科", "A03.01"),
+    ("WK01", "普通外科", "A04.01"),
+    ("GK01", "骨科", "A04.03"),
+    ("EK01", "儿科", "A07"),
+    ("FK01", "妇产科", "A05"),
+]
+_ITEMS = [
+    # (hospital code, name, category, price, national code)
+    ("YP0001", "阿莫西林胶囊 0.25g", "drug", "0.86", "XJ01CAA040E001010101919"),
+    ("YP0002", "头孢呋辛钠注射液 0.75g", "drug", "12.50", "XJ01DCT018B002010103527"),
+    ("YP0003", "地喹氯铵含片 0.25mg", "drug", "1.20", "XA01ABD075A002010100483"),
+    ("YP0004", "替硝唑片 0.5g", "drug", "0.95", "XJ01XDT045A001010104642"),
+    ("YP0005", "氯化钠注射液 250ml", "drug", "3.10", "XB05BBL046B002020105110"),
+    ("YP0006", "硝苯地平控释片 30mg", "drug", "4.35", "XC08CAX034A010010101466"),
+    ("YP0007", "二甲双胍片 0.5g", "drug", "0.30", "XA10BAE002A001010102911"),
+    ("YP0008", "奥美拉唑肠溶胶囊 20mg", "drug", "0.88", "XA02BCA211E001010104023"),
+    ("ZL0001", "床位费(三人间)", "service", "45.00", "001105000010000"),
+    ("ZL0002", "一级护理", "service", "28.00", "001104000010000"),
+    ("ZL0003", "静脉输液", "service", "12.00", "002000000030000"),
+    ("ZL0004", "血常规", "service", "20.00", "250101015000000"),
+    ("ZL0005", "心电图检查", "service", "25.00", "310701001000000"),
+    ("ZL0006", "胸部X线摄影", "service", "60.00", "210102015000000"),
+    ("ZL0007", "住院诊查费", "service", "18.00", "001102000000100"),
+    ("HC0001", "一次性使用无菌注射器 5ml", "consumable", "0.65", "C0201010010000100001"),
+    ("HC0002", "一次性输液器", "consumable", "2.80", "C0201020020000200002"),
+    ("HC0003", "医用纱布块", "consumable", "1.50", "C1401010030000300003"),
+    # Deliberately without a mapping: new items the mapping table has not caught up with.
+    ("YP0999", "新进药品(未对照)", "drug", "9.90", ""),
+    ("ZL0999", "新增检查项目(未对照)", "service", "80.00", ""),
+]
+_SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
+_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚"
+
+
+@dataclass
+class SampleHis:
+    """What the generator made: counts a test or the demo can check against."""
+
+    url: str
+    visits: int = 0
+    lines: int = 0
+    refund_lines: int = 0
+    unmapped_lines: int = 0
+    invalid_lines: int = 0
+    malformed_lines: int = 0
+    mapping_rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    @property
+    def mappable_valid_lines(self) -> int:
+        return self.lines - self.unmapped_lines - self.invalid_lines - self.malformed_lines
+
+
+def create_schema(url: str) -> None:
+    """Create the sample HIS tables (idempotent)."""
+    engine = create_engine(url, future=True)
+    his_metadata.create_all(engine)
+    engine.dispose()
+
+
+def generate_sample_his(
+    url: str,
+    visits: int = 20,
+    lines_per_visit: int = 12,
+    seed: int = 2024,
+    unmapped_share: float = 0.03,
+    invalid_share: float = 0.02,
+    malformed_share: float = 0.01,
+    admdvs: str = "431199",
+    start: datetime | None = None,
+) -> SampleHis:
+    """Fill a HIS database with visits and fee lines; returns what it made.
+
+    Shares are probabilities per line: lines with an unmapped item code, lines whose amount
+    is not quantity x price (a data-entry error the validator must catch), and lines that are
+    unreadable (a quantity that is not a number).
+    """
+    rng = random.Random(seed)
+    create_schema(url)
+    engine = create_engine(url, future=True)
+    summary = SampleHis(url=url)
+    start = start or datetime(2026, 11, 1, 8, 0, 0)
+    mapped_items = [item for item in _ITEMS if item[4]]
+    unmapped_items = [item for item in _ITEMS if not item[4]]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(departments), [{"dept_code": c, "dept_name": n} for c, n, _ in _DEPARTMENTS]
+        )
+        doctor_rows = []
+        for index, (dept_code, _name, _nat) in enumerate(_DEPARTMENTS):
+            for k in range(2):
+                doctor_rows.append(
+                    {
+                        "doctor_code": f"YS{index:02d}{k}",
+                        "doctor_name": rng.choice(_SURNAMES) + rng.choice(_GIVEN) + rng.choice(_GIVEN),
+                        "dept_code": dept_code,
+                    }
+                )
+        conn.execute(insert(doctors), doctor_rows)
+        conn.execute(
+            insert(charge_items),
+            [
+                {"item_code": c, "item_name": n, "category": cat, "unit_price": Decimal(p)}
+                for c, n, cat, p, _ in _ITEMS
+            ],
+        )
+        for visit_no in range(1, visits + 1):
+            patient_id = visit_no
+            conn.execute(
+                insert(patients),
+                {
+                    "patient_id": patient_id,
+                    "patient_name": rng.choice(_SURNAMES) + rng.choice(_GIVEN) + rng.choice(_GIVEN),
+                    "psn_no": f"{admdvs[:2]}{rng.randrange(10**17, 10**18)}",
+                    "insuplc_admdvs": admdvs,
+                },
+            )
+            doctor = rng.choice(doctor_rows)
+            admitted = start + timedelta(hours=rng.randrange(0, 24 * 20))
+            conn.execute(
+                insert(inpatient_visits),
+                {
+                    "visit_id": visit_no,
+                    "patient_id": patient_id,
+                    "mdtrt_id": f"{admdvs}{visit_no:09d}",
+                    "med_type": "21",
+                    "insutype": rng.choice(["310", "390"]),
+                    "admitted_at": admitted.strftime("%Y-%m-%d %H:%M:%S"),
+                    "dept_code": doctor["dept_code"],
+                    "doctor_code": doctor["doctor_code"],
+                },
+            )
+            rows = []
+            for seq in range(1, lines_per_visit + 1):
+                roll = rng.random()
+                kind = "ok"
+                if roll < unmapped_share:
+                    item = rng.choice(unmapped_items)
+                    kind = "unmapped"
+                else:
+                    item = rng.choice(mapped_items)
+                    if roll < unmapped_share + invalid_share:
+                        kind = "invalid"
+                    elif roll < unmapped_share + invalid_share + malformed_share:
+                        kind = "malformed"
+                qty = Decimal(rng.choice([1, 1, 1, 2, 3, 5, 10]))
+                price = Decimal(item[3])
+                amount = (qty * price).quantize(Decimal("0.01"))
+                if kind == "invalid":
+                    amount += Decimal("1.00")
+                charged = admitted + timedelta(minutes=seq * 37)
+                rows.append(
+                    {
+                        "visit_id": visit_no,
+                        "feedetl_sn": f"{visit_no:06d}{seq:04d}",
+                        "init_feedetl_sn": None,
+                        "order_no": f"YZ{visit_no:06d}{seq:03d}",
+                        "item_code": item[0],
+                        "qty": "abc" if kind == "malformed" else str(qty),
+                        "unit_price": str(price),
+                        "amount": str(amount),
+                        "charged_at": charged.strftime("%Y-%m-%d %H:%M:%S"),
+                        "dept_code": doctor["dept_code"],
+                        "doctor_code": doctor["doctor_code"],
+                    }
+                )
+                summary.lines += 1
+                if kind == "unmapped":
+                    summary.unmapped_lines += 1
+                elif kind == "invalid":
+                    summary.invalid_lines += 1
+                elif kind == "malformed":
+                    summary.malformed_lines += 1
+            # One refund per visit: the last good line is partly returned.
+            original = next((r for r in reversed(rows) if _is_clean(r)), None)
+            if original is not None:
+                qty = Decimal(original["qty"])
+                price = Decimal(original["unit_price"])
+                rows.append(
+                    {
+                        **original,
+                        "feedetl_sn": f"{visit_no:06d}{lines_per_visit + 1:04d}",
+                        "init_feedetl_sn": original["feedetl_sn"],
+                        "qty": str(-qty),
+                        "amount": str((-qty * price).quantize(Decimal("0.01"))),
+                        "charged_at": (
+                            datetime.strptime(original["charged_at"], "%Y-%m-%d %H:%M:%S")
+                            + timedelta(hours=2)
+                        ).strftime("%Y-%m-%d %H:%M:%S"),
+                    }
+                )
+                summary.lines += 1
+                summary.refund_lines += 1
+            conn.execute(insert(fee_lines), rows)
+        summary.visits = visits
+    engine.dispose()
+    summary.mapping_rows = sample_mapping_rows()
+    return summary
+
+
+def _is_clean(row: dict[str, object]) -> bool:
+    item = next(i for i in _ITEMS if i[0] == row["item_code"])
+    if not item[4] or row["qty"] == "abc":
+        return False
+    qty = Decimal(str(row["qty"]))
+    return Decimal(str(row["amount"])) == (qty * Decimal(str(row["unit_price"]))).quantize(
+        Decimal("0.01")
+    )
+
+
+def sample_mapping_rows() -> list[tuple[str, str, str, str]]:
+    """(kind, his_code, national_code, national_name) for the sample HIS, minus the gaps."""
+    rows: list[tuple[str, str, str, str]] = []
+    for code, name, _cat, _price, national in _ITEMS:
+        if national:
+            rows.append(("item", code, national, name))
+    for code, name, national in _DEPARTMENTS:
+        rows.append(("dept", code, national, name))
+    for index in range(len(_DEPARTMENTS)):
+        for k in range(2):
+            rows.append(("doctor", f"YS{index:02d}{k}", f"D431199{index:04d}{k:02d}", ""))
+    return rows
+
+
+def write_mapping_csv(path: Path, rows: list[tuple[str, str, str, str]]) -> Path:
+    """Write mapping rows in the import format (header: kind,his_code,national_code,national_name)."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["kind", "his_code", "national_code", "national_name"])
+        writer.writerows(rows)
+    return path

@@ -1,0 +1,1 @@
+"""Map: hospital codes to national codes through the 目录对照 tables."""

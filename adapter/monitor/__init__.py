@@ -1,0 +1,1 @@
+"""Monitor: the health of the upload queue."""

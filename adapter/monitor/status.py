@@ -1,0 +1,98 @@
+"""Queue health: counts per state, oldest unsent item, parked reasons, last upload."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from adapter.spool import schema
+from adapter.spool.states import UNSENT_MESSAGE_STATES, LineStatus, MessageStatus
+from adapter.spool.store import StateStore, utcnow
+
+
+@dataclass
+class QueueStatus:
+    messages: dict[str, int] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)
+    oldest_unsent_age_seconds: float | None = None
+    oldest_unsent_created_at: str | None = None
+    last_successful_upload: str | None = None
+    watermarks: dict[str, str] = field(default_factory=dict)
+    parked_reasons: list[dict[str, Any]] = field(default_factory=list)
+    retry_errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def queue_status(store: StateStore, reasons_limit: int = 20) -> QueueStatus:
+    message, line = schema.message, schema.fee_line
+    status = QueueStatus()
+    with store.begin() as conn:
+        counts = dict(conn.execute(select(message.c.status, func.count()).group_by(message.c.status)).all())
+        status.messages = {s.value: int(counts.get(s.value, 0)) for s in MessageStatus}
+        counts = dict(conn.execute(select(line.c.status, func.count()).group_by(line.c.status)).all())
+        status.lines = {s.value: int(counts.get(s.value, 0)) for s in LineStatus}
+        oldest: datetime | None = conn.execute(
+            select(func.min(message.c.created_at)).where(
+                message.c.status.in_([s.value for s in UNSENT_MESSAGE_STATES])
+            )
+        ).scalar()
+        oldest_line: datetime | None = conn.execute(
+            select(func.min(line.c.created_at)).where(
+                line.c.status.in_([LineStatus.NEW.value, LineStatus.READY.value])
+            )
+        ).scalar()
+        candidates = [t for t in (oldest, oldest_line) if t is not None]
+        if candidates:
+            first = min(candidates)
+            status.oldest_unsent_created_at = first.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+            status.oldest_unsent_age_seconds = round((utcnow() - first).total_seconds(), 1)
+        last: datetime | None = conn.execute(select(func.max(message.c.acked_at))).scalar()
+        status.last_successful_upload = last.strftime("%Y-%m-%d %H:%M:%S") + " UTC" if last else None
+        status.watermarks = {
+            row.source: row.value for row in conn.execute(select(schema.watermark)).all()
+        }
+        rows = conn.execute(
+            select(line.c.park_kind, line.c.park_reason, func.count().label("n"))
+            .where(line.c.status == LineStatus.PARKED.value)
+            .group_by(line.c.park_kind, line.c.park_reason)
+            .order_by(func.count().desc())
+            .limit(reasons_limit)
+        ).all()
+        status.parked_reasons = [
+            {"kind": row.park_kind, "reason": row.park_reason, "lines": int(row.n)} for row in rows
+        ]
+        rows = conn.execute(
+            select(message.c.id, message.c.attempts, message.c.next_attempt_at, message.c.last_error)
+            .where(message.c.status == MessageStatus.RETRY_WAIT.value)
+            .order_by(message.c.id)
+            .limit(reasons_limit)
+        ).all()
+        status.retry_errors = [
+            {
+                "message_id": row.id,
+                "attempts": row.attempts,
+                "next_attempt_at": row.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+                if row.next_attempt_at
+                else None,
+                "last_error": row.last_error,
+            }
+            for row in rows
+        ]
+    return status
+
+
+def format_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"

@@ -1,0 +1,1 @@
+"""Outbound: message envelopes, gateway signing and the HTTP transport to the centre."""

@@ -1,0 +1,392 @@
+"""One cycle: extract -> map -> validate -> build messages -> spool -> send.
+
+Each stage reads its input from the state store and leaves its output there, so a cycle that
+stops anywhere resumes at the same point: nothing is lost and nothing is taken twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, insert, or_, select, update
+
+from adapter.config import Settings
+from adapter.errors import BusinessRejection, TransientDeliveryError
+from adapter.extract.sql import SqlSource
+from adapter.mapping.store import MappingKind, MappingRow, MappingStore, unmapped_reason
+from adapter.outbound.client import CentreClient
+from adapter.plugin.api import RegionProfile
+from adapter.records import FeeLine, MalformedRow, MappedFeeLine, fee_line_from_row
+from adapter.spool import outbox, schema
+from adapter.spool.retry import backoff_seconds, call_with_quick_retries
+from adapter.spool.states import LineStatus, ParkKind
+from adapter.spool.store import StateStore, utcnow
+from adapter.validate.engine import RuleSet, blocking
+
+logger = logging.getLogger(__name__)
+
+FEE_SOURCE = "his.fee_lines"
+FEE_INFNO = "2301"
+_line = schema.fee_line
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did; also what ``run --once`` and ``demo`` print."""
+
+    extracted: int = 0
+    duplicates_skipped: int = 0
+    malformed: int = 0
+    unmapped: int = 0
+    invalid: int = 0
+    ready: int = 0
+    messages_built: int = 0
+    messages_acked: int = 0
+    lines_acked: int = 0
+    transient_failures: int = 0
+    messages_rejected: int = 0
+    lines_rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def parked(self) -> int:
+        return self.malformed + self.unmapped + self.invalid + self.lines_rejected
+
+    @property
+    def clean(self) -> bool:
+        return not (self.parked or self.transient_failures or self.errors)
+
+    def add(self, other: CycleReport) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(other, name)
+            if isinstance(value, list):
+                getattr(self, name).extend(value)
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
+
+class Pipeline:
+    """The stages, in order, over one state store, HIS source and centre client."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: StateStore,
+        source: SqlSource,
+        client: CentreClient,
+        region: RegionProfile,
+        rules: RuleSet,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.source = source
+        self.client = client
+        self.region = region
+        self.rules = rules
+        self.mappings = MappingStore(store)
+        self.stop_event = stop_event or threading.Event()
+
+    def run_cycle(self) -> CycleReport:
+        report = CycleReport()
+        self.extract(report)
+        self.map_and_validate(report)
+        self.build_messages(report)
+        self.send_due(report)
+        return report
+
+    # -- extract -------------------------------------------------------------------------
+    def extract(self, report: CycleReport) -> None:
+        """Read new HIS rows; lines and the watermark are committed in one transaction."""
+        batch = self.settings.schedule.batch_size
+        column = self.source.watermark_column
+        while not self.stop_event.is_set():
+            watermark = self.watermark()
+            rows = self.source.read_after(watermark, batch)
+            if not rows:
+                return
+            now = utcnow()
+            records = [self._ledger_row(row, str(row[column]), now, report) for row in rows]
+            with self.store.begin() as conn:
+                added = self.store.insert_ignoring_duplicates(conn, _line, records)
+                self._save_watermark(conn, str(rows[-1][column]))
+            report.extracted += added
+            report.duplicates_skipped += len(records) - added
+            if len(rows) < batch:
+                return
+
+    def watermark(self) -> str:
+        with self.store.begin() as conn:
+            value = conn.execute(
+                select(schema.watermark.c.value).where(schema.watermark.c.source == FEE_SOURCE)
+            ).scalar()
+        return value if value is not None else "0"
+
+    def _save_watermark(self, conn: Any, value: str) -> None:
+        table = schema.watermark
+        changed = conn.execute(
+            update(table).where(table.c.source == FEE_SOURCE).values(value=value, updated_at=utcnow())
+        ).rowcount
+        if not changed:
+            conn.execute(insert(table).values(source=FEE_SOURCE, value=value, updated_at=utcnow()))
+
+    @staticmethod
+    def _ledger_row(row: dict[str, Any], key: str, now: Any, report: CycleReport) -> dict[str, Any]:
+        raw = json.dumps(row, ensure_ascii=False, default=str)
+        base = {
+            "source_key": key,
+            "mdtrt_id": _clean(row.get("mdtrt_id")),
+            "feedetl_sn": _clean(row.get("feedetl_sn")),
+            "his_item_code": _clean(row.get("his_item_code")),
+            "raw": raw,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            fee_line_from_row(row, source_key=key)
+        except MalformedRow as exc:
+            report.malformed += 1
+            return {
+                **base,
+                "status": LineStatus.PARKED.value,
+                "park_kind": ParkKind.MALFORMED.value,
+                "park_reason": f"malformed HIS row {key}: {exc}",
+            }
+        return {**base, "status": LineStatus.NEW.value, "park_kind": None, "park_reason": None}
+
+    # -- map and validate ----------------------------------------------------------------
+    def map_and_validate(self, report: CycleReport) -> None:
+        """New lines, and lines parked for a missing mapping, are mapped and checked."""
+        with self.store.begin() as conn:
+            tables = self.mappings.load(conn)
+            rows = conn.execute(
+                select(_line.c.id, _line.c.source_key, _line.c.raw)
+                .where(
+                    or_(
+                        _line.c.status == LineStatus.NEW.value,
+                        and_(
+                            _line.c.status == LineStatus.PARKED.value,
+                            _line.c.park_kind == ParkKind.UNMAPPED.value,
+                        ),
+                    )
+                )
+                .order_by(_line.c.id)
+            ).all()
+        if not rows:
+            return
+        now = utcnow()
+        updates: list[dict[str, Any]] = []
+        for row in rows:
+            line = fee_line_from_row(json.loads(row.raw), source_key=row.source_key)
+            mapped, missing = map_line(line, tables)
+            if mapped is None:
+                report.unmapped += 1
+                updates.append(_park(row.id, ParkKind.UNMAPPED, unmapped_reason(missing), now))
+                continue
+            problems = blocking(self.rules.check(mapped))
+            if problems:
+                report.invalid += 1
+                reason = "; ".join(f"[{p.rule_id}] {p.message}" for p in problems)
+                updates.append(_park(row.id, ParkKind.INVALID, reason, now))
+                continue
+            report.ready += 1
+            updates.append(
+                {
+                    "b_id": row.id,
+                    "status": LineStatus.READY.value,
+                    "park_kind": None,
+                    "park_reason": None,
+                    "mapped": json.dumps(mapped.to_json(), ensure_ascii=False),
+                    "updated_at": now,
+                }
+            )
+        self._hold_refunds_of_parked_originals(updates, rows)
+        # executemany needs one statement per set of columns: parked rows carry no "mapped".
+        by_columns: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
+        for item in updates:
+            by_columns[frozenset(item)].append(item)
+        with self.store.begin() as conn:
+            for columns, chunk in by_columns.items():
+                values = {name: bindparam(name) for name in columns if name != "b_id"}
+                stmt = update(_line).where(_line.c.id == bindparam("b_id")).values(**values)
+                conn.execute(stmt, chunk)
+
+    def _hold_refunds_of_parked_originals(self, updates: list[dict[str, Any]], rows: Any) -> None:
+        """A refund must not reach the centre while its original line is held back here."""
+        parked_now = {u["b_id"] for u in updates if u["status"] == LineStatus.PARKED.value}
+        raw_by_id = {row.id: json.loads(row.raw) for row in rows}
+        keys_parked_now = {
+            (str(raw_by_id[i].get("mdtrt_id")), str(raw_by_id[i].get("feedetl_sn"))) for i in parked_now
+        }
+        with self.store.begin() as conn:
+            for item in updates:
+                if item["status"] != LineStatus.READY.value:
+                    continue
+                raw = raw_by_id[item["b_id"]]
+                original = _clean(raw.get("init_feedetl_sn"))
+                if not original:
+                    continue
+                key = (_clean(raw.get("mdtrt_id")), original)
+                held = key in keys_parked_now or conn.execute(
+                    select(_line.c.id).where(
+                        _line.c.mdtrt_id == key[0],
+                        _line.c.feedetl_sn == key[1],
+                        _line.c.status == LineStatus.PARKED.value,
+                    )
+                ).first()
+                if held:
+                    item.update(
+                        status=LineStatus.PARKED.value,
+                        park_kind=ParkKind.INVALID.value,
+                        park_reason=(
+                            f"refund of line {original}, which is parked; resolve that line first"
+                        ),
+                    )
+                    item.pop("mapped", None)
+
+    # -- build messages ------------------------------------------------------------------
+    def build_messages(self, report: CycleReport) -> None:
+        """Group ready lines per visit, up to lines_per_message, and spool each message."""
+        per_message = self.settings.centre.lines_per_message
+        with self.store.begin() as conn:
+            rows = conn.execute(
+                select(_line.c.id, _line.c.mdtrt_id, _line.c.mapped)
+                .where(_line.c.status == LineStatus.READY.value)
+                .order_by(_line.c.mdtrt_id, _line.c.id)
+            ).all()
+        by_visit: dict[str, list[tuple[int, MappedFeeLine]]] = defaultdict(list)
+        for row in rows:
+            by_visit[row.mdtrt_id].append((row.id, MappedFeeLine.from_json(json.loads(row.mapped))))
+        for mdtrt_id, items in by_visit.items():
+            for start in range(0, len(items), per_message):
+                chunk = items[start : start + per_message]
+                lines = [mapped for _, mapped in chunk]
+                payload = self.region.dialect.fee_detail_input(lines)
+                with self.store.begin() as conn:
+                    outbox.spool_message(
+                        conn,
+                        infno=FEE_INFNO,
+                        group_key=f"visit:{mdtrt_id}",
+                        payload=payload,
+                        line_ids=[line_id for line_id, _ in chunk],
+                        insuplc_admdvs=lines[0].line.insuplc_admdvs or None,
+                    )
+                report.messages_built += 1
+
+    # -- send ----------------------------------------------------------------------------
+    def send_due(self, report: CycleReport) -> None:
+        """Send every due message; transient failures get a stored next-attempt time."""
+        schedule = self.settings.schedule
+        lease = timedelta(seconds=self.settings.centre.timeout_seconds * (schedule.in_process_attempts + 2))
+        while not self.stop_event.is_set():
+            due = outbox.claim_due(self.store, limit=10, lease=lease)
+            if not due:
+                return
+            for index, message in enumerate(due):
+                if self.stop_event.is_set():
+                    # Hand back what this worker claimed but will not send now.
+                    for rest in due[index:]:
+                        outbox.mark_retry(self.store, rest.id, "not sent: adapter stopping", 0)
+                    return
+                self._send_one(message, report)
+
+    def _send_one(self, message: outbox.SpooledMessage, report: CycleReport) -> None:
+        schedule = self.settings.schedule
+        failures = 0
+
+        def attempt() -> Any:
+            nonlocal failures
+            try:
+                return self.client.call(
+                    message.infno,
+                    message.payload,
+                    message_id=message.id,
+                    insuplc_admdvs=message.insuplc_admdvs,
+                )
+            except TransientDeliveryError:
+                failures += 1
+                raise
+
+        try:
+            _msgid, reply = call_with_quick_retries(
+                attempt, schedule.in_process_attempts, schedule.in_process_wait_seconds, self.stop_event
+            )
+        except TransientDeliveryError as exc:
+            report.transient_failures += failures
+            delay = backoff_seconds(
+                message.attempts + 1, schedule.retry_base_seconds, schedule.retry_cap_seconds
+            )
+            next_at = outbox.mark_retry(self.store, message.id, str(exc), delay)
+            logger.warning(
+                "message %d not delivered (%s); next attempt at %s UTC",
+                message.id, exc, next_at.strftime("%H:%M:%S"),
+                extra={"action": "send_retry_wait", "message_id": message.id},
+            )
+            return
+        except BusinessRejection as exc:
+            report.transient_failures += failures
+            parked, requeued = outbox.park_rejected(self.store, message.id, exc.err_msg)
+            report.messages_rejected += 1
+            report.lines_rejected += parked
+            logger.warning(
+                "message %d rejected by the centre: %s (%d line(s) parked, %d requeued)",
+                message.id, exc.err_msg, parked, requeued,
+                extra={"action": "send_rejected", "message_id": message.id},
+            )
+            if requeued:
+                self.build_messages(report)
+            return
+        report.transient_failures += failures
+        report.messages_acked += 1
+        report.lines_acked += outbox.mark_acked(self.store, message.id, reply.inf_refmsgid)
+
+
+def map_line(
+    line: FeeLine, tables: dict[MappingKind, dict[str, MappingRow]]
+) -> tuple[MappedFeeLine | None, list[tuple[MappingKind, str]]]:
+    """Apply the mapping tables; returns the mapped line or the codes that have no mapping."""
+    item = tables[MappingKind.ITEM].get(line.his_item_code)
+    dept = tables[MappingKind.DEPT].get(line.his_dept_code)
+    doctor = tables[MappingKind.DOCTOR].get(line.his_doctor_code)
+    missing = [
+        (kind, code)
+        for kind, code, found in (
+            (MappingKind.ITEM, line.his_item_code, item),
+            (MappingKind.DEPT, line.his_dept_code, dept),
+            (MappingKind.DOCTOR, line.his_doctor_code, doctor),
+        )
+        if found is None
+    ]
+    if missing or item is None or dept is None or doctor is None:
+        return None, missing
+    return (
+        MappedFeeLine(
+            line=line,
+            med_list_codg=item.national_code,
+            bilg_dept_codg=dept.national_code,
+            bilg_dr_codg=doctor.national_code,
+            hilist_name=item.national_name,
+        ),
+        [],
+    )
+
+
+def _park(line_id: int, kind: ParkKind, reason: str, now: Any) -> dict[str, Any]:
+    return {
+        "b_id": line_id,
+        "status": LineStatus.PARKED.value,
+        "park_kind": kind.value,
+        "park_reason": reason,
+        "updated_at": now,
+    }
+
+
+def _clean(value: Any) -> str:
+    return "" if value is None else str(value).strip()

@@ -1,0 +1,76 @@
+"""What plugins contribute: region profiles, their dialects, and gateway signers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from adapter.records import MappedFeeLine
+
+UrlStyle = Literal["single", "per_path", "base_infno"]
+
+#: The national single endpoint (reference §2.1 a).
+SINGLE_ENDPOINT = "/fsi/api/rsfComIfsService/callService"
+
+
+class Dialect(Protocol):
+    """How a region words the business payloads (the ``input`` of each transaction)."""
+
+    def sign_in_input(self, opter: str, mac: str, ip: str) -> dict[str, Any]:
+        """The ``input`` of 9001."""
+        ...
+
+    def sign_no_from_output(self, output: Mapping[str, Any]) -> str:
+        """Read sign_no out of a 9001 ``output``."""
+        ...
+
+    def fee_detail_input(self, lines: Sequence[MappedFeeLine]) -> dict[str, Any]:
+        """The ``input`` of 2301 for lines of one visit."""
+        ...
+
+
+class Signer(Protocol):
+    """Computes the gateway's HTTP headers for one request body."""
+
+    def headers(self, body: bytes, infno: str) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True)
+class SignerSpec:
+    """A gateway scheme: its name, the credentials it needs, and how to make a signer."""
+
+    name: str
+    description: str
+    credentials: tuple[str, ...]
+    factory: Callable[[Mapping[str, str]], Signer]
+
+
+@dataclass(frozen=True)
+class RegionProfile:
+    """Everything that differs between regions, stated as data plus a dialect."""
+
+    name: str
+    description: str
+    dialect: Dialect
+    gateway: str = "tif"
+    url_style: UrlStyle = "single"
+    infver: str = "V1.0"
+    recer_sys_code: str = "YBXT"
+    paths: Mapping[str, str] = field(default_factory=dict)
+    single_path: str = SINGLE_ENDPOINT
+    content_type: str = "application/json;charset=utf-8"
+    #: header fields some regions add to every envelope (e.g. enc_type)
+    extra_envelope: Mapping[str, str] = field(default_factory=dict)
+
+    def url_for(self, base_url: str, infno: str) -> str:
+        """The URL a transaction is posted to under this region's URL style."""
+        base = base_url.rstrip("/")
+        if self.url_style == "single":
+            return base + self.single_path
+        if self.url_style == "base_infno":
+            return f"{base}/{infno}"
+        try:
+            return base + self.paths[infno]
+        except KeyError:
+            raise KeyError(f"region {self.name} has no path for transaction {infno}") from None

@@ -1,0 +1,51 @@
+"""All hook specifications. Hooks are called with keyword arguments only.
+
+Contribution hooks hand the plugin a ``register`` callable; a plugin calls it once per thing
+it contributes. Hooks only ever gain arguments (impls may accept fewer), so plugins written
+against an older core keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+from adapter.plugin import NAME
+
+if TYPE_CHECKING:
+    from adapter.plugin.api import RegionProfile, SignerSpec
+    from adapter.validate.engine import Rule
+
+_spec = pluggy.HookspecMarker(NAME)
+
+
+@_spec
+def adapter_register_regions(register: Callable[[RegionProfile], None]) -> None:
+    """Contribute region profiles: endpoints, URL style, gateway scheme, dialect.
+
+    :param register: call with each :class:`~adapter.plugin.api.RegionProfile`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def adapter_register_signers(register: Callable[[SignerSpec], None]) -> None:
+    """Contribute gateway signing schemes (TIF, CSB, ...), selected by name in a region.
+
+    :param register: call with each :class:`~adapter.plugin.api.SignerSpec`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def adapter_register_rules(register: Callable[[Rule], None]) -> None:
+    """Contribute validation rules that every outgoing fee line is checked against.
+
+    :param register: call with each :class:`~adapter.validate.engine.Rule`.
+
+    .. versionadded:: 0.1
+    """

@@ -1,0 +1,160 @@
+"""Canonical record types that flow between the stages.
+
+A stage takes plain records in and hands plain records on. HIS rows become :class:`FeeLine`
+(hospital codes), mapping turns them into :class:`MappedFeeLine` (national codes) and the
+region dialect turns those into the centre's field names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+_DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f")
+
+
+class MalformedRow(ValueError):
+    """A HIS row cannot be read as a record; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class FeeLine:
+    """One inpatient fee-detail line as the HIS knows it (hospital codes)."""
+
+    source_key: str
+    mdtrt_id: str
+    psn_no: str
+    feedetl_sn: str
+    fee_ocur_time: datetime
+    his_item_code: str
+    his_item_name: str
+    cnt: Decimal
+    pric: Decimal
+    det_item_fee_sumamt: Decimal
+    his_dept_code: str
+    his_dept_name: str
+    his_doctor_code: str
+    his_doctor_name: str
+    med_type: str = "21"
+    init_feedetl_sn: str = ""
+    drord_no: str = ""
+    insuplc_admdvs: str = ""
+
+    @property
+    def is_refund(self) -> bool:
+        return self.cnt < 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-safe form for the state store (amounts as strings, exact)."""
+        data = dataclasses.asdict(self)
+        for key, value in data.items():
+            if isinstance(value, Decimal):
+                data[key] = str(value)
+            elif isinstance(value, datetime):
+                data[key] = value.strftime("%Y-%m-%d %H:%M:%S")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FeeLine:
+        return fee_line_from_row(data, source_key=data["source_key"])
+
+
+@dataclass(frozen=True)
+class MappedFeeLine:
+    """A fee line with its national codes (目录对照 applied)."""
+
+    line: FeeLine
+    med_list_codg: str
+    bilg_dept_codg: str
+    bilg_dr_codg: str
+    hilist_name: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "line": self.line.to_json(),
+            "med_list_codg": self.med_list_codg,
+            "bilg_dept_codg": self.bilg_dept_codg,
+            "bilg_dr_codg": self.bilg_dr_codg,
+            "hilist_name": self.hilist_name,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MappedFeeLine:
+        return cls(
+            line=FeeLine.from_json(data["line"]),
+            med_list_codg=data["med_list_codg"],
+            bilg_dept_codg=data["bilg_dept_codg"],
+            bilg_dr_codg=data["bilg_dr_codg"],
+            hilist_name=data.get("hilist_name", ""),
+        )
+
+
+_REQUIRED_TEXT = (
+    "mdtrt_id",
+    "psn_no",
+    "feedetl_sn",
+    "his_item_code",
+    "his_dept_code",
+    "his_doctor_code",
+)
+
+
+def fee_line_from_row(row: dict[str, Any], source_key: str) -> FeeLine:
+    """Build a :class:`FeeLine` from a HIS row; :class:`MalformedRow` names the bad field."""
+    text = {key: _text(row.get(key)) for key in FeeLine.__dataclass_fields__}
+    missing = [key for key in _REQUIRED_TEXT if not text[key]]
+    if missing:
+        raise MalformedRow(f"HIS row has no value for {', '.join(missing)}")
+    return FeeLine(
+        source_key=source_key,
+        mdtrt_id=text["mdtrt_id"],
+        psn_no=text["psn_no"],
+        feedetl_sn=text["feedetl_sn"],
+        fee_ocur_time=_datetime(row.get("fee_ocur_time"), "fee_ocur_time"),
+        his_item_code=text["his_item_code"],
+        his_item_name=text["his_item_name"],
+        cnt=_decimal(row.get("cnt"), "cnt"),
+        pric=_decimal(row.get("pric"), "pric"),
+        det_item_fee_sumamt=_decimal(row.get("det_item_fee_sumamt"), "det_item_fee_sumamt"),
+        his_dept_code=text["his_dept_code"],
+        his_dept_name=text["his_dept_name"],
+        his_doctor_code=text["his_doctor_code"],
+        his_doctor_name=text["his_doctor_name"],
+        med_type=text["med_type"] or "21",
+        init_feedetl_sn=text["init_feedetl_sn"],
+        drord_no=text["drord_no"],
+        insuplc_admdvs=text["insuplc_admdvs"],
+    )
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _decimal(value: Any, field: str) -> Decimal:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise MalformedRow(f"HIS row has no value for {field}")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise MalformedRow(f"{field} {value!r} is not a number") from exc
+    if not number.is_finite():
+        raise MalformedRow(f"{field} {value!r} is not a finite number")
+    return number
+
+
+def _datetime(value: Any, field: str) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(microsecond=0, tzinfo=None)
+    text = _text(value)
+    if not text:
+        raise MalformedRow(f"HIS row has no value for {field}")
+    for fmt in _DATETIME_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).replace(microsecond=0)
+        except ValueError:
+            continue
+    raise MalformedRow(f"{field} {text!r} is not a date-time (expected yyyy-MM-dd HH:mm:ss)")

@@ -1,0 +1,271 @@
+"""The outbox: create, claim and settle spooled messages.
+
+Messages of one group (one visit) leave strictly in order: a message is due only when no
+earlier message of its group is still unsent, so a refund never overtakes its original line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy.orm import aliased
+
+from adapter import jsonio
+from adapter.spool import schema
+from adapter.spool.states import UNSENT_MESSAGE_STATES, LineStatus, MessageStatus, ParkKind
+from adapter.spool.store import StateStore, utcnow
+
+logger = logging.getLogger(__name__)
+
+_message = schema.message
+_line = schema.fee_line
+
+
+@dataclass(frozen=True)
+class SpooledMessage:
+    id: int
+    infno: str
+    group_key: str
+    insuplc_admdvs: str | None
+    payload: dict[str, Any]
+    attempts: int
+
+
+def spool_message(
+    conn: Any,
+    *,
+    infno: str,
+    group_key: str,
+    payload: dict[str, Any],
+    line_ids: Sequence[int],
+    insuplc_admdvs: str | None = None,
+) -> int:
+    """Commit a message and tie its lines to it (inside the caller's transaction)."""
+    now = utcnow()
+    message_id = conn.execute(
+        insert(_message)
+        .values(
+            infno=infno,
+            status=MessageStatus.PENDING.value,
+            group_key=group_key,
+            insuplc_admdvs=insuplc_admdvs,
+            payload=jsonio.dumps(payload),
+            line_count=len(line_ids),
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        .returning(_message.c.id)
+    ).scalar_one()
+    conn.execute(
+        update(_line)
+        .where(_line.c.id.in_(list(line_ids)))
+        .values(status=LineStatus.QUEUED.value, message_id=message_id, updated_at=now)
+    )
+    return int(message_id)
+
+
+def claim_due(store: StateStore, limit: int, lease: timedelta) -> list[SpooledMessage]:
+    """Mark up to ``limit`` due messages in flight and return them (oldest first)."""
+    now = utcnow()
+    earlier = aliased(_message)
+    blocked_by_earlier = exists().where(
+        and_(
+            earlier.c.group_key == _message.c.group_key,
+            earlier.c.id < _message.c.id,
+            earlier.c.status.in_([s.value for s in UNSENT_MESSAGE_STATES]),
+        )
+    )
+    query = (
+        select(_message)
+        .where(_message.c.status.in_([MessageStatus.PENDING.value, MessageStatus.RETRY_WAIT.value]))
+        .where(or_(_message.c.next_attempt_at.is_(None), _message.c.next_attempt_at <= now))
+        .where(~blocked_by_earlier)
+        .order_by(_message.c.id)
+        .limit(limit)
+    )
+    if store.supports_skip_locked:
+        query = query.with_for_update(skip_locked=True, of=_message)
+    with store.begin() as conn:
+        rows = conn.execute(query).all()
+        if not rows:
+            return []
+        conn.execute(
+            update(_message)
+            .where(_message.c.id.in_([row.id for row in rows]))
+            .values(status=MessageStatus.IN_FLIGHT.value, lease_until=now + lease)
+        )
+    return [
+        SpooledMessage(
+            row.id, row.infno, row.group_key, row.insuplc_admdvs, jsonio.loads(row.payload), row.attempts
+        )
+        for row in rows
+    ]
+
+
+def mark_acked(store: StateStore, message_id: int, inf_refmsgid: str) -> int:
+    """The centre accepted the message: it and its lines are done. Returns lines acked."""
+    now = utcnow()
+    with store.begin() as conn:
+        conn.execute(
+            update(_message)
+            .where(_message.c.id == message_id)
+            .values(
+                status=MessageStatus.ACKED.value,
+                acked_at=now,
+                inf_refmsgid=inf_refmsgid,
+                attempts=_message.c.attempts + 1,
+                last_error=None,
+                lease_until=None,
+            )
+        )
+        result = conn.execute(
+            update(_line)
+            .where(_line.c.message_id == message_id)
+            .values(status=LineStatus.SENT.value, updated_at=now)
+        )
+        return int(result.rowcount or 0)
+
+
+def mark_retry(store: StateStore, message_id: int, error: str, delay_seconds: float) -> datetime:
+    """A transient failure: store the error and when to try again (survives a restart)."""
+    next_at = utcnow() + timedelta(seconds=delay_seconds)
+    with store.begin() as conn:
+        conn.execute(
+            update(_message)
+            .where(_message.c.id == message_id)
+            .values(
+                status=MessageStatus.RETRY_WAIT.value,
+                attempts=_message.c.attempts + 1,
+                last_error=error,
+                next_attempt_at=next_at,
+                lease_until=None,
+            )
+        )
+    return next_at
+
+
+def park_rejected(store: StateStore, message_id: int, err_msg: str) -> tuple[int, int]:
+    """A business rejection: park what the centre blamed, requeue the rest.
+
+    The centre refuses a message as a whole, so none of its lines were taken. When err_msg
+    names some of the lines (by feedetl_sn or national code) only those are parked and the
+    others go back to READY for a new message; otherwise every line is parked. Returns
+    (lines parked, lines requeued).
+    """
+    now = utcnow()
+    reason = f"centre rejected the upload: {err_msg}"
+    with store.begin() as conn:
+        lines = conn.execute(
+            select(_line.c.id, _line.c.feedetl_sn, _line.c.mapped, _line.c.raw).where(
+                _line.c.message_id == message_id
+            )
+        ).all()
+        blamed = [row.id for row in lines if _is_blamed(row, err_msg)]
+        if not blamed or len(blamed) == len(lines):
+            blamed = [row.id for row in lines]
+        # A refund of a blamed line would only be refused next ("original not found").
+        blamed_sns = {row.feedetl_sn for row in lines if row.id in set(blamed)}
+        blamed += [
+            row.id for row in lines if row.id not in set(blamed) and _refunds(row) in blamed_sns
+        ]
+        innocent = [row.id for row in lines if row.id not in set(blamed)]
+        conn.execute(
+            update(_line)
+            .where(_line.c.id.in_(blamed))
+            .values(
+                status=LineStatus.PARKED.value,
+                park_kind=ParkKind.REJECTED.value,
+                park_reason=reason,
+                updated_at=now,
+            )
+        )
+        if innocent:
+            conn.execute(
+                update(_line)
+                .where(_line.c.id.in_(innocent))
+                .values(status=LineStatus.READY.value, message_id=None, updated_at=now)
+            )
+        note = f" ({len(innocent)} line(s) not named were requeued)" if innocent else ""
+        conn.execute(
+            update(_message)
+            .where(_message.c.id == message_id)
+            .values(
+                status=MessageStatus.PARKED.value,
+                attempts=_message.c.attempts + 1,
+                last_error=err_msg + note,
+                lease_until=None,
+            )
+        )
+    return len(blamed), len(innocent)
+
+
+def _is_blamed(row: Any, err_msg: str) -> bool:
+    if row.feedetl_sn and row.feedetl_sn in err_msg:
+        return True
+    mapped = json.loads(row.mapped) if row.mapped else {}
+    code = mapped.get("med_list_codg")
+    return bool(code) and code in err_msg
+
+
+def _refunds(row: Any) -> str | None:
+    original = json.loads(row.raw).get("init_feedetl_sn")
+    return str(original) if original else None
+
+
+def recover_in_flight(store: StateStore) -> int:
+    """At start: messages a crash left in flight are due again now. Returns how many."""
+    with store.begin() as conn:
+        result = conn.execute(
+            update(_message)
+            .where(_message.c.status == MessageStatus.IN_FLIGHT.value)
+            .values(
+                status=MessageStatus.RETRY_WAIT.value,
+                next_attempt_at=utcnow(),
+                last_error="recovered after an interrupted send; outcome of the last attempt unknown",
+                lease_until=None,
+            )
+        )
+    count = int(result.rowcount or 0)
+    if count:
+        logger.warning(
+            "recovered %d message(s) left in flight", count, extra={"action": "recover_in_flight"}
+        )
+    return count
+
+
+def next_due_at(store: StateStore) -> datetime | None:
+    """When the earliest waiting message is due (None if nothing waits)."""
+    with store.begin() as conn:
+        return conn.execute(
+            select(func.min(_message.c.next_attempt_at)).where(
+                _message.c.status.in_([MessageStatus.PENDING.value, MessageStatus.RETRY_WAIT.value])
+            )
+        ).scalar()
+
+
+def requeue_parked(store: StateStore, message_id: int | None = None) -> int:
+    """Put centre-rejected lines back to READY (after the cause was fixed). Returns lines."""
+    now = utcnow()
+    query = update(_line).where(_line.c.status == LineStatus.PARKED.value).where(
+        _line.c.park_kind == ParkKind.REJECTED.value
+    )
+    if message_id is not None:
+        query = query.where(_line.c.message_id == message_id)
+    with store.begin() as conn:
+        result = conn.execute(
+            query.values(
+                status=LineStatus.READY.value,
+                park_kind=None,
+                park_reason=None,
+                message_id=None,
+                updated_at=now,
+            )
+        )
+    return int(result.rowcount or 0)

@@ -1,0 +1,52 @@
+"""Retry policy: short in-process retries (tenacity) and the persisted long backoff."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import TypeVar
+
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_any,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
+
+from adapter.errors import TransientDeliveryError
+
+T = TypeVar("T")
+
+
+def backoff_seconds(
+    attempts: int, base: float, cap: float, rng: Callable[[], float] = random.random
+) -> float:
+    """Capped exponential backoff with jitter for the ``attempts``-th failure (1-based).
+
+    Half the delay is fixed and half random ("equal jitter"): retries from many messages
+    spread out, yet none comes back sooner than half the nominal delay.
+    """
+    nominal = min(cap, base * (2 ** max(0, attempts - 1)))
+    return nominal / 2 + rng() * nominal / 2
+
+
+def call_with_quick_retries(
+    func: Callable[[], T], attempts: int, wait_seconds: float, stop_event: object | None = None
+) -> T:
+    """Run ``func``, retrying transient failures a few times within seconds.
+
+    Only :class:`TransientDeliveryError` is retried; the last one is re-raised so the caller
+    can store the long backoff in the spool. A set ``stop_event`` ends the retries at once.
+    """
+    stop = stop_after_attempt(attempts)
+    if stop_event is not None:
+        stop = stop_any(stop, stop_when_event_set(stop_event))  # type: ignore[arg-type]
+    retrying = Retrying(
+        retry=retry_if_exception_type(TransientDeliveryError),
+        stop=stop,
+        wait=wait_exponential_jitter(initial=wait_seconds, max=max(wait_seconds * 4, 0.001), jitter=wait_seconds),
+        reraise=True,
+    )
+    return retrying(func)

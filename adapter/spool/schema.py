@@ -1,0 +1,116 @@
+"""Tables of the state database: one file (or one PostgreSQL schema) holds everything."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+#: Extraction progress per source; advanced in the same transaction that stores the lines.
+watermark = Table(
+    "watermark",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("value", String(64), nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+#: Every HIS line ever extracted, keyed by its business key so nothing is taken twice.
+fee_line = Table(
+    "fee_line",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source_key", String(64), nullable=False, unique=True),
+    Column("mdtrt_id", String(30)),
+    Column("feedetl_sn", String(30)),
+    Column("his_item_code", String(150)),
+    Column("status", String(16), nullable=False),
+    Column("park_kind", String(16)),
+    Column("park_reason", Text),
+    Column("raw", Text, nullable=False),
+    Column("mapped", Text),
+    Column("message_id", Integer, ForeignKey("message.id")),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("mdtrt_id", "feedetl_sn", name="uq_fee_line_business_key"),
+)
+Index("ix_fee_line_status", fee_line.c.status, fee_line.c.park_kind)
+
+#: 目录对照: hospital code -> national code, per kind (item, dept, doctor).
+mapping = Table(
+    "mapping",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("his_code", String(150), primary_key=True),
+    Column("national_code", String(50), nullable=False),
+    Column("national_name", String(200), nullable=False, default=""),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+#: The outbox. The business payload is fixed at creation; envelopes are built per attempt.
+message = Table(
+    "message",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("infno", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    #: messages with the same key (a visit) are sent strictly in id order
+    Column("group_key", String(64), nullable=False),
+    Column("insuplc_admdvs", String(6)),
+    Column("payload", Text, nullable=False),
+    Column("line_count", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime),
+    Column("lease_until", DateTime),
+    Column("last_msgid", String(30)),
+    Column("last_error", Text),
+    Column("inf_refmsgid", String(30)),
+    Column("created_at", DateTime, nullable=False),
+    Column("acked_at", DateTime),
+)
+Index("ix_message_due", message.c.status, message.c.next_attempt_at)
+Index("ix_message_group", message.c.group_key, message.c.id)
+
+#: One row per send attempt, committed before the request leaves: msgid is never reused.
+attempt = Table(
+    "attempt",
+    metadata,
+    Column("msgid", String(30), primary_key=True),
+    Column("message_id", Integer, ForeignKey("message.id")),
+    Column("infno", String(8), nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("outcome", String(16)),
+    Column("http_status", Integer),
+    Column("infcode", String(8)),
+    Column("err_msg", Text),
+)
+
+#: Per-institution msgid sequence: the last second used and the counter within it.
+msgid_counter = Table(
+    "msgid_counter",
+    metadata,
+    Column("fixmedins_code", String(30), primary_key=True),
+    Column("stamp", String(14), nullable=False),
+    Column("seq", Integer, nullable=False),
+)
+
+#: The cached 9001 sign-in per institution.
+session = Table(
+    "session",
+    metadata,
+    Column("fixmedins_code", String(30), primary_key=True),
+    Column("sign_no", String(30), nullable=False),
+    Column("signed_at", DateTime, nullable=False),
+)

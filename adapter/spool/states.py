@@ -1,0 +1,52 @@
+"""States of spooled messages and of the fee lines they carry."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class MessageStatus(StrEnum):
+    """Where an outgoing message stands. Every message is stored before its first send."""
+
+    #: built and committed, never sent yet
+    PENDING = "pending"
+    #: claimed by a worker and being sent now (a crash leaves it here until recovery)
+    IN_FLIGHT = "in_flight"
+    #: the centre answered infcode 0
+    ACKED = "acked"
+    #: the centre refused it (business rejection); kept with err_msg, never retried by itself
+    PARKED = "parked"
+    #: a transient failure; the next attempt time is stored in the row
+    RETRY_WAIT = "retry_wait"
+
+
+class LineStatus(StrEnum):
+    """Where one extracted HIS line stands."""
+
+    #: extracted, not yet mapped and validated
+    NEW = "new"
+    #: mapped and valid, waiting to be put into a message
+    READY = "ready"
+    #: inside a message that has not been acknowledged yet
+    QUEUED = "queued"
+    #: acknowledged by the centre
+    SENT = "sent"
+    #: held back with a reason a person can act on
+    PARKED = "parked"
+
+
+class ParkKind(StrEnum):
+    """Why a line is parked; decides how it can come back."""
+
+    #: the HIS row itself is unreadable (fix it in the HIS)
+    MALFORMED = "malformed"
+    #: a hospital code has no national mapping (import a mapping; retried every cycle)
+    UNMAPPED = "unmapped"
+    #: a validation rule failed (fix the data in the HIS)
+    INVALID = "invalid"
+    #: the centre refused it (read err_msg, fix, resubmit)
+    REJECTED = "rejected"
+
+
+#: Message states that still need work; an item in one of these is "unsent".
+UNSENT_MESSAGE_STATES = (MessageStatus.PENDING, MessageStatus.IN_FLIGHT, MessageStatus.RETRY_WAIT)

@@ -1,0 +1,1 @@
+"""Validate: check records against formats and rules before anything leaves."""

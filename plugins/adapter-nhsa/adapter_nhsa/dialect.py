@@ -1,0 +1,67 @@
+"""How the national interface words its payloads (reference §3.2, §3.7)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from adapter.errors import BusinessRejection
+from adapter.records import MappedFeeLine
+
+_CENT = Decimal("0.01")
+_CNT = Decimal("0.0001")
+_PRIC = Decimal("0.000001")
+
+
+class NhsaDialect:
+    """The national field names; regions that differ subclass this and override a method."""
+
+    #: 医院审批标志: 1 = approved / not a restricted item. Regions read it differently.
+    hosp_appr_flag = "1"
+
+    def sign_in_input(self, opter: str, mac: str, ip: str) -> dict[str, Any]:
+        return {"signIn": {"opter_no": opter, "mac": mac, "ip": ip}}
+
+    def sign_no_from_output(self, output: Mapping[str, Any]) -> str:
+        sign_no = (output.get("signinoutb") or {}).get("sign_no")
+        if not sign_no:
+            raise BusinessRejection("9001 answered without output.signinoutb.sign_no")
+        return str(sign_no)
+
+    def fee_detail_input(self, lines: Sequence[MappedFeeLine]) -> dict[str, Any]:
+        return {"feedetail": [self.fee_detail(mapped) for mapped in lines]}
+
+    def fee_detail(self, mapped: MappedFeeLine) -> dict[str, Any]:
+        """One 2301 feedetail entry, in the spec's field order."""
+        line = mapped.line
+        return {
+            "feedetl_sn": line.feedetl_sn,
+            "init_feedetl_sn": line.init_feedetl_sn,
+            "mdtrt_id": line.mdtrt_id,
+            "drord_no": line.drord_no,
+            "psn_no": line.psn_no,
+            "med_type": line.med_type,
+            "fee_ocur_time": line.fee_ocur_time.strftime("%Y-%m-%d %H:%M:%S"),
+            "med_list_codg": mapped.med_list_codg,
+            "medins_list_codg": line.his_item_code,
+            "det_item_fee_sumamt": line.det_item_fee_sumamt.quantize(_CENT),
+            "cnt": line.cnt.quantize(_CNT),
+            "pric": line.pric.quantize(_PRIC),
+            "bilg_dept_codg": mapped.bilg_dept_codg,
+            "bilg_dept_name": line.his_dept_name,
+            "bilg_dr_codg": mapped.bilg_dr_codg,
+            "bilg_dr_name": line.his_doctor_name,
+            "acord_dept_codg": "",
+            "acord_dept_name": "",
+            "orders_dr_code": "",
+            "orders_dr_name": "",
+            "hosp_appr_flag": self.hosp_appr_flag,
+            "tcmdrug_used_way": "",
+            "etip_flag": "",
+            "etip_hosp_code": "",
+            "dscg_tkdrug_flag": "",
+            "matn_fee_flag": "",
+            "memo": "",
+            "exp_content": "",
+        }
