@@ -12,7 +12,7 @@ from tenacity import (
     stop_after_attempt,
     stop_any,
     stop_when_event_set,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from adapter.errors import TransientDeliveryError
@@ -46,7 +46,7 @@ def call_with_quick_retries(
     retrying = Retrying(
         retry=retry_if_exception_type(TransientDeliveryError),
         stop=stop,
-        wait=wait_exponential_jitter(initial=wait_seconds, max=max(wait_seconds * 4, 0.001), jitter=wait_seconds),
+        wait=wait_random_exponential(multiplier=wait_seconds, max=max(wait_seconds * 4, 0.001)),
         reraise=True,
     )
     return retrying(func)

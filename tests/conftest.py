@@ -1,0 +1,149 @@
+"""Fixtures: a real sample HIS database, a real state store (SQLite file or PostgreSQL), and
+the simulated centre on loopback. Nothing is mocked."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from adapter.app import Adapter, build_adapter
+from adapter.centre.faults import FaultPlan
+from adapter.centre.server import SimulatedCentre
+from adapter.config import Settings, parse_settings
+from adapter.extract.sample_his import SampleHis, generate_sample_his
+from adapter.mapping.store import MappingKind, MappingRow, MappingStore
+
+PAASID = "test_hosp"
+TOKEN = "test-token-not-a-secret"
+PG_ENV = "ADAPTER_TEST_PG_URL"
+
+
+@pytest.fixture(autouse=True)
+def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_TIF_PAASID", PAASID)
+    monkeypatch.setenv("TEST_TIF_TOKEN", TOKEN)
+
+
+def _postgres_database() -> Iterator[str]:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_ENV} is not set; CI must run the PostgreSQL tests")
+        pytest.skip(f"{PG_ENV} not set (run `make test` to start a throwaway PostgreSQL)")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"yibao_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The state store, once as a SQLite file and once as a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+    else:
+        yield from _postgres_database()
+
+
+@pytest.fixture
+def sqlite_state_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'state.db'}"
+
+
+@pytest.fixture
+def sample_his(tmp_path: Path) -> SampleHis:
+    return generate_sample_his(
+        f"sqlite:///{tmp_path / 'his.db'}",
+        visits=8,
+        lines_per_visit=10,
+        seed=11,
+        unmapped_share=0.08,
+        invalid_share=0.05,
+        malformed_share=0.04,
+    )
+
+
+@pytest.fixture
+def centre() -> Iterator[SimulatedCentre]:
+    with SimulatedCentre(tokens={PAASID: TOKEN}) as server:
+        yield server
+
+
+def config_text(
+    *, his_url: str, state_url: str, centre_url: str, extra_centre: str = "", schedule: str = ""
+) -> str:
+    return f"""
+[his]
+url = "{his_url}"
+
+[centre]
+region = "nhsa"
+base_url = "{centre_url}"
+fixmedins_code = "H43111100255"
+fixmedins_name = "测试医院"
+mdtrtarea_admvs = "431199"
+opter = "0001"
+opter_name = "测试"
+timeout_seconds = 0.8
+lines_per_message = 5
+{extra_centre}
+
+[centre.credentials]
+paasid = {{ env = "TEST_TIF_PAASID" }}
+token = {{ env = "TEST_TIF_TOKEN" }}
+
+[state]
+url = "{state_url}"
+
+[schedule]
+retry_base_seconds = 0.05
+retry_cap_seconds = 0.2
+in_process_attempts = 2
+in_process_wait_seconds = 0.01
+{schedule}
+"""
+
+
+@pytest.fixture
+def make_settings() -> Callable[..., Settings]:
+    def make(**kwargs: Any) -> Settings:
+        return parse_settings(config_text(**kwargs))
+
+    return make
+
+
+@pytest.fixture
+def make_adapter(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Adapter]]:
+    made: list[Adapter] = []
+
+    def make(**kwargs: Any) -> Adapter:
+        adapter = build_adapter(make_settings(**kwargs))
+        made.append(adapter)
+        return adapter
+
+    yield make
+    for adapter in made:
+        adapter.close()
+
+
+def import_sample_mapping(adapter: Adapter, his: SampleHis) -> None:
+    MappingStore(adapter.store).upsert(
+        MappingRow(MappingKind(kind), code, national, name) for kind, code, national, name in his.mapping_rows
+    )
+
+
+def set_faults(centre: SimulatedCentre, **kwargs: Any) -> None:
+    centre.faults = FaultPlan(**kwargs)
