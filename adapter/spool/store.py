@@ -86,10 +86,11 @@ class StateStore:
                 except SQLAlchemyError:
                     continue
             return added
-        added = 0
-        for row in rows:
-            added += conn.execute(stmt, row).rowcount or 0
-        return added
+        # RETURNING yields exactly the rows inserted (rowcount is unreliable for executemany
+        # with ON CONFLICT on some drivers); SQLAlchemy batches this into multi-row INSERTs.
+        key = list(table.primary_key.columns)[0]
+        result = conn.execute(stmt.returning(key), list(rows))
+        return len(result.all())
 
     def close(self) -> None:
         self.engine.dispose()
