@@ -52,8 +52,11 @@ def handled(func: F) -> F:
 
 
 def _settings(config_path: Path) -> Settings:
+    """Load the configuration and apply its logging settings (unless -v asked for debug)."""
     settings = load_settings(config_path)
-    if not logging.getLogger().handlers or os.environ.get("ADAPTER_LOG_FROM_CONFIG", "1") == "1":
+    context = click.get_current_context(silent=True)
+    verbose = bool(context and context.find_root().params.get("verbose"))
+    if not verbose:
         configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
     return settings
 
@@ -64,8 +67,6 @@ def _settings(config_path: Path) -> Settings:
 def main(verbose: bool) -> None:
     """yibao-adapter: HIS to medical-insurance centre middleware."""
     configure_logging("DEBUG" if verbose else "WARNING")
-    if verbose:
-        os.environ["ADAPTER_LOG_FROM_CONFIG"] = "0"
 
 
 # -- configuration and plugins -----------------------------------------------------------
