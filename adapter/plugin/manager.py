@@ -22,7 +22,7 @@ import pluggy
 from adapter.errors import UnknownRegionError
 from adapter.plugin import NAME, spec
 from adapter.plugin.api import RegionProfile, SignerSpec
-from adapter.validate.engine import Rule, RuleSet
+from adapter.validate.engine import RuleSet
 
 logger = logging.getLogger(__name__)
 
@@ -168,12 +168,9 @@ class PluginHost:
 
     def rules(self) -> RuleSet:
         rules = RuleSet()
-        self._collect("adapter_register_rules", lambda rule: _register_rule(rules, rule))
+        self._collect("adapter_register_rules", rules.register)
         return rules
 
     def plugins(self) -> list[PluginInfo]:
         return sorted(self._info.values(), key=lambda info: (info.version == "builtin", info.name))
 
-
-def _register_rule(rules: RuleSet, rule: Rule) -> None:
-    rules.register(rule)
