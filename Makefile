@@ -7,10 +7,13 @@ PYTHON ?= python3
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml plugins/adapter-nhsa/pyproject.toml
+# Every bundled region plugin (plugins/adapter-*) is installed, like a third-party one would be.
+PLUGINS := $(wildcard plugins/adapter-*)
+
+$(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]' -e plugins/adapter-nhsa
+	$(VENV)/bin/pip install -q -e '.[test]' $(addprefix -e ,$(PLUGINS))
 	touch $@
 
 demo: setup

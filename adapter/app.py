@@ -72,7 +72,7 @@ def build_adapter(
             f"[centre.credentials]: the {scheme} gateway needs {', '.join(missing)} "
             f"(write e.g. {missing[0]} = {{ env = \"VAR\" }})"
         )
-    signer = spec.factory(settings.centre.resolve_credentials())
+    signer = spec.factory(settings.centre.resolve_credentials(), region.gateway_options)
     store = StateStore(settings.state.url)
     source = SqlSource(settings.his.url, settings.his.fee_query, settings.his.watermark_column)
     transport = HttpTransport(settings.centre.timeout_seconds)
@@ -86,6 +86,7 @@ def build_adapter(
         sign_in_input=region.dialect.sign_in_input(
             settings.centre.opter, settings.centre.mac, settings.centre.ip
         ),
+        opter=settings.centre.opter,
     )
     pipeline = Pipeline(
         settings=settings,

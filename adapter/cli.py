@@ -292,34 +292,42 @@ def spool_retry(message_id: int | None, all_: bool, config_path: Path) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address only.")
 @click.option("--port", default=8765, show_default=True, type=int)
-@click.option("--paasid", default="hosp_test", show_default=True, help="TIF paasid accepted.")
-@click.option("--token-env", default="YIBAO_TIF_TOKEN", show_default=True,
-              help="Environment variable holding the TIF token.")
+@click.option("--region", default="nhsa", show_default=True,
+              help="Region whose gateway scheme, URL style and infver the centre enforces.")
+@click.option("--gateway-id", default="hosp_test", show_default=True,
+              help="Caller id accepted: TIF paasid, CSB access key or Zhejiang x-ca-key.")
+@click.option("--secret-env", default="YIBAO_GATEWAY_SECRET", show_default=True,
+              help="Environment variable holding that caller's secret (TIF token, CSB secret key...).")
 @click.option("--error-rate", default=0.0, type=float, help="Share of requests answered HTTP 503.")
 @click.option("--reset-rate", default=0.0, type=float, help="Share of connections reset.")
 @click.option("--timeout-rate", default=0.0, type=float, help="Share of requests never answered.")
+@click.option("--drop-reply-rate", default=0.0, type=float,
+              help="Share of requests processed and committed, but whose reply is lost.")
 @click.option("--timeout-seconds", default=15.0, type=float, show_default=True)
 @click.option("--latency-ms", default=0, type=int, help="Random extra latency up to this.")
 @click.option("--reject-code", multiple=True, help="National code to reject (repeatable).")
 @click.option("--seed", type=int, default=None, help="Seed for repeatable faults.")
 @handled
-def centre(host: str, port: int, paasid: str, token_env: str, error_rate: float, reset_rate: float,
-           timeout_rate: float, timeout_seconds: float, latency_ms: int, reject_code: tuple[str, ...],
-           seed: int | None) -> None:
-    """Serve the simulated centre (9001, 2301) on loopback, with optional faults."""
+def centre(host: str, port: int, region: str, gateway_id: str, secret_env: str, error_rate: float,
+           reset_rate: float, timeout_rate: float, drop_reply_rate: float, timeout_seconds: float,
+           latency_ms: int, reject_code: tuple[str, ...], seed: int | None) -> None:
+    """Serve the simulated centre on loopback, as the given region's gateway, with optional faults."""
     from adapter.centre.faults import FaultPlan
     from adapter.centre.server import SimulatedCentre
 
-    token = os.environ.get(token_env)
-    if not token:
-        raise AdapterError(f"set the TIF token in ${token_env} (the adapter's [centre.credentials] token)")
+    secret = os.environ.get(secret_env)
+    if not secret:
+        raise AdapterError(f"set the gateway secret in ${secret_env} (the adapter's [centre.credentials])")
+    profile = PluginHost.load().region(region)
     try:
         faults = FaultPlan(error_rate, reset_rate, timeout_rate, timeout_seconds, latency_ms,
-                           frozenset(reject_code), seed)
-        server = SimulatedCentre(host=host, port=port, tokens={paasid: token}, faults=faults)
+                           frozenset(reject_code), seed, drop_reply_rate=drop_reply_rate)
+        server = SimulatedCentre(host=host, port=port, gateway=profile.gateway,
+                                 secrets={gateway_id: secret}, region=profile, faults=faults)
     except (ValueError, OSError) as exc:
         raise AdapterError(f"cannot start the simulated centre: {exc}") from exc
-    click.echo(f"simulated centre on {server.url} (paasid {paasid}); totals at {server.url}/sim/totals")
+    click.echo(f"simulated {region} centre on {server.url} ({profile.gateway} gateway, caller "
+               f"{gateway_id}); totals at {server.url}/sim/totals")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

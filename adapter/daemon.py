@@ -14,7 +14,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 
 from adapter.app import Adapter
@@ -95,18 +95,27 @@ class Daemon:
                     now = utcnow()
                     if now >= next_cycle:
                         break
-                    due = outbox.next_due_at(self.adapter.store)
+                    due = self._next_send_at()
                     wake = min(next_cycle, due) if due and due > now else next_cycle
                     if due is not None and due <= now:
                         total.add(self._send_only())
                         # Nothing more due right now: wait for the next event.
-                        due = outbox.next_due_at(self.adapter.store)
+                        due = self._next_send_at()
                         wake = min(next_cycle, due) if due and due > utcnow() else next_cycle
                     sd_notify("WATCHDOG=1")
                     self.stop_event.wait(max(0.05, (wake - utcnow()).total_seconds()))
         sd_notify("STOPPING=1")
+        self.adapter.pipeline.client.sign_out()
         logger.info("stopped", extra={"action": "stopped"})
         return total
+
+    def _next_send_at(self) -> datetime | None:
+        """When something is due, but never before a pause the pipeline imposed."""
+        due = outbox.next_due_at(self.adapter.store)
+        paused = self.adapter.pipeline.paused_until
+        if due is not None and paused is not None:
+            return max(due, paused)
+        return due
 
     def _cycle(self) -> CycleReport:
         try:

@@ -23,6 +23,7 @@ from adapter.extract.sample_his import SampleHis, generate_sample_his, write_map
 from adapter.mapping.importer import read_mapping_csv
 from adapter.mapping.store import MappingStore
 from adapter.pipeline import CycleReport
+from adapter.plugin.manager import PluginHost
 from adapter.spool import outbox, schema
 from adapter.spool.states import UNSENT_MESSAGE_STATES, LineStatus
 from adapter.spool.store import StateStore, utcnow
@@ -127,7 +128,8 @@ def run_demo(
         seed=seed,
     )
     started = time.monotonic()
-    with SimulatedCentre(tokens={"demo_hosp": token}, faults=faults) as centre:
+    region = PluginHost.load().region("nhsa")
+    with SimulatedCentre(secrets={"demo_hosp": token}, region=region, faults=faults) as centre:
         config_path = directory / "adapter.toml"
         config_path.write_text(
             CONFIG_TEMPLATE.format(

@@ -11,7 +11,7 @@ import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 FEE_SOURCE = "his.fee_lines"
 FEE_INFNO = "2301"
+#: consecutive transient failures that end a send pass (the centre is treated as down)
+BREAKER_FAILURES = 3
 _line = schema.fee_line
 
 
@@ -93,6 +95,9 @@ class Pipeline:
         self.rules = rules
         self.mappings = MappingStore(store)
         self.stop_event = stop_event or threading.Event()
+        #: set when the centre looked down (see send_due); sending resumes after it
+        self.paused_until: datetime | None = None
+        self.pause_count = 0
 
     def run_cycle(self) -> CycleReport:
         report = CycleReport()
@@ -282,22 +287,47 @@ class Pipeline:
 
     # -- send ----------------------------------------------------------------------------
     def send_due(self, report: CycleReport) -> None:
-        """Send every due message; transient failures get a stored next-attempt time."""
+        """Send every message due when the pass starts; failures get a stored next-attempt time.
+
+        A pass takes only what was due at its start, so a message that failed and came due
+        again meanwhile waits for the next pass. After ``BREAKER_FAILURES`` messages in a row
+        fail transiently the centre is treated as down: the pass ends and sending pauses
+        (``paused_until``) instead of trying every queued message against a dead gateway.
+        """
         schedule = self.settings.schedule
         lease = timedelta(seconds=self.settings.centre.timeout_seconds * (schedule.in_process_attempts + 2))
+        pass_start = utcnow()
+        if self.paused_until is not None and pass_start < self.paused_until:
+            return
+        failures_in_a_row = 0
         while not self.stop_event.is_set():
-            due = outbox.claim_due(self.store, limit=10, lease=lease)
+            due = outbox.claim_due(self.store, limit=10, lease=lease, due_by=pass_start)
             if not due:
                 return
             for index, message in enumerate(due):
-                if self.stop_event.is_set():
+                if self.stop_event.is_set() or failures_in_a_row >= BREAKER_FAILURES:
                     # Hand back what this worker claimed but will not send now.
                     for rest in due[index:]:
-                        outbox.mark_retry(self.store, rest.id, "not sent: adapter stopping", 0)
+                        outbox.hand_back(self.store, rest.id)
+                    if failures_in_a_row >= BREAKER_FAILURES:
+                        self._pause_sending()
                     return
-                self._send_one(message, report)
+                delivered = self._send_one(message, report)
+                failures_in_a_row = 0 if delivered else failures_in_a_row + 1
 
-    def _send_one(self, message: outbox.SpooledMessage, report: CycleReport) -> None:
+    def _pause_sending(self) -> None:
+        self.pause_count += 1
+        schedule = self.settings.schedule
+        delay = backoff_seconds(self.pause_count, schedule.retry_base_seconds, schedule.retry_cap_seconds)
+        self.paused_until = utcnow() + timedelta(seconds=delay)
+        logger.warning(
+            "%d messages in a row failed; the centre looks unavailable, pausing sends until %s UTC",
+            BREAKER_FAILURES, self.paused_until.strftime("%H:%M:%S"),
+            extra={"action": "send_paused"},
+        )
+
+    def _send_one(self, message: outbox.SpooledMessage, report: CycleReport) -> bool:
+        """Send one message; False when it failed transiently (it waits for a retry)."""
         schedule = self.settings.schedule
         failures = 0
 
@@ -329,7 +359,7 @@ class Pipeline:
                 message.id, exc, next_at.strftime("%H:%M:%S"),
                 extra={"action": "send_retry_wait", "message_id": message.id},
             )
-            return
+            return False
         except BusinessRejection as exc:
             report.transient_failures += failures
             parked, requeued = outbox.park_rejected(self.store, message.id, exc.err_msg)
@@ -342,10 +372,12 @@ class Pipeline:
             )
             if requeued:
                 self.build_messages(report)
-            return
+            return True
         report.transient_failures += failures
         report.messages_acked += 1
         report.lines_acked += outbox.mark_acked(self.store, message.id, reply.inf_refmsgid)
+        self.pause_count = 0
+        return True
 
 
 def map_line(

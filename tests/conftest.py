@@ -3,6 +3,7 @@ the simulated centre on loopback. Nothing is mocked."""
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,16 +20,43 @@ from adapter.centre.server import SimulatedCentre
 from adapter.config import Settings, parse_settings
 from adapter.extract.sample_his import SampleHis, generate_sample_his
 from adapter.mapping.store import MappingKind, MappingRow, MappingStore
+from adapter.plugin.api import RegionProfile
+from adapter.plugin.manager import PluginHost
 
 PAASID = "test_hosp"
 TOKEN = "test-token-not-a-secret"
 PG_ENV = "ADAPTER_TEST_PG_URL"
 
+#: Test credentials per gateway scheme: (caller id credential, secret credential) in order.
+GATEWAY_CREDENTIALS = {
+    "tif": {"paasid": PAASID, "token": TOKEN},
+    "csb": {"access_key": "test-ak", "secret_key": "test-sk-not-a-secret"},
+    "zhejiang": {"key": "H43111100255", "secret": "test-zj-secret"},
+}
+#: The place-of-treatment area each region's tests use (the centre checks it).
+REGION_AREA = {"nhsa": "431199", "guangdong": "440300", "hunan": "431199", "zhejiang": "330100"}
+
+
+@functools.cache
+def plugin_host() -> PluginHost:
+    return PluginHost.load()
+
+
+def region_profile(name: str) -> RegionProfile:
+    return plugin_host().region(name)
+
+
+def centre_secrets(scheme: str) -> dict[str, str]:
+    """What the simulated gateway accepts: caller id -> secret."""
+    caller, secret = GATEWAY_CREDENTIALS[scheme].values()
+    return {caller: secret}
+
 
 @pytest.fixture(autouse=True)
 def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_TIF_PAASID", PAASID)
-    monkeypatch.setenv("TEST_TIF_TOKEN", TOKEN)
+    for credentials in GATEWAY_CREDENTIALS.values():
+        for name, value in credentials.items():
+            monkeypatch.setenv(f"TEST_GW_{name.upper()}", value)
 
 
 def _postgres_database() -> Iterator[str]:
@@ -76,25 +104,56 @@ def sample_his(tmp_path: Path) -> SampleHis:
     )
 
 
+def start_centre(region: str = "nhsa", **faults: Any) -> SimulatedCentre:
+    """A simulated centre acting as ``region``'s gateway (scheme, URL style, infver, areas)."""
+    profile = region_profile(region)
+    return SimulatedCentre(
+        gateway=profile.gateway,
+        secrets=centre_secrets(profile.gateway),
+        region=profile,
+        faults=FaultPlan(**faults),
+    ).start()
+
+
 @pytest.fixture
 def centre() -> Iterator[SimulatedCentre]:
-    with SimulatedCentre(tokens={PAASID: TOKEN}) as server:
-        yield server
+    server = start_centre("nhsa")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_centre() -> Iterator[Callable[..., SimulatedCentre]]:
+    started: list[SimulatedCentre] = []
+
+    def make(region: str = "nhsa", **faults: Any) -> SimulatedCentre:
+        server = start_centre(region, **faults)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
 
 
 def config_text(
-    *, his_url: str, state_url: str, centre_url: str, extra_centre: str = "", schedule: str = ""
+    *, his_url: str, state_url: str, centre_url: str, extra_centre: str = "", schedule: str = "",
+    region: str = "nhsa",
 ) -> str:
+    scheme = region_profile(region).gateway
+    credentials = "\n".join(
+        f'{name} = {{ env = "TEST_GW_{name.upper()}" }}' for name in GATEWAY_CREDENTIALS[scheme]
+    )
     return f"""
 [his]
 url = "{his_url}"
 
 [centre]
-region = "nhsa"
+region = "{region}"
 base_url = "{centre_url}"
 fixmedins_code = "H43111100255"
 fixmedins_name = "测试医院"
-mdtrtarea_admvs = "431199"
+mdtrtarea_admvs = "{REGION_AREA[region]}"
 opter = "0001"
 opter_name = "测试"
 timeout_seconds = 0.8
@@ -102,8 +161,7 @@ lines_per_message = 5
 {extra_centre}
 
 [centre.credentials]
-paasid = {{ env = "TEST_TIF_PAASID" }}
-token = {{ env = "TEST_TIF_TOKEN" }}
+{credentials}
 
 [state]
 url = "{state_url}"

@@ -111,11 +111,12 @@ def test_hook_adapter_register_signers():
     class Scheme:
         @hookimpl
         def adapter_register_signers(self, register):  # noqa: ANN001, ANN201
-            register(SignerSpec("none", "no headers", (), lambda creds: _NoHeaders()))
+            register(SignerSpec("none", "no headers", (), lambda creds, options: _NoHeaders()))
 
     host = PluginHost.load()
     host.register(Scheme(), name="scheme", version="1", origin="test")
-    assert set(host.signers()) == {"tif", "none"}
+    assert set(host.signers()) == {"tif", "csb", "zhejiang", "none"}
+    assert host.signers()["none"].factory({}, {}).headers(b"{}", "2301") == {}
 
 
 class _NoHeaders:

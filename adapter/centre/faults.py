@@ -16,6 +16,8 @@ class Fault(StrEnum):
     RESET = "reset"
     #: hold the request past the client's timeout, then drop it without processing
     TIMEOUT = "timeout"
+    #: process and commit the request, then reset the connection instead of answering
+    DROP_REPLY = "drop_reply"
 
 
 @dataclass
@@ -29,15 +31,18 @@ class FaultPlan:
     latency_ms: int = 0
     reject_codes: frozenset[str] = frozenset()
     seed: int | None = None
+    drop_reply_rate: float = 0.0
+    #: a sign_no stops being valid after this many uses (0: never), as sessions expire
+    session_max_uses: int = 0
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "reset_rate", "timeout_rate"):
+        for name in ("error_rate", "reset_rate", "timeout_rate", "drop_reply_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
-        if self.error_rate + self.reset_rate + self.timeout_rate > 1.0:
+        if self.error_rate + self.reset_rate + self.timeout_rate + self.drop_reply_rate > 1.0:
             raise ValueError("the fault shares add up to more than 1")
         self._rng = random.Random(self.seed)
 
@@ -54,4 +59,7 @@ class FaultPlan:
         roll -= self.reset_rate
         if roll < self.timeout_rate:
             return Fault.TIMEOUT, latency
+        roll -= self.timeout_rate
+        if roll < self.drop_reply_rate:
+            return Fault.DROP_REPLY, latency
         return Fault.NONE, latency

@@ -17,6 +17,8 @@ class StoredFeeLine:
     cnt: Decimal
     det_item_fee_sumamt: Decimal
     msgid: str
+    hosp_appr_flag: str = ""
+    exp_content: str = ""
 
 
 class CentreLedger:
@@ -26,12 +28,19 @@ class CentreLedger:
         self.lock = threading.RLock()
         self.fee_lines: dict[tuple[str, str], StoredFeeLine] = {}
         self.duplicate_lines = 0
-        self.sign_nos: set[str] = set()
+        #: valid sign_no -> times used
+        self.sign_nos: dict[str, int] = {}
+        self.sign_outs = 0
+        self.expired_sessions = 0
         self.msgids: set[str] = set()
         self.requests: Counter[str] = Counter()
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
+        #: infno -> URL paths it arrived on (shows the region's URL style at work)
+        self.paths: dict[str, set[str]] = {}
+        #: infno -> gateway header names seen (shows the region's gateway scheme at work)
+        self.gateway_headers: dict[str, set[str]] = {}
         self._serial = 0
 
     def next_serial(self) -> int:
@@ -52,4 +61,9 @@ class CentreLedger:
                 "fee_lines_duplicates": self.duplicate_lines,
                 "fee_amount": str(amount),
                 "visits": len({key[0] for key in self.fee_lines}),
+                "sessions": {
+                    "open": len(self.sign_nos),
+                    "signed_out": self.sign_outs,
+                    "expired": self.expired_sessions,
+                },
             }

@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from adapter import jsonio
 from adapter.centre.faults import FaultPlan
 from adapter.centre.ledger import CentreLedger, StoredFeeLine
 
@@ -56,7 +57,7 @@ _FEE_LENGTHS = {
 }
 
 
-def check_envelope(document: Any, ledger: CentreLedger) -> str:
+def check_envelope(document: Any, ledger: CentreLedger, faults: FaultPlan | None = None) -> str:
     """Refuse a malformed envelope; returns the infno."""
     if not isinstance(document, Mapping):
         raise Refusal("请求报文不是JSON对象")
@@ -92,9 +93,22 @@ def check_envelope(document: Any, ledger: CentreLedger) -> str:
             raise Refusal(f"发送方报文ID[{msgid}]重复")
         ledger.msgids.add(msgid)
     infno = document["infno"]
-    if infno != "9001" and document.get("sign_no") not in ledger.sign_nos:
-        raise Refusal("签到流水号[sign_no]无效或已过期, 请重新签到")
+    if infno != "9001":
+        _use_session(str(document.get("sign_no") or ""), ledger, faults)
     return infno
+
+
+def _use_session(sign_no: str, ledger: CentreLedger, faults: FaultPlan | None) -> None:
+    max_uses = faults.session_max_uses if faults is not None else 0
+    with ledger.lock:
+        uses = ledger.sign_nos.get(sign_no)
+        if uses is None:
+            raise Refusal("签到流水号[sign_no]无效或已过期, 请重新签到")
+        if max_uses and uses >= max_uses:
+            del ledger.sign_nos[sign_no]
+            ledger.expired_sessions += 1
+            raise Refusal("签到流水号[sign_no]无效或已过期, 请重新签到")
+        ledger.sign_nos[sign_no] = uses + 1
 
 
 def handle(infno: str, document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan) -> Any:
@@ -111,9 +125,20 @@ def _sign_in(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPl
         raise Refusal("签到输入[signIn]缺少 opter_no 或 ip")
     sign_no = str(secrets.randbelow(10**9)).zfill(9)
     with ledger.lock:
-        ledger.sign_nos.add(sign_no)
+        ledger.sign_nos[sign_no] = 0
     now = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     return {"signinoutb": {"sign_no": sign_no, "sign_time": now}}
+
+
+def _sign_out(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
+    sign_out = document["input"].get("signOut")
+    if not isinstance(sign_out, Mapping) or not sign_out.get("sign_no"):
+        raise Refusal("签退输入[signOut]缺少 sign_no")
+    with ledger.lock:
+        if ledger.sign_nos.pop(str(sign_out["sign_no"]), None) is None:
+            raise Refusal("签退的签到流水号不存在")
+        ledger.sign_outs += 1
+    return {"signoutoutb": {"sign_time": datetime.now().strftime("%Y-%m-%d %H:%M:%S")}}
 
 
 def _fee_detail_upload(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan) -> Any:
@@ -142,7 +167,8 @@ def _fee_detail_upload(document: Mapping[str, Any], ledger: CentreLedger, faults
             else:
                 ledger.fee_lines[key] = StoredFeeLine(
                     line.mdtrt_id, line.feedetl_sn, line.med_list_codg, line.cnt,
-                    line.det_item_fee_sumamt, msgid,
+                    line.det_item_fee_sumamt, msgid, str(item.get("hosp_appr_flag") or ""),
+                    str(item.get("exp_content") or ""),
                 )
             result.append(
                 {
@@ -197,10 +223,20 @@ def _check_fee_line(item: Any, faults: FaultPlan) -> _ParsedLine:
         raise Refusal(f"费用明细[{sn}]的金额、数量或单价不是数字") from None
     if abs(amount - cnt * pric) > Decimal("0.01"):
         raise Refusal(f"费用明细[{sn}]的明细项目费用总额不等于数量乘以单价")
+    flag = item.get("hosp_appr_flag")
+    if flag not in (None, "", "0", "1", "2"):
+        raise Refusal(f"费用明细[{sn}]的医院审批标志[{flag}]取值错误")
+    extension = item.get("exp_content")
+    if extension not in (None, ""):
+        try:
+            if not isinstance(jsonio.loads(str(extension)), Mapping) or len(str(extension)) > 4000:
+                raise ValueError
+        except ValueError:
+            raise Refusal(f"费用明细[{sn}]的扩展内容[exp_content]不是合法的JSON对象") from None
     code = str(item["med_list_codg"])
     if code in faults.reject_codes:
         raise Refusal(f"费用明细[{sn}]的医疗目录编码[{code}]不存在或已失效")
     return _ParsedLine(str(item["mdtrt_id"]), sn, code, cnt, pric, amount)
 
 
-_HANDLERS = {"9001": _sign_in, "2301": _fee_detail_upload}
+_HANDLERS = {"9001": _sign_in, "9002": _sign_out, "2301": _fee_detail_upload}

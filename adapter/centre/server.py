@@ -21,7 +21,8 @@ from adapter.centre.faults import Fault, FaultPlan
 from adapter.centre.ledger import CentreLedger
 from adapter.centre.protocol import Refusal, check_envelope, handle
 from adapter.errors import SecurityError
-from adapter.outbound.signing import verify_tif
+from adapter.outbound.signing import verify_gateway
+from adapter.plugin.api import RegionProfile
 
 logger = logging.getLogger(__name__)
 
@@ -36,17 +37,23 @@ class SimulatedCentre:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        tokens: Mapping[str, str] | None = None,
+        gateway: str = "tif",
+        secrets: Mapping[str, str] | None = None,
+        region: RegionProfile | None = None,
         faults: FaultPlan | None = None,
         area: str = "430000",
         max_clock_skew_seconds: float = 300.0,
     ) -> None:
+        """``secrets`` maps the caller's id (paasid, access key or x-ca-key) to its secret.
+        With a ``region``, the centre also checks its URL style and infver."""
         if host not in LOOPBACK_HOSTS:
             raise ValueError(f"the simulated centre listens on loopback only, not {host!r}")
-        self.tokens = dict(tokens or {})
+        self.gateway = gateway
+        self.secrets = dict(secrets or {})
+        self.region = region
         self.faults = faults or FaultPlan()
         self.ledger = CentreLedger()
-        self.area = area
+        self.area = region.areas[0] if region is not None and region.areas else area
         self.max_clock_skew_seconds = max_clock_skew_seconds
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
@@ -78,24 +85,37 @@ class SimulatedCentre:
         self.stop()
 
     # -- one request ---------------------------------------------------------------------
-    def respond(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    def respond(
+        self, headers: Mapping[str, str], body: bytes, path: str = ""
+    ) -> tuple[int, dict[str, Any]]:
         """Verify, dispatch and answer one request (after faults were applied)."""
         received = datetime.now()
         try:
-            verify_tif(headers, self.tokens, time.time(), self.max_clock_skew_seconds)
+            verify_gateway(
+                self.gateway, headers, body, self.secrets, time.time(), self.max_clock_skew_seconds
+            )
         except SecurityError as exc:
             with self.ledger.lock:
                 self.ledger.faults["gateway_refused"] += 1
             return 401, {"code": 401, "message": str(exc)}
+        try:
+            routed = self.region.infno_for_path(path) if self.region is not None else None
+        except KeyError:
+            return 404, {"code": 404, "message": f"服务地址不存在: {path}"}
         infno = "?"
         try:
             try:
                 document = jsonio.loads(body.decode("utf-8"))
             except (UnicodeDecodeError, ValueError):
                 raise Refusal("请求报文不是合法的UTF-8 JSON") from None
-            infno = check_envelope(document, self.ledger)
+            infno = check_envelope(document, self.ledger, self.faults)
+            self._check_region(infno, routed, headers, document)
             with self.ledger.lock:
                 self.ledger.requests[infno] += 1
+                self.ledger.paths.setdefault(infno, set()).add(path)
+                self.ledger.gateway_headers.setdefault(infno, set()).update(
+                    key.lower() for key in headers if key.lower().startswith(("x-", "_api_"))
+                )
             output = handle(infno, document, self.ledger, self.faults)
         except Refusal as exc:
             with self.ledger.lock:
@@ -104,6 +124,20 @@ class SimulatedCentre:
         with self.ledger.lock:
             self.ledger.accepted[infno] += 1
         return 200, self._envelope(0, "success", output, received)
+
+    def _check_region(
+        self, infno: str, routed: str | None, headers: Mapping[str, str], document: Mapping[str, Any]
+    ) -> None:
+        if routed is not None and routed != infno:
+            raise Refusal(f"交易编号[{infno}]与服务地址[{routed}]不一致")
+        api_name = {k.lower(): v for k, v in headers.items()}.get("_api_name")
+        if api_name is not None and api_name != infno:
+            raise Refusal(f"交易编号[{infno}]与网关接口名[_api_name={api_name}]不一致")
+        if self.region is not None and self.region.areas:
+            if document.get("mdtrtarea_admvs") not in self.region.areas:
+                raise Refusal(f"就医地医保区划[{document.get('mdtrtarea_admvs')}]不属于本中心")
+        if self.region is not None and document.get("infver") != self.region.infver:
+            raise Refusal(f"接口版本号[infver={document.get('infver')}]错误, 应为{self.region.infver}")
 
     def _envelope(self, infcode: int, err_msg: str, output: Any, received: datetime) -> dict[str, Any]:
         serial = self.ledger.next_serial()
@@ -154,7 +188,10 @@ def _make_handler(centre: SimulatedCentre) -> type[BaseHTTPRequestHandler]:
                 time.sleep(centre.faults.timeout_seconds)
                 self._reset()
                 return
-            status, document = centre.respond(dict(self.headers.items()), body)
+            status, document = centre.respond(dict(self.headers.items()), body, self.path)
+            if fault is Fault.DROP_REPLY:
+                self._reset()  # committed above; the reply is lost on the way back
+                return
             self._send(status, document)
 
         def _send(self, status: int, document: Any) -> None:

@@ -31,6 +31,7 @@ from adapter.spool.store import StateStore, utcnow
 logger = logging.getLogger(__name__)
 
 SIGN_IN = "9001"
+SIGN_OUT = "9002"
 
 
 class CentreClient:
@@ -46,6 +47,7 @@ class CentreClient:
         transport: HttpTransport,
         base_url: str,
         sign_in_input: Mapping[str, Any],
+        opter: str = "",
     ) -> None:
         self._store = store
         self._institution = institution
@@ -54,6 +56,7 @@ class CentreClient:
         self._transport = transport
         self._base_url = base_url
         self._sign_in_input = dict(sign_in_input)
+        self._opter = opter
 
     # -- session -------------------------------------------------------------------------
     def sign_no(self) -> str:
@@ -75,6 +78,30 @@ class CentreClient:
         logger.info("signed in to the centre", extra={"action": "sign_in", "sign_no": sign_no})
         return sign_no
 
+    def cached_sign_no(self) -> str | None:
+        with self._store.begin() as conn:
+            return conn.execute(
+                select(schema.session.c.sign_no).where(
+                    schema.session.c.fixmedins_code == self._institution.fixmedins_code
+                )
+            ).scalar()
+
+    def sign_out(self) -> bool:
+        """9002 for the cached session (at shutdown). Failures are logged, never raised:
+        an unclosed session simply expires at the centre. Returns True when signed out."""
+        sign_no = self.cached_sign_no()
+        if sign_no is None:
+            return False
+        self.forget_session()
+        payload = self._region.dialect.sign_out_input(self._opter, sign_no)
+        try:
+            self._call(SIGN_OUT, payload, message_id=None, sign_no=sign_no)
+        except (BusinessRejection, TransientDeliveryError) as exc:
+            logger.warning("sign-out (9002) failed: %s", exc, extra={"action": "sign_out_failed"})
+            return False
+        logger.info("signed out of the centre", extra={"action": "sign_out"})
+        return True
+
     def forget_session(self) -> None:
         with self._store.begin() as conn:
             conn.execute(
@@ -92,11 +119,28 @@ class CentreClient:
         message_id: int | None,
         insuplc_admdvs: str | None = None,
     ) -> tuple[str, CentreReply]:
-        """Send one transaction; returns (msgid, reply) or raises a DeliveryError."""
+        """Send one transaction; returns (msgid, reply) or raises a DeliveryError.
+
+        A refusal that says the session expired is answered by one fresh sign-in and one
+        resend under a new msgid; the refused attempt stays on record.
+        """
         sign_no = self.sign_no()
-        return self._call(
-            infno, input_payload, message_id=message_id, sign_no=sign_no, insuplc=insuplc_admdvs
-        )
+        try:
+            return self._call(
+                infno, input_payload, message_id=message_id, sign_no=sign_no, insuplc=insuplc_admdvs
+            )
+        except BusinessRejection as exc:
+            if not self._region.dialect.session_expired(exc.err_msg):
+                raise
+            logger.info(
+                "the centre says sign_no %s expired; signing in again", sign_no,
+                extra={"action": "session_expired"},
+            )
+            self.forget_session()
+            return self._call(
+                infno, input_payload, message_id=message_id, sign_no=self.sign_no(),
+                insuplc=insuplc_admdvs,
+            )
 
     def _call(
         self,

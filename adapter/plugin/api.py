@@ -25,6 +25,14 @@ class Dialect(Protocol):
         """Read sign_no out of a 9001 ``output``."""
         ...
 
+    def sign_out_input(self, opter: str, sign_no: str) -> dict[str, Any]:
+        """The ``input`` of 9002."""
+        ...
+
+    def session_expired(self, err_msg: str) -> bool:
+        """Whether a refusal means the sign_no is no longer valid (sign in again and resend)."""
+        ...
+
     def fee_detail_input(self, lines: Sequence[MappedFeeLine]) -> dict[str, Any]:
         """The ``input`` of 2301 for lines of one visit."""
         ...
@@ -43,7 +51,8 @@ class SignerSpec:
     name: str
     description: str
     credentials: tuple[str, ...]
-    factory: Callable[[Mapping[str, str]], Signer]
+    #: (resolved credentials, the region's gateway_options) -> signer
+    factory: Callable[[Mapping[str, str], Mapping[str, str]], Signer]
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,24 @@ class RegionProfile:
     content_type: str = "application/json;charset=utf-8"
     #: header fields some regions add to every envelope (e.g. enc_type)
     extra_envelope: Mapping[str, str] = field(default_factory=dict)
+    #: non-secret settings of the gateway scheme (e.g. CSB api_version)
+    gateway_options: Mapping[str, str] = field(default_factory=dict)
+    #: the area codes this region's centre serves (first = the centre's own, used in inf_refmsgid)
+    areas: tuple[str, ...] = ()
+
+    def infno_for_path(self, path: str) -> str | None:
+        """The transaction a URL path addresses (None: the body's infno decides, single style)."""
+        path = path.split("?", 1)[0].rstrip("/")
+        if self.url_style == "single":
+            if not path.endswith(self.single_path.rstrip("/")):
+                raise KeyError(path)
+            return None
+        if self.url_style == "base_infno":
+            return path.rsplit("/", 1)[-1]
+        for infno, suffix in self.paths.items():
+            if path.endswith(suffix):
+                return infno
+        raise KeyError(path)
 
     def url_for(self, base_url: str, infno: str) -> str:
         """The URL a transaction is posted to under this region's URL style."""

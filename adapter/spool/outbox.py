@@ -71,9 +71,12 @@ def spool_message(
     return int(message_id)
 
 
-def claim_due(store: StateStore, limit: int, lease: timedelta) -> list[SpooledMessage]:
-    """Mark up to ``limit`` due messages in flight and return them (oldest first)."""
+def claim_due(
+    store: StateStore, limit: int, lease: timedelta, due_by: datetime | None = None
+) -> list[SpooledMessage]:
+    """Mark up to ``limit`` messages due by ``due_by`` (default now) in flight; oldest first."""
     now = utcnow()
+    due_by = due_by or now
     earlier = aliased(_message)
     blocked_by_earlier = exists().where(
         and_(
@@ -85,7 +88,7 @@ def claim_due(store: StateStore, limit: int, lease: timedelta) -> list[SpooledMe
     query = (
         select(_message)
         .where(_message.c.status.in_([MessageStatus.PENDING.value, MessageStatus.RETRY_WAIT.value]))
-        .where(or_(_message.c.next_attempt_at.is_(None), _message.c.next_attempt_at <= now))
+        .where(or_(_message.c.next_attempt_at.is_(None), _message.c.next_attempt_at <= due_by))
         .where(~blocked_by_earlier)
         .order_by(_message.c.id)
         .limit(limit)
@@ -149,6 +152,16 @@ def mark_retry(store: StateStore, message_id: int, error: str, delay_seconds: fl
             )
         )
     return next_at
+
+
+def hand_back(store: StateStore, message_id: int) -> None:
+    """A claimed message that will not be sent now goes back unchanged (no attempt counted)."""
+    with store.begin() as conn:
+        conn.execute(
+            update(_message)
+            .where(_message.c.id == message_id, _message.c.status == MessageStatus.IN_FLIGHT.value)
+            .values(status=MessageStatus.RETRY_WAIT.value, lease_until=None)
+        )
 
 
 def park_rejected(store: StateStore, message_id: int, err_msg: str) -> tuple[int, int]:

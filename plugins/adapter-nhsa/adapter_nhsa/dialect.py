@@ -29,6 +29,17 @@ class NhsaDialect:
             raise BusinessRejection("9001 answered without output.signinoutb.sign_no")
         return str(sign_no)
 
+    def sign_out_input(self, opter: str, sign_no: str) -> dict[str, Any]:
+        return {"signOut": {"opter_no": opter, "sign_no": sign_no}}
+
+    #: words of the refusal that means "sign in again"; regions with other wording override
+    session_expired_words: tuple[str, ...] = ("签到", "sign_no")
+
+    def session_expired(self, err_msg: str) -> bool:
+        return any(word in err_msg for word in self.session_expired_words) and (
+            "过期" in err_msg or "无效" in err_msg or "expired" in err_msg.lower()
+        )
+
     def fee_detail_input(self, lines: Sequence[MappedFeeLine]) -> dict[str, Any]:
         return {"feedetail": [self.fee_detail(mapped) for mapped in lines]}
 
@@ -63,5 +74,9 @@ class NhsaDialect:
             "dscg_tkdrug_flag": "",
             "matn_fee_flag": "",
             "memo": "",
-            "exp_content": "",
+            "exp_content": self.exp_content(mapped),
         }
+
+    def exp_content(self, line: MappedFeeLine) -> str:
+        """The 扩展内容 field (a JSON text); regions that want extra fields override this."""
+        return ""

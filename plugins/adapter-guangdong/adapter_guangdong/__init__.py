@@ -1,0 +1,1 @@
+"""Guangdong (Shenzhen style): TIF gateway, base URL + infno, enc_type header."""

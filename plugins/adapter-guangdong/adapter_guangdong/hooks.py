@@ -1,0 +1,42 @@
+"""The guangdong region: only what differs from the national interface."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from adapter import jsonio
+from adapter.plugin import hookimpl
+from adapter.plugin.api import RegionProfile
+from adapter.records import MappedFeeLine
+from adapter_nhsa.dialect import NhsaDialect
+from adapter_nhsa.hooks import NHSA
+
+
+class GuangdongDialect(NhsaDialect):
+    """Guangzhou reads hosp_appr_flag 1 as "approved, fund pays"; the national default."""
+
+    hosp_appr_flag = "1"
+
+    def exp_content(self, line: MappedFeeLine) -> str:
+        # Guangdong asks for the emergency flag on every line (0 = not an emergency).
+        return jsonio.dumps({"er_flag": "0"})
+
+
+GUANGDONG = dataclasses.replace(
+    NHSA,
+    name="guangdong",
+    description="Guangdong/Shenzhen: TIF gateway, URL = base + infno, enc_type in the envelope",
+    dialect=GuangdongDialect(),
+    gateway="tif",
+    url_style="base_infno",
+    infver="V1.0",
+    recer_sys_code="YBXT",
+    extra_envelope={"enc_type": ""},
+    areas=("440300", "440100", "440000"),
+)
+
+
+@hookimpl
+def adapter_register_regions(register: Callable[[RegionProfile], None]) -> None:
+    register(GUANGDONG)

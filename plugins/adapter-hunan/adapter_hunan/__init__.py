@@ -1,0 +1,1 @@
+"""Hunan: CSB gateway (_api_* headers, HMAC-SHA1), single endpoint."""

@@ -1,0 +1,39 @@
+"""The hunan region: only what differs from the national interface."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from adapter.plugin import hookimpl
+from adapter.plugin.api import RegionProfile
+from adapter_nhsa.dialect import NhsaDialect
+from adapter_nhsa.hooks import NHSA
+
+
+class HunanDialect(NhsaDialect):
+    """Hunan: hosp_appr_flag 0 = 走住院自付比例, 1 = 走门诊自付比例, 2 = 全自费 (reference §3.6).
+
+    Inpatient lines therefore carry 0.
+    """
+
+    hosp_appr_flag = "0"
+
+
+HUNAN = dataclasses.replace(
+    NHSA,
+    name="hunan",
+    description="Hunan: CSB gateway (_api_*, HMAC-SHA1, ms timestamp), single endpoint",
+    dialect=HunanDialect(),
+    gateway="csb",
+    url_style="single",
+    infver="V1.0",
+    recer_sys_code="99",
+    gateway_options={"api_version": "1.0.0"},
+    areas=("430000", "431199", "430100"),
+)
+
+
+@hookimpl
+def adapter_register_regions(register: Callable[[RegionProfile], None]) -> None:
+    register(HUNAN)

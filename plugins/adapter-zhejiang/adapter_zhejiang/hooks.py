@@ -1,0 +1,41 @@
+"""The zhejiang region: only what differs from the national interface."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from adapter import jsonio
+from adapter.plugin import hookimpl
+from adapter.plugin.api import RegionProfile
+from adapter.records import MappedFeeLine
+from adapter_nhsa.dialect import NhsaDialect
+from adapter_nhsa.hooks import NHSA
+
+
+class ZhejiangDialect(NhsaDialect):
+    """Zhejiang sends the medical-insurance item name and the emergency flag in exp_content."""
+
+    hosp_appr_flag = "1"
+
+    def exp_content(self, line: MappedFeeLine) -> str:
+        return jsonio.dumps({"er_flag": "0", "hilist_name": line.hilist_name})
+
+
+ZHEJIANG = dataclasses.replace(
+    NHSA,
+    name="zhejiang",
+    description="Zhejiang: x-ca-key + HMAC-SM3 x-ca-signature, one path per transaction, infver 1.0",
+    dialect=ZhejiangDialect(),
+    gateway="zhejiang",
+    url_style="per_path",
+    infver="1.0",
+    recer_sys_code="FSI_LOCAL",
+    extra_envelope={"dev_no": "1"},
+    areas=("330000", "330100", "330183"),
+)
+
+
+@hookimpl
+def adapter_register_regions(register: Callable[[RegionProfile], None]) -> None:
+    register(ZHEJIANG)
