@@ -77,6 +77,11 @@ class TransientDeliveryError(DeliveryError):
     """The centre could not be reached or answered with a temporary failure; retry later."""
 
 
+class OutcomeUnknown(TransientDeliveryError):
+    """The request may have reached the centre but no reply came back (read timeout, reset
+    after sending). It must not be resent until the outcome is found out (query or 2601)."""
+
+
 class BusinessRejection(DeliveryError):
     """The centre refused the message (infcode -1); it is parked with the centre's message."""
 

@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 
 from adapter.config import Settings
-from adapter.errors import BusinessRejection, TransientDeliveryError
+from adapter.errors import BusinessRejection, DeliveryError, OutcomeUnknown, TransientDeliveryError
 from adapter.extract.sql import SqlSource
 from adapter.mapping.store import MappingKind, MappingRow, MappingStore, unmapped_reason
 from adapter.outbound.client import CentreClient
+from adapter.outbound.outcome import Outcome, Resolution, find_outcome
 from adapter.plugin.api import RegionProfile
 from adapter.records import FeeLine, MalformedRow, MappedFeeLine, fee_line_from_row
 from adapter.spool import outbox, schema
@@ -54,6 +55,9 @@ class CycleReport:
     transient_failures: int = 0
     messages_rejected: int = 0
     lines_rejected: int = 0
+    #: sends whose reply was lost, and inquiries that settled such a message
+    outcomes_unknown: int = 0
+    outcomes_resolved: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -299,6 +303,7 @@ class Pipeline:
         pass_start = utcnow()
         if self.paused_until is not None and pass_start < self.paused_until:
             return
+        self.resolve_unknown(report)
         failures_in_a_row = 0
         while not self.stop_event.is_set():
             due = outbox.claim_due(self.store, limit=10, lease=lease, due_by=pass_start)
@@ -314,6 +319,48 @@ class Pipeline:
                     return
                 delivered = self._send_one(message, report)
                 failures_in_a_row = 0 if delivered else failures_in_a_row + 1
+
+    def resolve_unknown(self, report: CycleReport) -> None:
+        """Ask the centre about every message whose reply was lost, before any resend."""
+        lease = timedelta(seconds=self.settings.centre.timeout_seconds * 4)
+        while not self.stop_event.is_set():
+            batch = outbox.claim_unknown(self.store, limit=10, lease=lease)
+            if not batch:
+                return
+            for message in batch:
+                try:
+                    outcome = find_outcome(
+                        self.client, self.region, message.infno, message.payload,
+                        message.last_msgid, message.insuplc_admdvs,
+                    )
+                except DeliveryError as exc:
+                    if isinstance(exc, TransientDeliveryError):
+                        report.transient_failures += 1
+                    # The inquiry failed too: the message stays unknown (its lease expires and
+                    # the next pass asks again). Stop asking a centre that does not answer.
+                    logger.warning(
+                        "cannot find out what happened to message %d yet: %s", message.id, exc,
+                        extra={"action": "inquiry_failed", "message_id": message.id},
+                    )
+                    return
+                self._settle(message, outcome, report)
+
+    def _settle(self, message: outbox.SpooledMessage, outcome: Outcome, report: CycleReport) -> None:
+        report.outcomes_resolved += 1
+        note = f"reply to {message.last_msgid} was lost; {outcome.how}"
+        logger.info(
+            "message %d: %s (%s)", message.id, outcome.resolution.value, outcome.how,
+            extra={"action": "outcome_resolved", "message_id": message.id},
+        )
+        if outcome.resolution is Resolution.COMMITTED:
+            report.messages_acked += 1
+            report.lines_acked += outbox.mark_acked(self.store, message.id, "", note=note)
+        elif outcome.resolution is Resolution.PARTIAL:
+            acked, _requeued = outbox.ack_partly(self.store, message.id, set(outcome.committed), note)
+            report.lines_acked += acked
+            self.build_messages(report)
+        else:
+            outbox.mark_retry(self.store, message.id, note + "; sending again", 0)
 
     def _pause_sending(self) -> None:
         self.pause_count += 1
@@ -348,6 +395,15 @@ class Pipeline:
             _msgid, reply = call_with_quick_retries(
                 attempt, schedule.in_process_attempts, schedule.in_process_wait_seconds, self.stop_event
             )
+        except OutcomeUnknown as exc:
+            report.transient_failures += failures
+            report.outcomes_unknown += 1
+            outbox.mark_unknown(self.store, message.id, str(exc))
+            logger.warning(
+                "message %d: %s; asking the centre before any resend", message.id, exc,
+                extra={"action": "send_outcome_unknown", "message_id": message.id},
+            )
+            return False
         except TransientDeliveryError as exc:
             report.transient_failures += failures
             delay = backoff_seconds(

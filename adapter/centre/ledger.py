@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -31,6 +32,9 @@ class CentreLedger:
         #: valid sign_no -> times used
         self.sign_nos: dict[str, int] = {}
         self.sign_outs = 0
+        #: msgid of a committed reversible transaction -> how to undo it (2601)
+        self.reversible: dict[str, Callable[[], None]] = {}
+        self.reversals = 0
         self.expired_sessions = 0
         self.msgids: set[str] = set()
         self.requests: Counter[str] = Counter()
@@ -61,6 +65,7 @@ class CentreLedger:
                 "fee_lines_duplicates": self.duplicate_lines,
                 "fee_amount": str(amount),
                 "visits": len({key[0] for key in self.fee_lines}),
+                "reversals": self.reversals,
                 "sessions": {
                     "open": len(self.sign_nos),
                     "signed_out": self.sign_outs,

@@ -239,4 +239,50 @@ def _check_fee_line(item: Any, faults: FaultPlan) -> _ParsedLine:
     return _ParsedLine(str(item["mdtrt_id"]), sn, code, cnt, pric, amount)
 
 
-_HANDLERS = {"9001": _sign_in, "9002": _sign_out, "2301": _fee_detail_upload}
+def _fee_list_query(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
+    """5204 费用明细查询: the lines the centre holds for one visit."""
+    data = document["input"].get("data")
+    if not isinstance(data, Mapping) or not data.get("mdtrt_id") or not data.get("psn_no"):
+        raise Refusal("查询输入[data]缺少 mdtrt_id 或 psn_no")
+    mdtrt_id = str(data["mdtrt_id"])
+    with ledger.lock:
+        lines = [line for key, line in ledger.fee_lines.items() if key[0] == mdtrt_id]
+    return {
+        "feedetail": [
+            {
+                "feedetl_sn": line.feedetl_sn,
+                "mdtrt_id": line.mdtrt_id,
+                "med_list_codg": line.med_list_codg,
+                "cnt": line.cnt,
+                "det_item_fee_sumamt": line.det_item_fee_sumamt,
+            }
+            for line in lines
+        ]
+    }
+
+
+#: 2601 may cancel only these (reference §5).
+REVERSIBLE = frozenset({"2102", "2103", "2207", "2208", "2304", "2305", "2401"})
+
+
+def _reversal(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
+    """2601 冲正: undo what the original message (omsgid) committed."""
+    data = document["input"].get("data")
+    if not isinstance(data, Mapping) or not all(data.get(k) for k in ("psn_no", "omsgid", "oinfno")):
+        raise Refusal("冲正输入[data]缺少 psn_no、omsgid 或 oinfno")
+    oinfno = str(data["oinfno"])
+    if oinfno not in REVERSIBLE:
+        raise Refusal(f"交易[{oinfno}]不支持冲正")
+    with ledger.lock:
+        undo = ledger.reversible.pop(str(data["omsgid"]), None)
+        if undo is None:
+            raise Refusal(f"原交易[{data['omsgid']}]不存在或已冲正")
+        undo()
+        ledger.reversals += 1
+    return None
+
+
+_HANDLERS = {
+    "9001": _sign_in, "9002": _sign_out, "2301": _fee_detail_upload, "2601": _reversal,
+    "5204": _fee_list_query,
+}

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from adapter.errors import BusinessRejection, TransientDeliveryError
+from adapter.errors import BusinessRejection, OutcomeUnknown, TransientDeliveryError
 from adapter.outbound.envelope import (
     CentreReply,
     Institution,
@@ -68,7 +68,11 @@ class CentreClient:
             ).first()
         if row is not None:
             return str(row.sign_no)
-        _, reply = self._call(SIGN_IN, self._sign_in_input, message_id=None, sign_no="")
+        try:
+            _, reply = self._call(SIGN_IN, self._sign_in_input, message_id=None, sign_no="")
+        except OutcomeUnknown as exc:
+            # A lost sign-in reply costs nothing: the business message has not left yet.
+            raise TransientDeliveryError(f"sign-in (9001): {exc}") from exc
         sign_no = self._region.dialect.sign_no_from_output(reply.output or {})
         with self._store.begin() as conn:
             conn.execute(delete(schema.session).where(schema.session.c.fixmedins_code == code))
@@ -186,7 +190,8 @@ class CentreClient:
             except ValueError as exc:
                 raise TransientDeliveryError(f"unreadable reply from the centre: {exc}") from exc
         except TransientDeliveryError as exc:
-            self._finish(msgid, "transient", None, None, str(exc))
+            outcome = "unknown" if isinstance(exc, OutcomeUnknown) else "transient"
+            self._finish(msgid, outcome, None, None, str(exc))
             raise
         if not reply.ok:
             self._finish(msgid, "rejected", http.status, reply.infcode, reply.err_msg)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from adapter.errors import TransientDeliveryError
+from adapter.errors import OutcomeUnknown, TransientDeliveryError
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +34,18 @@ class HttpTransport:
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpReply:
         try:
             response = self._client.post(url, content=body, headers=dict(headers))
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # No connection was made: the request surely did not reach the centre.
+            raise TransientDeliveryError(f"connection failed: {type(exc).__name__}: {exc}") from exc
         except httpx.TimeoutException as exc:
-            raise TransientDeliveryError(
+            raise OutcomeUnknown(
                 f"no reply within the timeout ({type(exc).__name__}); outcome unknown"
             ) from exc
         except httpx.TransportError as exc:
-            raise TransientDeliveryError(f"connection failed: {type(exc).__name__}: {exc}") from exc
+            # Sent (or partly sent) and then the connection broke: the centre may have taken it.
+            raise OutcomeUnknown(
+                f"connection lost after sending ({type(exc).__name__}); outcome unknown"
+            ) from exc
         reply = HttpReply(
             response.status_code, response.headers.get("content-type", ""), response.content
         )

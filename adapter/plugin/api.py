@@ -37,6 +37,26 @@ class Dialect(Protocol):
         """The ``input`` of 2301 for lines of one visit."""
         ...
 
+    def outcome_query(self, infno: str, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """The query (infno, input) that shows whether ``payload`` reached the centre, if any."""
+        ...
+
+    def message_keys(self, infno: str, payload: Mapping[str, Any]) -> set[str]:
+        """The business keys a message carries (e.g. its feedetl_sn values)."""
+        ...
+
+    def committed_keys(self, infno: str, output: Mapping[str, Any]) -> set[str]:
+        """The business keys a query's ``output`` shows the centre holding."""
+        ...
+
+    def reversal_input(self, infno: str, payload: Mapping[str, Any], omsgid: str) -> dict[str, Any]:
+        """The ``input`` of a 2601 reversal of the attempt ``omsgid`` of ``payload``."""
+        ...
+
+    def nothing_to_reverse(self, err_msg: str) -> bool:
+        """Whether a 2601 refusal means the centre never took the original."""
+        ...
+
 
 class Signer(Protocol):
     """Computes the gateway's HTTP headers for one request body."""
@@ -73,6 +93,8 @@ class RegionProfile:
     extra_envelope: Mapping[str, str] = field(default_factory=dict)
     #: non-secret settings of the gateway scheme (e.g. CSB api_version)
     gateway_options: Mapping[str, str] = field(default_factory=dict)
+    #: transactions a 2601 reversal may cancel (reference §5)
+    reversible: frozenset[str] = frozenset({"2102", "2103", "2207", "2208", "2304", "2305", "2401"})
     #: the area codes this region's centre serves (first = the centre's own, used in inf_refmsgid)
     areas: tuple[str, ...] = ()
 

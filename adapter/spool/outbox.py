@@ -35,6 +35,7 @@ class SpooledMessage:
     insuplc_admdvs: str | None
     payload: dict[str, Any]
     attempts: int
+    last_msgid: str | None = None
 
 
 def spool_message(
@@ -104,17 +105,23 @@ def claim_due(
             .where(_message.c.id.in_([row.id for row in rows]))
             .values(status=MessageStatus.IN_FLIGHT.value, lease_until=now + lease)
         )
-    return [
-        SpooledMessage(
-            row.id, row.infno, row.group_key, row.insuplc_admdvs, jsonio.loads(row.payload), row.attempts
-        )
-        for row in rows
-    ]
+    return [_spooled(row) for row in rows]
 
 
-def mark_acked(store: StateStore, message_id: int, inf_refmsgid: str) -> int:
-    """The centre accepted the message: it and its lines are done. Returns lines acked."""
+def _spooled(row: Any) -> SpooledMessage:
+    return SpooledMessage(
+        row.id, row.infno, row.group_key, row.insuplc_admdvs, jsonio.loads(row.payload),
+        row.attempts, row.last_msgid,
+    )
+
+
+def mark_acked(store: StateStore, message_id: int, inf_refmsgid: str, note: str | None = None) -> int:
+    """The centre accepted the message: it and its lines are done. Returns lines acked.
+
+    ``note`` says how it was known when no reply said so (an inquiry after a lost reply).
+    """
     now = utcnow()
+    attempts = _message.c.attempts if note else _message.c.attempts + 1
     with store.begin() as conn:
         conn.execute(
             update(_message)
@@ -123,8 +130,8 @@ def mark_acked(store: StateStore, message_id: int, inf_refmsgid: str) -> int:
                 status=MessageStatus.ACKED.value,
                 acked_at=now,
                 inf_refmsgid=inf_refmsgid,
-                attempts=_message.c.attempts + 1,
-                last_error=None,
+                attempts=attempts,
+                last_error=note,
                 lease_until=None,
             )
         )
@@ -152,6 +159,77 @@ def mark_retry(store: StateStore, message_id: int, error: str, delay_seconds: fl
             )
         )
     return next_at
+
+
+def mark_unknown(store: StateStore, message_id: int, error: str) -> None:
+    """Sent without a reply: nothing is resent until :func:`claim_unknown` finds out."""
+    with store.begin() as conn:
+        conn.execute(
+            update(_message)
+            .where(_message.c.id == message_id)
+            .values(
+                status=MessageStatus.UNKNOWN.value,
+                attempts=_message.c.attempts + 1,
+                last_error=error,
+                next_attempt_at=utcnow(),
+                lease_until=None,
+            )
+        )
+
+
+def claim_unknown(store: StateStore, limit: int, lease: timedelta) -> list[SpooledMessage]:
+    """Lease messages whose outcome is unknown, to find it out. They stay UNKNOWN meanwhile,
+    so a crash during the inquiry leaves them unknown (never resent blindly)."""
+    now = utcnow()
+    query = (
+        select(_message)
+        .where(_message.c.status == MessageStatus.UNKNOWN.value)
+        .where(or_(_message.c.lease_until.is_(None), _message.c.lease_until < now))
+        .order_by(_message.c.id)
+        .limit(limit)
+    )
+    if store.supports_skip_locked:
+        query = query.with_for_update(skip_locked=True, of=_message)
+    with store.begin() as conn:
+        rows = conn.execute(query).all()
+        if rows:
+            conn.execute(
+                update(_message)
+                .where(_message.c.id.in_([row.id for row in rows]))
+                .values(lease_until=now + lease, next_attempt_at=now + lease)
+            )
+    return [_spooled(row) for row in rows]
+
+
+def ack_partly(store: StateStore, message_id: int, committed_sns: set[str], how: str) -> tuple[int, int]:
+    """The centre holds some lines of a message whose reply was lost: those are sent, the
+    rest go back to READY for a new message. Returns (lines acked, lines requeued)."""
+    now = utcnow()
+    with store.begin() as conn:
+        lines = conn.execute(
+            select(_line.c.id, _line.c.feedetl_sn).where(_line.c.message_id == message_id)
+        ).all()
+        held = [row.id for row in lines if row.feedetl_sn in committed_sns]
+        missing = [row.id for row in lines if row.feedetl_sn not in committed_sns]
+        if held:
+            conn.execute(
+                update(_line).where(_line.c.id.in_(held)).values(status=LineStatus.SENT.value, updated_at=now)
+            )
+        if missing:
+            conn.execute(
+                update(_line)
+                .where(_line.c.id.in_(missing))
+                .values(status=LineStatus.READY.value, message_id=None, updated_at=now)
+            )
+        conn.execute(
+            update(_message)
+            .where(_message.c.id == message_id)
+            .values(
+                status=MessageStatus.ACKED.value, acked_at=now, lease_until=None,
+                last_error=f"{how}; {len(missing)} line(s) not at the centre were requeued",
+            )
+        )
+    return len(held), len(missing)
 
 
 def hand_back(store: StateStore, message_id: int) -> None:
@@ -233,8 +311,30 @@ def _refunds(row: Any) -> str | None:
 
 
 def recover_in_flight(store: StateStore) -> int:
-    """At start: messages a crash left in flight are due again now. Returns how many."""
+    """At start: messages a crash left in flight are due again now. Returns how many.
+
+    One whose last attempt never finished, or finished well but was not recorded as acked,
+    may be at the centre: it becomes UNKNOWN and is inquired about before anything is resent.
+    """
+    attempt = schema.attempt
+    unfinished = exists().where(
+        and_(
+            attempt.c.msgid == _message.c.last_msgid,
+            or_(attempt.c.finished_at.is_(None), attempt.c.outcome.in_(["ok", "unknown"])),
+        )
+    )
     with store.begin() as conn:
+        unknown = conn.execute(
+            update(_message)
+            .where(_message.c.status == MessageStatus.IN_FLIGHT.value)
+            .where(unfinished)
+            .values(
+                status=MessageStatus.UNKNOWN.value,
+                next_attempt_at=utcnow(),
+                last_error="interrupted while waiting for the centre's reply; outcome unknown",
+                lease_until=None,
+            )
+        )
         result = conn.execute(
             update(_message)
             .where(_message.c.status == MessageStatus.IN_FLIGHT.value)
@@ -245,7 +345,7 @@ def recover_in_flight(store: StateStore) -> int:
                 lease_until=None,
             )
         )
-    count = int(result.rowcount or 0)
+    count = int(result.rowcount or 0) + int(unknown.rowcount or 0)
     if count:
         logger.warning(
             "recovered %d message(s) left in flight", count, extra={"action": "recover_in_flight"}
@@ -258,7 +358,9 @@ def next_due_at(store: StateStore) -> datetime | None:
     with store.begin() as conn:
         return conn.execute(
             select(func.min(_message.c.next_attempt_at)).where(
-                _message.c.status.in_([MessageStatus.PENDING.value, MessageStatus.RETRY_WAIT.value])
+                _message.c.status.in_(
+                    [s.value for s in (MessageStatus.PENDING, MessageStatus.RETRY_WAIT, MessageStatus.UNKNOWN)]
+                )
             )
         ).scalar()
 

@@ -8,14 +8,14 @@ from typing import TypeVar
 
 from tenacity import (
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_any,
     stop_when_event_set,
     wait_random_exponential,
 )
 
-from adapter.errors import TransientDeliveryError
+from adapter.errors import OutcomeUnknown, TransientDeliveryError
 
 T = TypeVar("T")
 
@@ -32,19 +32,24 @@ def backoff_seconds(
     return nominal / 2 + rng() * nominal / 2
 
 
+def _retry_now(exc: BaseException) -> bool:
+    # An unknown outcome is never retried blindly: the centre may already hold the data.
+    return isinstance(exc, TransientDeliveryError) and not isinstance(exc, OutcomeUnknown)
+
+
 def call_with_quick_retries(
     func: Callable[[], T], attempts: int, wait_seconds: float, stop_event: object | None = None
 ) -> T:
     """Run ``func``, retrying transient failures a few times within seconds.
 
-    Only :class:`TransientDeliveryError` is retried; the last one is re-raised so the caller
+    Only :class:`TransientDeliveryError` is retried (never :class:`OutcomeUnknown`); the last one is re-raised so the caller
     can store the long backoff in the spool. A set ``stop_event`` ends the retries at once.
     """
     stop = stop_after_attempt(attempts)
     if stop_event is not None:
         stop = stop_any(stop, stop_when_event_set(stop_event))  # type: ignore[arg-type]
     retrying = Retrying(
-        retry=retry_if_exception_type(TransientDeliveryError),
+        retry=retry_if_exception(_retry_now),
         stop=stop,
         wait=wait_random_exponential(multiplier=wait_seconds, max=max(wait_seconds * 4, 0.001)),
         reraise=True,

@@ -18,6 +18,8 @@ class MessageStatus(StrEnum):
     PARKED = "parked"
     #: a transient failure; the next attempt time is stored in the row
     RETRY_WAIT = "retry_wait"
+    #: sent, but no reply came back: found out (query or 2601 reversal) before any resend
+    UNKNOWN = "unknown"
 
 
 class LineStatus(StrEnum):
@@ -49,4 +51,9 @@ class ParkKind(StrEnum):
 
 
 #: Message states that still need work; an item in one of these is "unsent".
-UNSENT_MESSAGE_STATES = (MessageStatus.PENDING, MessageStatus.IN_FLIGHT, MessageStatus.RETRY_WAIT)
+UNSENT_MESSAGE_STATES = (
+    MessageStatus.PENDING,
+    MessageStatus.IN_FLIGHT,
+    MessageStatus.RETRY_WAIT,
+    MessageStatus.UNKNOWN,
+)

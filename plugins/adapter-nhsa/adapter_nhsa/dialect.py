@@ -77,6 +77,31 @@ class NhsaDialect:
             "exp_content": self.exp_content(mapped),
         }
 
+    # -- finding out after a lost reply (reference §5) ------------------------------------
+    def outcome_query(self, infno: str, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        if infno == "2301":
+            first = payload["feedetail"][0]
+            return "5204", {"data": {"psn_no": first["psn_no"], "mdtrt_id": first["mdtrt_id"]}}
+        return None
+
+    def message_keys(self, infno: str, payload: Mapping[str, Any]) -> set[str]:
+        if infno == "2301":
+            return {str(item["feedetl_sn"]) for item in payload["feedetail"]}
+        return set()
+
+    def committed_keys(self, infno: str, output: Mapping[str, Any]) -> set[str]:
+        if infno == "2301":
+            return {str(item.get("feedetl_sn")) for item in output.get("feedetail") or []}
+        return set()
+
+    def reversal_input(self, infno: str, payload: Mapping[str, Any], omsgid: str) -> dict[str, Any]:
+        node = next(iter(payload.values()))
+        record = node[0] if isinstance(node, list) else node
+        return {"data": {"psn_no": record.get("psn_no", ""), "omsgid": omsgid, "oinfno": infno}}
+
+    def nothing_to_reverse(self, err_msg: str) -> bool:
+        return "原交易" in err_msg and ("不存在" in err_msg or "已冲正" in err_msg)
+
     def exp_content(self, line: MappedFeeLine) -> str:
         """The 扩展内容 field (a JSON text); regions that want extra fields override this."""
         return ""
