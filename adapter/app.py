@@ -11,7 +11,9 @@ from adapter.extract.sql import SqlSource
 from adapter.outbound.client import CentreClient
 from adapter.outbound.envelope import Institution
 from adapter.outbound.transport import HttpTransport
+from adapter.extract.sample_queries import SAMPLE_QUERIES
 from adapter.pipeline import Pipeline
+from adapter.record_flow import RecordFlow
 from adapter.plugin.api import RegionProfile
 from adapter.plugin.manager import PluginHost
 from adapter.spool.store import StateStore
@@ -50,6 +52,16 @@ def institution_from(settings: Settings, region: RegionProfile) -> Institution:
     )
 
 
+def _record_source(settings: Settings, infno: str) -> SqlSource:
+    configured = settings.sources.get(infno)
+    if configured is not None:
+        return SqlSource(settings.his.url, configured.query, configured.watermark_column)
+    if infno not in SAMPLE_QUERIES:
+        raise ConfigError(f'[sources."{infno}"]: give the HIS query of transaction {infno}')
+    query, column = SAMPLE_QUERIES[infno]
+    return SqlSource(settings.his.url, query, column)
+
+
 def build_adapter(
     settings: Settings,
     host: PluginHost | None = None,
@@ -72,6 +84,13 @@ def build_adapter(
             f"[centre.credentials]: the {scheme} gateway needs {', '.join(missing)} "
             f"(write e.g. {missing[0]} = {{ env = \"VAR\" }})"
         )
+    record_infnos = [infno for infno in settings.his.transactions if infno != "2301"]
+    unknown = [infno for infno in record_infnos if infno not in region.transactions]
+    if unknown:
+        raise ConfigError(
+            f"[his] transactions: region {region.name} does not describe {', '.join(unknown)} "
+            f"(it has 2301, {', '.join(sorted(region.transactions))})"
+        )
     signer = spec.factory(settings.centre.resolve_credentials(), region.gateway_options)
     store = StateStore(settings.state.url)
     source = SqlSource(settings.his.url, settings.his.fee_query, settings.his.watermark_column)
@@ -88,6 +107,12 @@ def build_adapter(
         ),
         opter=settings.centre.opter,
     )
+    records = RecordFlow(
+        store=store,
+        specs={infno: region.transactions[infno] for infno in record_infnos},
+        sources={infno: _record_source(settings, infno) for infno in record_infnos},
+        batch_size=settings.schedule.batch_size,
+    )
     pipeline = Pipeline(
         settings=settings,
         store=store,
@@ -95,6 +120,7 @@ def build_adapter(
         client=client,
         region=region,
         rules=host.rules(),
+        records=records,
         stop_event=stop_event,
     )
     return Adapter(settings, host, region, store, pipeline, transport, source)

@@ -91,6 +91,9 @@ class HisConfig(_Model):
     url: str
     fee_query: str = DEFAULT_FEE_QUERY
     watermark_column: str = "line_id"
+    #: transactions uploaded on the interval, in this order; 2301 is the fee query above, the
+    #: others read [sources."<infno>"] (defaults: the sample HIS schema's queries)
+    transactions: list[str] = Field(default_factory=lambda: ["2301"])
 
     @field_validator("fee_query")
     @classmethod
@@ -99,6 +102,18 @@ class HisConfig(_Model):
             if param not in value:
                 raise ValueError(f"the query must use the bind parameter {param}")
         return value
+
+
+class SourceConfig(_Model):
+    """The HIS query of one record transaction."""
+
+    query: str
+    watermark_column: str
+
+    @field_validator("query")
+    @classmethod
+    def _binds_watermark(cls, value: str) -> str:
+        return HisConfig._binds_watermark(value)
 
 
 class CentreConfig(_Model):
@@ -179,6 +194,7 @@ class Settings(_Model):
     schedule: ScheduleConfig = ScheduleConfig()
     logging: LoggingConfig = LoggingConfig()
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
 
 
 def load_settings(path: Path | str) -> Settings:

@@ -23,11 +23,13 @@ from adapter.mapping.store import MappingKind, MappingRow, MappingStore, unmappe
 from adapter.outbound.client import CentreClient
 from adapter.outbound.outcome import Outcome, Resolution, find_outcome
 from adapter.plugin.api import RegionProfile
+from adapter.record_flow import RecordFlow
 from adapter.records import FeeLine, MalformedRow, MappedFeeLine, fee_line_from_row
 from adapter.spool import outbox, schema
 from adapter.spool.retry import backoff_seconds, call_with_quick_retries
 from adapter.spool.states import LineStatus, ParkKind
 from adapter.spool.store import StateStore, utcnow
+from adapter.spool.watermarks import read_watermark, save_watermark
 from adapter.validate.engine import RuleSet, blocking
 
 logger = logging.getLogger(__name__)
@@ -58,6 +60,9 @@ class CycleReport:
     #: sends whose reply was lost, and inquiries that settled such a message
     outcomes_unknown: int = 0
     outcomes_resolved: int = 0
+    #: records of the other transactions (2401, 2402, 3501-3507...)
+    records_ready: int = 0
+    records_parked: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -89,6 +94,7 @@ class Pipeline:
         client: CentreClient,
         region: RegionProfile,
         rules: RuleSet,
+        records: RecordFlow,
         stop_event: threading.Event | None = None,
     ) -> None:
         self.settings = settings
@@ -97,6 +103,7 @@ class Pipeline:
         self.client = client
         self.region = region
         self.rules = rules
+        self.records = records
         self.mappings = MappingStore(store)
         self.stop_event = stop_event or threading.Event()
         #: set when the centre looked down (see send_due); sending resumes after it
@@ -105,9 +112,21 @@ class Pipeline:
 
     def run_cycle(self) -> CycleReport:
         report = CycleReport()
-        self.extract(report)
-        self.map_and_validate(report)
+        order = self.settings.his.transactions
+        for infno in order:
+            if infno != FEE_INFNO:
+                ready, parked = self.records.extract(infno)
+                report.records_ready += ready
+                report.records_parked += parked
+        report.records_ready += self.records.recheck_unmapped()
+        if FEE_INFNO in order:
+            self.extract(report)
+            self.map_and_validate(report)
+        # Messages of one visit leave in id order: registrations are spooled before fee
+        # lines, fee lines before everything else (discharge comes after the last charge).
+        report.messages_built += self.records.build_messages(registering=True)
         self.build_messages(report)
+        report.messages_built += self.records.build_messages(registering=False)
         self.send_due(report)
         return report
 
@@ -125,7 +144,7 @@ class Pipeline:
             records = [self._ledger_row(row, str(row[column]), now, report) for row in rows]
             with self.store.begin() as conn:
                 added = self.store.insert_ignoring_duplicates(conn, _line, records)
-                self._save_watermark(conn, str(rows[-1][column]))
+                save_watermark(conn, FEE_SOURCE, str(rows[-1][column]))
             report.extracted += added
             report.duplicates_skipped += len(records) - added
             if len(rows) < batch:
@@ -133,18 +152,7 @@ class Pipeline:
 
     def watermark(self) -> str:
         with self.store.begin() as conn:
-            value = conn.execute(
-                select(schema.watermark.c.value).where(schema.watermark.c.source == FEE_SOURCE)
-            ).scalar()
-        return value if value is not None else "0"
-
-    def _save_watermark(self, conn: Any, value: str) -> None:
-        table = schema.watermark
-        changed = conn.execute(
-            update(table).where(table.c.source == FEE_SOURCE).values(value=value, updated_at=utcnow())
-        ).rowcount
-        if not changed:
-            conn.execute(insert(table).values(source=FEE_SOURCE, value=value, updated_at=utcnow()))
+            return read_watermark(conn, FEE_SOURCE)
 
     @staticmethod
     def _ledger_row(row: dict[str, Any], key: str, now: Any, report: CycleReport) -> dict[str, Any]:
@@ -330,7 +338,8 @@ class Pipeline:
             for message in batch:
                 try:
                     outcome = find_outcome(
-                        self.client, self.region, message.infno, message.payload,
+                        self.client, self.region, message.infno,
+                        self.records.bind_visit(message.group_key, message.payload),
                         message.last_msgid, message.insuplc_admdvs,
                     )
                 except DeliveryError as exc:
@@ -377,13 +386,14 @@ class Pipeline:
         """Send one message; False when it failed transiently (it waits for a retry)."""
         schedule = self.settings.schedule
         failures = 0
+        payload = self.records.bind_visit(message.group_key, message.payload)
 
         def attempt() -> Any:
             nonlocal failures
             try:
                 return self.client.call(
                     message.infno,
-                    message.payload,
+                    payload,
                     message_id=message.id,
                     insuplc_admdvs=message.insuplc_admdvs,
                 )
@@ -392,7 +402,7 @@ class Pipeline:
                 raise
 
         try:
-            _msgid, reply = call_with_quick_retries(
+            msgid, reply = call_with_quick_retries(
                 attempt, schedule.in_process_attempts, schedule.in_process_wait_seconds, self.stop_event
             )
         except OutcomeUnknown as exc:
@@ -430,6 +440,10 @@ class Pipeline:
                 self.build_messages(report)
             return True
         report.transient_failures += failures
+        spec = self.region.transactions.get(message.infno)
+        if spec is not None and spec.registers_visit:
+            mdtrt_id = self.region.dialect.mdtrt_id_from_output(message.infno, reply.output or {})
+            self.records.register_visit(message.group_key, mdtrt_id, msgid)
         report.messages_acked += 1
         report.lines_acked += outbox.mark_acked(self.store, message.id, reply.inf_refmsgid)
         self.pause_count = 0

@@ -138,7 +138,7 @@ def make_centre() -> Iterator[Callable[..., SimulatedCentre]]:
 
 def config_text(
     *, his_url: str, state_url: str, centre_url: str, extra_centre: str = "", schedule: str = "",
-    region: str = "nhsa",
+    region: str = "nhsa", his_extra: str = "",
 ) -> str:
     scheme = region_profile(region).gateway
     credentials = "\n".join(
@@ -147,6 +147,7 @@ def config_text(
     return f"""
 [his]
 url = "{his_url}"
+{his_extra}
 
 [centre]
 region = "{region}"

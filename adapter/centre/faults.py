@@ -34,6 +34,8 @@ class FaultPlan:
     drop_reply_rate: float = 0.0
     #: a sign_no stops being valid after this many uses (0: never), as sessions expire
     session_max_uses: int = 0
+    #: refuse fee lines and discharges of stays never admitted here (when 2401 is uploaded too)
+    require_admission: bool = False
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 

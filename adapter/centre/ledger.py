@@ -35,6 +35,13 @@ class CentreLedger:
         #: msgid of a committed reversible transaction -> how to undo it (2601)
         self.reversible: dict[str, Callable[[], None]] = {}
         self.reversals = 0
+        #: mdtrt_id -> {psn_no, ipt_no, discharged} (2401/2402)
+        self.visits: dict[str, dict[str, Any]] = {}
+        self.admissions_by_ipt: dict[tuple[str, str], str] = {}
+        #: (infno, business key...) -> record (3501-3507)
+        self.inventory: dict[tuple[str, ...], dict[str, Any]] = {}
+        #: infno -> repeats the centre kept once (or refused as already done)
+        self.duplicates: Counter[str] = Counter()
         self.expired_sessions = 0
         self.msgids: set[str] = set()
         self.requests: Counter[str] = Counter()
@@ -66,6 +73,10 @@ class CentreLedger:
                 "fee_amount": str(amount),
                 "visits": len({key[0] for key in self.fee_lines}),
                 "reversals": self.reversals,
+                "visits_registered": len(self.visits),
+                "visits_discharged": sum(1 for v in self.visits.values() if v["discharged"]),
+                "inventory": dict(Counter(key[0] for key in self.inventory)),
+                "duplicates": dict(self.duplicates),
                 "sessions": {
                     "open": len(self.sign_nos),
                     "signed_out": self.sign_outs,

@@ -146,6 +146,11 @@ def _fee_detail_upload(document: Mapping[str, Any], ledger: CentreLedger, faults
     if not isinstance(details, list) or not details:
         raise Refusal("费用明细[feedetail]不能为空")
     parsed = [_check_fee_line(item, faults) for item in details]
+    if faults.require_admission:
+        with ledger.lock:
+            for line in parsed:
+                if line.mdtrt_id not in ledger.visits:
+                    raise Refusal(f"就诊ID[{line.mdtrt_id}]不存在, 请先办理入院登记")
     msgid = document["msgid"]
     with ledger.lock:
         keys_in_message = set()
@@ -282,7 +287,134 @@ def _reversal(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultP
     return None
 
 
+def _node(document: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = document["input"].get(name)
+    if not isinstance(value, Mapping):
+        raise Refusal(f"交易输入[{name}]不能为空")
+    return value
+
+
+def _require(record: Mapping[str, Any], names: tuple[str, ...], where: str) -> None:
+    for name in names:
+        if record.get(name) in (None, ""):
+            raise Refusal(f"{where}[{name}]不能为空")
+
+
+def _check_diseinfo(document: Mapping[str, Any]) -> None:
+    diseinfo = document["input"].get("diseinfo")
+    if not isinstance(diseinfo, list) or not diseinfo:
+        raise Refusal("诊断信息[diseinfo]不能为空")
+    mains = [d for d in diseinfo if isinstance(d, Mapping) and d.get("maindiag_flag") == "1"]
+    if len(mains) != 1:
+        raise Refusal("入院诊断只能有一个主诊断")
+    for entry in diseinfo:
+        _require(entry, ("diag_code", "diag_name", "dise_dor_no"), "诊断信息")
+        if not re.fullmatch(r"D\d{12}", str(entry["dise_dor_no"])):
+            raise Refusal(f"诊断医生编码[{entry['dise_dor_no']}]必须为国家医保医师代码")
+
+
+def _admission(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
+    """2401 入院办理: registers the stay and answers the centre's mdtrt_id."""
+    info = _node(document, "mdtrtinfo")
+    _require(info, ("psn_no", "insutype", "begntime", "mdtrt_cert_type", "mdtrt_cert_no", "med_type",
+                    "ipt_no", "atddr_no", "chfpdr_name", "adm_dept_codg", "adm_dept_name",
+                    "dscg_maindiag_code", "dscg_maindiag_name"), "入院信息")
+    if not re.fullmatch(r"D\d{12}", str(info["atddr_no"])):
+        raise Refusal(f"主治医生编码[{info['atddr_no']}]必须为国家医保医师代码")
+    _check_diseinfo(document)
+    key = (str(info["psn_no"]), str(info["ipt_no"]))
+    with ledger.lock:
+        if key in ledger.admissions_by_ipt:
+            ledger.duplicates["2401"] += 1
+            raise Refusal(f"该人员住院号[{key[1]}]已办理入院登记, 不能重复办理")
+        mdtrt_id = f"{document['mdtrtarea_admvs']}{ledger.next_serial():012d}"
+        ledger.visits[mdtrt_id] = {"psn_no": key[0], "ipt_no": key[1], "discharged": False}
+        ledger.admissions_by_ipt[key] = mdtrt_id
+
+        def undo() -> None:
+            ledger.visits.pop(mdtrt_id, None)
+            ledger.admissions_by_ipt.pop(key, None)
+
+        ledger.reversible[str(document["msgid"])] = undo
+    return {"result": {"mdtrt_id": mdtrt_id, "psn_no": key[0], "ipt_no": key[1]}}
+
+
+def _discharge(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
+    """2402 出院办理: the stay must be registered and not yet discharged."""
+    info = _node(document, "dscginfo")
+    _require(info, ("mdtrt_id", "psn_no", "insutype", "endtime", "dscg_dept_codg", "dscg_dept_name",
+                    "dscg_way"), "出院信息")
+    _check_diseinfo(document)
+    with ledger.lock:
+        visit = ledger.visits.get(str(info["mdtrt_id"]))
+        if visit is None:
+            raise Refusal(f"就诊ID[{info['mdtrt_id']}]不存在, 请先办理入院登记")
+        if visit["discharged"]:
+            ledger.duplicates["2402"] += 1
+            raise Refusal(f"就诊ID[{info['mdtrt_id']}]已办理出院")
+        visit["discharged"] = True
+    return None
+
+
+#: 进销存: (node, required fields, business key) per transaction.
+_INVENTORY: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "3501": ("invinfo", ("med_list_codg", "fixmedins_hilist_id", "fixmedins_hilist_name", "rx_flag",
+                         "invdate", "inv_cnt", "fixmedins_bchno"),
+             ("fixmedins_hilist_id", "fixmedins_bchno", "invdate")),
+    "3502": ("invinfo", ("med_list_codg", "inv_chg_type", "fixmedins_hilist_id", "fixmedins_bchno",
+                         "pric", "cnt", "rx_flag", "inv_chg_time", "trdn_flag"),
+             ("fixmedins_hilist_id", "fixmedins_bchno", "inv_chg_time")),
+    "3503": ("purcinfo", ("med_list_codg", "fixmedins_hilist_id", "fixmedins_bchno", "spler_name",
+                          "prodentp_name", "aprvno", "finl_trns_pric", "purc_retn_cnt", "rx_flag",
+                          "purc_retn_stoin_time", "purc_retn_opter_name"),
+             ("fixmedins_hilist_id", "fixmedins_bchno")),
+    "3504": ("purcinfo", ("med_list_codg", "fixmedins_hilist_id", "fixmedins_bchno", "spler_name",
+                          "finl_trns_pric", "purc_retn_cnt", "purc_retn_stoin_time",
+                          "purc_retn_opter_name", "medins_prod_purc_no"), ("medins_prod_purc_no",)),
+    "3505": ("selinfo", ("med_list_codg", "fixmedins_hilist_id", "fixmedins_bchno", "prsc_dr_name",
+                         "phar_name", "phar_prac_cert_no", "mdtrt_sn", "rx_flag", "trdn_flag",
+                         "rtal_docno", "sel_retn_cnt", "sel_retn_time", "sel_retn_opter_name"),
+             ("rtal_docno", "fixmedins_hilist_id", "fixmedins_bchno")),
+    "3506": ("selinfo", ("med_list_codg", "fixmedins_hilist_id", "fixmedins_bchno", "rx_flag",
+                         "trdn_flag", "sel_retn_cnt", "sel_retn_time", "sel_retn_opter_name",
+                         "medins_prod_sel_no"), ("medins_prod_sel_no",)),
+    "3507": ("data", ("fixmedins_bchno", "inv_data_type"), ("fixmedins_bchno", "inv_data_type")),
+}
+
+
+def _inventory(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan) -> Any:
+    infno = str(document["infno"])
+    node, required, key_fields = _INVENTORY[infno]
+    record = _node(document, node)
+    _require(record, required, "进销存信息")
+    code = record.get("med_list_codg")
+    if code is not None and code in faults.reject_codes:
+        raise Refusal(f"医疗目录编码[{code}]不存在或已失效")
+    key = (infno, *(str(record[name]) for name in key_fields))
+    with ledger.lock:
+        if key in ledger.inventory:
+            ledger.duplicates[infno] += 1  # the centre keeps it once
+        else:
+            ledger.inventory[key] = dict(record)
+    return None
+
+
+def _in_hospital_query(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
+    """5303 在院信息查询: the person's stays that are registered and not discharged."""
+    data = _node(document, "data")
+    _require(data, ("psn_no",), "查询输入")
+    with ledger.lock:
+        stays = [
+            {"mdtrt_id": mdtrt_id, "psn_no": visit["psn_no"], "ipt_no": visit["ipt_no"]}
+            for mdtrt_id, visit in ledger.visits.items()
+            if visit["psn_no"] == data["psn_no"] and not visit["discharged"]
+        ]
+    return {"data": stays}
+
+
 _HANDLERS = {
+    "5303": _in_hospital_query,
     "9001": _sign_in, "9002": _sign_out, "2301": _fee_detail_upload, "2601": _reversal,
-    "5204": _fee_list_query,
+    "5204": _fee_list_query, "2401": _admission, "2402": _discharge,
+    **{infno: _inventory for infno in _INVENTORY},
 }

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -59,6 +60,40 @@ inpatient_visits = Table(
     Column("admitted_at", String(19), nullable=False),
     Column("dept_code", String(20), nullable=False),
     Column("doctor_code", String(20), nullable=False),
+    Column("certno", String(18), nullable=False, default=""),
+    Column("main_diag_code", String(20), nullable=False, default=""),
+    Column("main_diag_name", String(100), nullable=False, default=""),
+    #: set at discharge; discharge_seq orders discharges for incremental extraction
+    Column("discharged_at", String(19)),
+    Column("discharge_seq", Integer),
+    Column("dscg_way", String(6)),
+)
+diagnoses = Table(
+    "diagnoses",
+    his_metadata,
+    Column("diag_id", Integer, primary_key=True, autoincrement=True),
+    Column("visit_id", Integer, nullable=False),
+    Column("diag_type", String(3), nullable=False),
+    Column("maindiag_flag", String(3), nullable=False),
+    Column("srt_no", Integer, nullable=False),
+    Column("diag_code", String(20), nullable=False),
+    Column("diag_name", String(100), nullable=False),
+    Column("doctor_code", String(20), nullable=False),
+    Column("diag_time", String(19), nullable=False),
+)
+#: 进销存: every stock movement of the pharmacy, one row each, typed by its national infno.
+stock_moves = Table(
+    "stock_moves",
+    his_metadata,
+    Column("move_id", Integer, primary_key=True, autoincrement=True),
+    Column("infno", String(4), nullable=False),
+    Column("item_code", String(20), nullable=False),
+    Column("batch_no", String(30), nullable=False),
+    Column("qty", String(20), nullable=False),
+    Column("price", String(20), nullable=False),
+    Column("moved_at", String(19), nullable=False),
+    Column("doc_no", String(40), nullable=False),
+    Column("operator", String(50), nullable=False),
 )
 charge_items = Table(
     "charge_items",
@@ -119,6 +154,10 @@ _ITEMS = [
     ("YP0999", "新进药品(未对照)", "drug", "9.90", ""),
     ("ZL0999", "新增检查项目(未对照)", "service", "80.00", ""),
 ]
+_DIAGNOSES = [
+    ("J18.900", "肺炎"), ("I10.x00", "高血压"), ("E11.900", "2型糖尿病"),
+    ("K35.800", "急性阑尾炎"), ("I20.000", "不稳定型心绞痛"), ("S72.000", "股骨颈骨折"),
+]
 _SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚"
 
@@ -134,6 +173,9 @@ class SampleHis:
     unmapped_lines: int = 0
     invalid_lines: int = 0
     malformed_lines: int = 0
+    discharges: int = 0
+    #: infno -> stock movements of that kind
+    stock_moves: dict[str, int] = field(default_factory=dict)
     mapping_rows: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     @property
@@ -158,6 +200,8 @@ def generate_sample_his(
     malformed_share: float = 0.01,
     admdvs: str = "431199",
     start: datetime | None = None,
+    discharged_share: float = 0.6,
+    stock_items: int = 4,
 ) -> SampleHis:
     """Fill a HIS database with visits and fee lines; returns what it made.
 
@@ -171,6 +215,7 @@ def generate_sample_his(
     summary = SampleHis(url=url)
     start = start or datetime(2026, 11, 1, 8, 0, 0)
     mapped_items = [item for item in _ITEMS if item[4]]
+    discharged_seq = 0
     unmapped_items = [item for item in _ITEMS if not item[4]]
     with engine.begin() as conn:
         conn.execute(
@@ -206,6 +251,7 @@ def generate_sample_his(
                 },
             )
             doctor = rng.choice(doctor_rows)
+            diag = rng.choice(_DIAGNOSES)
             admitted = start + timedelta(hours=rng.randrange(0, 24 * 20))
             conn.execute(
                 insert(inpatient_visits),
@@ -218,7 +264,23 @@ def generate_sample_his(
                     "admitted_at": admitted.strftime("%Y-%m-%d %H:%M:%S"),
                     "dept_code": doctor["dept_code"],
                     "doctor_code": doctor["doctor_code"],
+                    "certno": f"{admdvs}19{rng.randrange(50, 99)}0101{rng.randrange(1000, 9999)}",
+                    "main_diag_code": diag[0],
+                    "main_diag_name": diag[1],
                 },
+            )
+            conn.execute(
+                insert(diagnoses),
+                [
+                    {
+                        "visit_id": visit_no, "diag_type": "1", "maindiag_flag": flag, "srt_no": srt,
+                        "diag_code": code, "diag_name": name, "doctor_code": doctor["doctor_code"],
+                        "diag_time": admitted.strftime("%Y-%m-%d %H:%M:%S"),
+                    }
+                    for srt, (flag, (code, name)) in enumerate(
+                        [("1", diag), ("0", rng.choice(_DIAGNOSES))], start=1
+                    )
+                ],
             )
             rows = []
             for seq in range(1, lines_per_visit + 1):
@@ -282,10 +344,56 @@ def generate_sample_his(
                 summary.lines += 1
                 summary.refund_lines += 1
             conn.execute(insert(fee_lines), rows)
+            if rng.random() < discharged_share:
+                discharged_seq += 1
+                last = max(datetime.strptime(r["charged_at"], "%Y-%m-%d %H:%M:%S") for r in rows)
+                conn.execute(
+                    inpatient_visits.update()
+                    .where(inpatient_visits.c.visit_id == visit_no)
+                    .values(
+                        discharged_at=(last + timedelta(hours=3)).strftime("%Y-%m-%d %H:%M:%S"),
+                        discharge_seq=discharged_seq,
+                        dscg_way="1",
+                    )
+                )
+                summary.discharges += 1
+        summary.stock_moves = _stock_moves(conn, rng, start, stock_items)
         summary.visits = visits
     engine.dispose()
     summary.mapping_rows = sample_mapping_rows()
     return summary
+
+
+def _stock_moves(conn: Any, rng: random.Random, start: datetime, items: int) -> dict[str, int]:
+    """A month of pharmacy movements for the first ``items`` mapped drugs: purchase, sales, a
+    sale return, a purchase return, a stock correction and the month-end stocktake."""
+    drugs = [item for item in _ITEMS if item[2] == "drug" and item[4]][:items]
+    rows: list[dict[str, Any]] = []
+    for index, (code, _name, _cat, price, _nat) in enumerate(drugs):
+        batch = f"PC{start:%Y%m}{index:03d}"
+        moment = start
+
+        def move(infno: str, qty: int, doc: str, hours: int) -> None:
+            nonlocal moment
+            moment += timedelta(hours=hours)
+            rows.append({
+                "infno": infno, "item_code": code, "batch_no": batch, "qty": str(qty), "price": price,
+                "moved_at": moment.strftime("%Y-%m-%d %H:%M:%S"), "doc_no": doc,
+                "operator": rng.choice(_SURNAMES) + rng.choice(_GIVEN),
+            })
+
+        move("3503", 500, f"CG{index:04d}", 1)
+        for sale in range(rng.randrange(2, 5)):
+            move("3505", rng.randrange(1, 10), f"XS{index:04d}{sale:02d}", 5)
+        move("3506", 1, f"XT{index:04d}", 3)
+        move("3504", 20, f"CT{index:04d}", 2)
+        move("3502", -2, f"BG{index:04d}", 1)
+        move("3501", 450, f"PD{index:04d}", 24)
+    conn.execute(insert(stock_moves), rows)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["infno"]] = counts.get(row["infno"], 0) + 1
+    return counts
 
 
 def _is_clean(row: dict[str, object]) -> bool:

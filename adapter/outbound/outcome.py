@@ -54,7 +54,7 @@ def find_outcome(
         query_infno, query_input = query
         _, reply = client.call(query_infno, query_input, message_id=None, insuplc_admdvs=insuplc_admdvs)
         wanted = dialect.message_keys(infno, payload)
-        held = dialect.committed_keys(infno, reply.output or {}) & wanted
+        held = dialect.committed_keys(infno, payload, reply.output or {}) & wanted
         how = f"{query_infno} shows {len(held)} of {len(wanted)} at the centre"
         if held == wanted:
             return Outcome(Resolution.COMMITTED, how, frozenset(held))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from adapter.records import MappedFeeLine
+from adapter.transactions import TransactionSpec
 
 UrlStyle = Literal["single", "per_path", "base_infno"]
 
@@ -45,8 +46,8 @@ class Dialect(Protocol):
         """The business keys a message carries (e.g. its feedetl_sn values)."""
         ...
 
-    def committed_keys(self, infno: str, output: Mapping[str, Any]) -> set[str]:
-        """The business keys a query's ``output`` shows the centre holding."""
+    def committed_keys(self, infno: str, payload: Mapping[str, Any], output: Mapping[str, Any]) -> set[str]:
+        """The business keys of ``payload`` that a query's ``output`` shows the centre holding."""
         ...
 
     def reversal_input(self, infno: str, payload: Mapping[str, Any], omsgid: str) -> dict[str, Any]:
@@ -55,6 +56,10 @@ class Dialect(Protocol):
 
     def nothing_to_reverse(self, err_msg: str) -> bool:
         """Whether a 2601 refusal means the centre never took the original."""
+        ...
+
+    def mdtrt_id_from_output(self, infno: str, output: Mapping[str, Any]) -> str:
+        """The centre's mdtrt_id in the reply to a registration (2401, 2201)."""
         ...
 
 
@@ -93,6 +98,8 @@ class RegionProfile:
     extra_envelope: Mapping[str, str] = field(default_factory=dict)
     #: non-secret settings of the gateway scheme (e.g. CSB api_version)
     gateway_options: Mapping[str, str] = field(default_factory=dict)
+    #: record transactions this region speaks, by infno (see adapter.transactions)
+    transactions: Mapping[str, TransactionSpec] = field(default_factory=dict)
     #: transactions a 2601 reversal may cancel (reference §5)
     reversible: frozenset[str] = frozenset({"2102", "2103", "2207", "2208", "2304", "2305", "2401"})
     #: the area codes this region's centre serves (first = the centre's own, used in inf_refmsgid)

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 _message = schema.message
 _line = schema.fee_line
+_record = schema.record
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ def spool_message(
     payload: dict[str, Any],
     line_ids: Sequence[int],
     insuplc_admdvs: str | None = None,
+    record_ids: Sequence[int] = (),
 ) -> int:
     """Commit a message and tie its lines to it (inside the caller's transaction)."""
     now = utcnow()
@@ -57,18 +59,20 @@ def spool_message(
             group_key=group_key,
             insuplc_admdvs=insuplc_admdvs,
             payload=jsonio.dumps(payload),
-            line_count=len(line_ids),
+            line_count=len(line_ids) + len(record_ids),
             attempts=0,
             next_attempt_at=now,
             created_at=now,
         )
         .returning(_message.c.id)
     ).scalar_one()
-    conn.execute(
-        update(_line)
-        .where(_line.c.id.in_(list(line_ids)))
-        .values(status=LineStatus.QUEUED.value, message_id=message_id, updated_at=now)
-    )
+    for table, ids in ((_line, line_ids), (_record, record_ids)):
+        if ids:
+            conn.execute(
+                update(table)
+                .where(table.c.id.in_(list(ids)))
+                .values(status=LineStatus.QUEUED.value, message_id=message_id, updated_at=now)
+            )
     return int(message_id)
 
 
@@ -135,12 +139,15 @@ def mark_acked(store: StateStore, message_id: int, inf_refmsgid: str, note: str 
                 lease_until=None,
             )
         )
-        result = conn.execute(
-            update(_line)
-            .where(_line.c.message_id == message_id)
-            .values(status=LineStatus.SENT.value, updated_at=now)
-        )
-        return int(result.rowcount or 0)
+        acked = 0
+        for table in (_line, _record):
+            result = conn.execute(
+                update(table)
+                .where(table.c.message_id == message_id)
+                .values(status=LineStatus.SENT.value, updated_at=now)
+            )
+            acked += int(result.rowcount or 0)
+        return acked
 
 
 def mark_retry(store: StateStore, message_id: int, error: str, delay_seconds: float) -> datetime:
@@ -283,6 +290,16 @@ def park_rejected(store: StateStore, message_id: int, err_msg: str) -> tuple[int
                 .where(_line.c.id.in_(innocent))
                 .values(status=LineStatus.READY.value, message_id=None, updated_at=now)
             )
+        # Record transactions carry one record per message: the record takes the refusal.
+        records = conn.execute(
+            update(_record)
+            .where(_record.c.message_id == message_id)
+            .values(
+                status=LineStatus.PARKED.value, park_kind=ParkKind.REJECTED.value,
+                park_reason=reason, updated_at=now,
+            )
+        )
+        blamed += [0] * int(records.rowcount or 0)
         note = f" ({len(innocent)} line(s) not named were requeued)" if innocent else ""
         conn.execute(
             update(_message)
@@ -366,21 +383,21 @@ def next_due_at(store: StateStore) -> datetime | None:
 
 
 def requeue_parked(store: StateStore, message_id: int | None = None) -> int:
-    """Put centre-rejected lines back to READY (after the cause was fixed). Returns lines."""
+    """Put centre-rejected lines and records back to READY (after the cause was fixed)."""
     now = utcnow()
-    query = update(_line).where(_line.c.status == LineStatus.PARKED.value).where(
-        _line.c.park_kind == ParkKind.REJECTED.value
-    )
-    if message_id is not None:
-        query = query.where(_line.c.message_id == message_id)
+    count = 0
     with store.begin() as conn:
-        result = conn.execute(
-            query.values(
-                status=LineStatus.READY.value,
-                park_kind=None,
-                park_reason=None,
-                message_id=None,
-                updated_at=now,
+        for table in (_line, _record):
+            query = update(table).where(table.c.status == LineStatus.PARKED.value).where(
+                table.c.park_kind == ParkKind.REJECTED.value
             )
-        )
-    return int(result.rowcount or 0)
+            if message_id is not None:
+                query = query.where(table.c.message_id == message_id)
+            result = conn.execute(
+                query.values(
+                    status=LineStatus.READY.value, park_kind=None, park_reason=None,
+                    message_id=None, updated_at=now,
+                )
+            )
+            count += int(result.rowcount or 0)
+    return count

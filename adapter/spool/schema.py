@@ -114,3 +114,34 @@ session = Table(
     Column("sign_no", String(30), nullable=False),
     Column("signed_at", DateTime, nullable=False),
 )
+
+#: Records of the generic transactions (2401, 2402, 3501-3507...), one ledger for all:
+#: unique per (infno, business key) so nothing is uploaded twice.
+record = Table(
+    "record",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("infno", String(8), nullable=False),
+    Column("business_key", String(200), nullable=False),
+    Column("group_key", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("park_kind", String(16)),
+    Column("park_reason", Text),
+    Column("raw", Text, nullable=False),
+    Column("payload", Text),
+    Column("message_id", Integer, ForeignKey("message.id")),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("infno", "business_key", name="uq_record_business_key"),
+)
+Index("ix_record_status", record.c.infno, record.c.status)
+
+#: HIS visit number -> the centre's mdtrt_id, learnt from the 2401 reply.
+visit = Table(
+    "visit",
+    metadata,
+    Column("his_key", String(64), primary_key=True),
+    Column("mdtrt_id", String(30), nullable=False),
+    Column("registered_by", String(30), nullable=False),
+    Column("registered_at", DateTime, nullable=False),
+)

@@ -82,16 +82,23 @@ class NhsaDialect:
         if infno == "2301":
             first = payload["feedetail"][0]
             return "5204", {"data": {"psn_no": first["psn_no"], "mdtrt_id": first["mdtrt_id"]}}
+        if infno == "2402":  # 5303 在院信息查询: a discharged stay is no longer listed
+            return "5303", {"data": {"psn_no": payload["dscginfo"]["psn_no"]}}
         return None
 
     def message_keys(self, infno: str, payload: Mapping[str, Any]) -> set[str]:
         if infno == "2301":
             return {str(item["feedetl_sn"]) for item in payload["feedetail"]}
+        if infno == "2402":
+            return {str(payload["dscginfo"]["mdtrt_id"])}
         return set()
 
-    def committed_keys(self, infno: str, output: Mapping[str, Any]) -> set[str]:
+    def committed_keys(self, infno: str, payload: Mapping[str, Any], output: Mapping[str, Any]) -> set[str]:
         if infno == "2301":
             return {str(item.get("feedetl_sn")) for item in output.get("feedetail") or []}
+        if infno == "2402":
+            in_hospital = {str(stay.get("mdtrt_id")) for stay in output.get("data") or []}
+            return self.message_keys(infno, payload) - in_hospital
         return set()
 
     def reversal_input(self, infno: str, payload: Mapping[str, Any], omsgid: str) -> dict[str, Any]:
@@ -101,6 +108,13 @@ class NhsaDialect:
 
     def nothing_to_reverse(self, err_msg: str) -> bool:
         return "原交易" in err_msg and ("不存在" in err_msg or "已冲正" in err_msg)
+
+    def mdtrt_id_from_output(self, infno: str, output: Mapping[str, Any]) -> str:
+        for node in ("result", "data"):
+            value = (output.get(node) or {}).get("mdtrt_id") if isinstance(output, Mapping) else None
+            if value:
+                return str(value)
+        raise BusinessRejection(f"{infno} answered without output.result.mdtrt_id")
 
     def exp_content(self, line: MappedFeeLine) -> str:
         """The 扩展内容 field (a JSON text); regions that want extra fields override this."""

@@ -8,6 +8,7 @@ from adapter.plugin import hookimpl
 from adapter.plugin.api import RegionProfile
 
 from adapter_nhsa.dialect import NhsaDialect
+from adapter_nhsa.transactions import TRANSACTIONS
 
 #: Per-transaction paths (reference §2.1 b) for regions that use one path per service.
 PATHS = {
@@ -49,6 +50,7 @@ NHSA = RegionProfile(
     infver="V1.0",
     recer_sys_code="YBXT",
     paths=PATHS,
+    transactions=TRANSACTIONS,
 )
 
 

@@ -1,0 +1,219 @@
+"""The generic record path for transactions described as data (:mod:`adapter.transactions`):
+extract past a watermark, map HIS codes, check every field, spool one message per record.
+
+Records land in the ``record`` ledger, unique per (infno, business key), in the same
+transaction that advances the watermark, exactly like fee lines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from adapter import jsonio
+from adapter.extract.sql import SqlSource
+from adapter.mapping.store import MappingKind, MappingRow, MappingStore, unmapped_reason
+from adapter.spool import outbox, schema
+from adapter.spool.states import LineStatus, ParkKind
+from adapter.spool.store import StateStore, utcnow
+from adapter.spool.watermarks import read_watermark, save_watermark
+from adapter.transactions import TransactionSpec, check_record, normalise
+
+logger = logging.getLogger(__name__)
+
+_record = schema.record
+
+
+class RecordFlow:
+    """Runs the enabled record transactions, in the configured order, over one state store."""
+
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        specs: Mapping[str, TransactionSpec],
+        sources: Mapping[str, SqlSource],
+        batch_size: int,
+    ) -> None:
+        self.store = store
+        self.specs = dict(specs)
+        self.sources = dict(sources)
+        self.batch_size = batch_size
+        self.mappings = MappingStore(store)
+
+    # -- extract, map, check -----------------------------------------------------------------
+    def extract(self, infno: str) -> tuple[int, int]:
+        """New HIS rows of one transaction into the ledger. Returns (ready, parked)."""
+        spec, source = self.specs[infno], self.sources[infno]
+        ready = parked = 0
+        while True:
+            with self.store.begin() as conn:
+                watermark = read_watermark(conn, f"his.{infno}")
+                tables = self.mappings.load(conn)
+            rows = source.read_after(watermark, self.batch_size)
+            if not rows:
+                return ready, parked
+            now = utcnow()
+            entries = [self._entry(spec, row, tables, now) for row in rows]
+            ready += sum(1 for e in entries if e["status"] == LineStatus.READY.value)
+            parked += sum(1 for e in entries if e["status"] == LineStatus.PARKED.value)
+            with self.store.begin() as conn:
+                self.store.insert_ignoring_duplicates(conn, _record, entries)
+                save_watermark(conn, f"his.{infno}", str(rows[-1][source.watermark_column]))
+            if len(rows) < self.batch_size:
+                return ready, parked
+
+    def recheck_unmapped(self) -> int:
+        """Records parked for a missing mapping are tried again (after a mapping import)."""
+        with self.store.begin() as conn:
+            tables = self.mappings.load(conn)
+            rows = conn.execute(
+                select(_record.c.id, _record.c.infno, _record.c.raw).where(
+                    _record.c.status == LineStatus.PARKED.value,
+                    _record.c.park_kind == ParkKind.UNMAPPED.value,
+                )
+            ).all()
+        fixed = 0
+        now = utcnow()
+        for row in rows:
+            spec = self.specs.get(row.infno)
+            if spec is None:
+                continue
+            entry = self._entry(spec, json.loads(row.raw), tables, now)
+            if entry["park_kind"] == ParkKind.UNMAPPED.value:
+                continue
+            fixed += entry["status"] == LineStatus.READY.value
+            with self.store.begin() as conn:
+                conn.execute(
+                    update(_record)
+                    .where(_record.c.id == row.id)
+                    .values(
+                        status=entry["status"], park_kind=entry["park_kind"],
+                        park_reason=entry["park_reason"], payload=entry["payload"], updated_at=now,
+                    )
+                )
+        return fixed
+
+    def _entry(
+        self, spec: TransactionSpec, row: Mapping[str, Any], tables: dict[MappingKind, dict[str, MappingRow]],
+        now: Any,
+    ) -> dict[str, Any]:
+        raw = {key: _json_child(spec, key, value) for key, value in row.items()}
+        record = normalise(spec, raw)
+        base = {
+            "infno": spec.infno,
+            "business_key": spec.key_of(record),
+            "group_key": spec.group_of(record),
+            "raw": json.dumps(raw, ensure_ascii=False, default=str),
+            "payload": None,
+            "message_id": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        missing = _apply_mappings(spec, record, tables)
+        if missing:
+            return {**base, **_parked(ParkKind.UNMAPPED, unmapped_reason(missing))}
+        problems = check_record(spec, record)
+        if problems:
+            return {**base, **_parked(ParkKind.INVALID, f"{spec.infno} {base['business_key']}: " + "; ".join(problems))}
+        return {
+            **base, "status": LineStatus.READY.value, "park_kind": None, "park_reason": None,
+            "payload": jsonio.dumps(spec.input_for(record)),
+        }
+
+    # -- spool ------------------------------------------------------------------------------
+    def build_messages(self, registering: bool) -> int:
+        """One message per ready record (these transactions carry one record each), either of
+        the transactions that register a visit or of all the others."""
+        infnos = [i for i, spec in self.specs.items() if spec.registers_visit == registering]
+        if not infnos:
+            return 0
+        with self.store.begin() as conn:
+            rows = conn.execute(
+                select(_record.c.id, _record.c.infno, _record.c.group_key, _record.c.payload, _record.c.raw)
+                .where(_record.c.status == LineStatus.READY.value, _record.c.infno.in_(infnos))
+                .order_by(_record.c.id)
+            ).all()
+        for row in rows:
+            insuplc = json.loads(row.raw).get("insuplc_admdvs") or None
+            with self.store.begin() as conn:
+                outbox.spool_message(
+                    conn, infno=row.infno, group_key=row.group_key, payload=jsonio.loads(row.payload),
+                    line_ids=[], record_ids=[row.id], insuplc_admdvs=insuplc,
+                )
+        return len(rows)
+
+    # -- visits -----------------------------------------------------------------------------
+    def register_visit(self, group_key: str, mdtrt_id: str, msgid: str) -> None:
+        """Remember the centre's mdtrt_id for a HIS visit (from the 2401 reply)."""
+        his_key = group_key.split(":", 1)[1]
+        with self.store.begin() as conn:
+            conn.execute(schema.visit.delete().where(schema.visit.c.his_key == his_key))
+            conn.execute(
+                insert(schema.visit).values(
+                    his_key=his_key, mdtrt_id=mdtrt_id, registered_by=msgid, registered_at=utcnow()
+                )
+            )
+
+    def bind_visit(self, group_key: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Replace the HIS visit number by the centre's mdtrt_id, where the adapter registered it."""
+        if not group_key.startswith("visit:"):
+            return payload
+        his_key = group_key.split(":", 1)[1]
+        with self.store.begin() as conn:
+            mdtrt_id = conn.execute(
+                select(schema.visit.c.mdtrt_id).where(schema.visit.c.his_key == his_key)
+            ).scalar()
+        if mdtrt_id is None:
+            return payload
+        return _replace_value(payload, "mdtrt_id", his_key, mdtrt_id)
+
+
+def _apply_mappings(
+    spec: TransactionSpec, record: dict[str, Any], tables: dict[MappingKind, dict[str, MappingRow]]
+) -> list[tuple[MappingKind, str]]:
+    missing: list[tuple[MappingKind, str]] = []
+    for target, (kind, source) in spec.mapped.items():
+        if "." in target:
+            node, field_name = target.split(".", 1)
+            holders = record.get(node) or []
+        else:
+            field_name, holders = target, [record]
+        for holder in holders:
+            code = str(holder.get(source) or "")
+            if not code:
+                continue  # an empty code is reported by the required-field check
+            found = tables[kind].get(code)
+            if found is None:
+                missing.append((kind, code))
+            else:
+                holder[field_name] = found.national_code
+    return sorted(set(missing))
+
+
+def _parked(kind: ParkKind, reason: str) -> dict[str, Any]:
+    return {"status": LineStatus.PARKED.value, "park_kind": kind.value, "park_reason": reason}
+
+
+def _json_child(spec: TransactionSpec, key: str, value: Any) -> Any:
+    # Child lists come from the HIS query as JSON text (json_group_array / json_agg).
+    if isinstance(value, str) and any(child.node == key for child in spec.children):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return []
+    return value
+
+
+def _replace_value(node: Any, key: str, old: str, new: str) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: (new if k == key and v == old else _replace_value(v, key, old, new)) for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_replace_value(item, key, old, new) for item in node]
+    return node
