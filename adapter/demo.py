@@ -22,10 +22,11 @@ from adapter.daemon import Daemon
 from adapter.extract.sample_his import SampleHis, generate_sample_his, write_mapping_csv
 from adapter.mapping.importer import read_mapping_csv
 from adapter.mapping.store import MappingStore
+from adapter.monitor.status import unsent_count
 from adapter.pipeline import CycleReport
 from adapter.plugin.manager import PluginHost
 from adapter.spool import outbox, schema
-from adapter.spool.states import UNSENT_MESSAGE_STATES, LineStatus
+from adapter.spool.states import LineStatus
 from adapter.spool.store import StateStore, utcnow
 
 #: The demo maps one HIS drug to a code the simulated centre treats as retired, so the
@@ -144,7 +145,7 @@ def run_demo(
             daemon = Daemon(adapter)
             report = daemon.run_once()
             cycles = 1
-            while _unsent(adapter.store) and time.monotonic() - started < time_limit_seconds:
+            while unsent_count(adapter.store) and time.monotonic() - started < time_limit_seconds:
                 due = outbox.next_due_at(adapter.store)
                 if due is not None:
                     wait = (due - utcnow()).total_seconds()
@@ -167,20 +168,6 @@ def run_demo(
         parked_by_kind=parked_by_kind,
         parked_examples=examples,
     )
-
-
-def _unsent(store: StateStore) -> bool:
-    message, line = schema.message, schema.fee_line
-    with store.begin() as conn:
-        messages = conn.execute(
-            select(func.count()).where(message.c.status.in_([s.value for s in UNSENT_MESSAGE_STATES]))
-        ).scalar_one()
-        lines = conn.execute(
-            select(func.count()).where(
-                line.c.status.in_([LineStatus.NEW.value, LineStatus.READY.value])
-            )
-        ).scalar_one()
-    return bool(messages or lines)
 
 
 def _line_summary(store: StateStore) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:

@@ -200,8 +200,9 @@ class Pipeline:
             return
         now = utcnow()
         updates: list[dict[str, Any]] = []
+        lines: dict[int, FeeLine] = {}
         for row in rows:
-            line = fee_line_from_row(json.loads(row.raw), source_key=row.source_key)
+            line = lines[row.id] = fee_line_from_row(json.loads(row.raw), source_key=row.source_key)
             mapped, missing = map_line(line, tables)
             if mapped is None:
                 report.unmapped += 1
@@ -224,7 +225,7 @@ class Pipeline:
                     "updated_at": now,
                 }
             )
-        self._hold_refunds_of_parked_originals(updates, rows)
+        self._hold_refunds_of_parked_originals(updates, lines)
         # executemany needs one statement per set of columns: parked rows carry no "mapped".
         by_columns: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
         for item in updates:
@@ -235,38 +236,43 @@ class Pipeline:
                 stmt = update(_line).where(_line.c.id == bindparam("b_id")).values(**values)
                 conn.execute(stmt, chunk)
 
-    def _hold_refunds_of_parked_originals(self, updates: list[dict[str, Any]], rows: Any) -> None:
-        """A refund must not reach the centre while its original line is held back here."""
-        parked_now = {u["b_id"] for u in updates if u["status"] == LineStatus.PARKED.value}
-        raw_by_id = {row.id: json.loads(row.raw) for row in rows}
-        keys_parked_now = {
-            (str(raw_by_id[i].get("mdtrt_id")), str(raw_by_id[i].get("feedetl_sn"))) for i in parked_now
+    def _hold_refunds_of_parked_originals(
+        self, updates: list[dict[str, Any]], lines: dict[int, FeeLine]
+    ) -> None:
+        """A refund must not reach the centre while its original line is held back here.
+
+        One query finds which of the refunded originals are parked, however many refunds.
+        """
+        refunds = [
+            (item, (lines[item["b_id"]].mdtrt_id, lines[item["b_id"]].init_feedetl_sn))
+            for item in updates
+            if item["status"] == LineStatus.READY.value and lines[item["b_id"]].init_feedetl_sn
+        ]
+        if not refunds:
+            return
+        held = {
+            (lines[u["b_id"]].mdtrt_id, lines[u["b_id"]].feedetl_sn)
+            for u in updates
+            if u["status"] == LineStatus.PARKED.value
         }
         with self.store.begin() as conn:
-            for item in updates:
-                if item["status"] != LineStatus.READY.value:
-                    continue
-                raw = raw_by_id[item["b_id"]]
-                original = _clean(raw.get("init_feedetl_sn"))
-                if not original:
-                    continue
-                key = (_clean(raw.get("mdtrt_id")), original)
-                held = key in keys_parked_now or conn.execute(
-                    select(_line.c.id).where(
-                        _line.c.mdtrt_id == key[0],
-                        _line.c.feedetl_sn == key[1],
+            held.update(
+                (row.mdtrt_id, row.feedetl_sn)
+                for row in conn.execute(
+                    select(_line.c.mdtrt_id, _line.c.feedetl_sn).where(
                         _line.c.status == LineStatus.PARKED.value,
+                        _line.c.feedetl_sn.in_({original for _, (_, original) in refunds}),
                     )
-                ).first()
-                if held:
-                    item.update(
-                        status=LineStatus.PARKED.value,
-                        park_kind=ParkKind.INVALID.value,
-                        park_reason=(
-                            f"refund of line {original}, which is parked; resolve that line first"
-                        ),
-                    )
-                    item.pop("mapped", None)
+                )
+            )
+        for item, key in refunds:
+            if key in held:
+                item.update(
+                    status=LineStatus.PARKED.value,
+                    park_kind=ParkKind.INVALID.value,
+                    park_reason=f"refund of line {key[1]}, which is parked; resolve that line first",
+                )
+                item.pop("mapped", None)
 
     # -- build messages ------------------------------------------------------------------
     def build_messages(self, report: CycleReport) -> None:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from adapter import jsonio
 from adapter.extract.sql import SqlSource
@@ -26,6 +26,8 @@ from adapter.transactions import TransactionSpec, check_record, normalise
 logger = logging.getLogger(__name__)
 
 _record = schema.record
+#: what a re-check of an unmapped record may change
+_RECHECKED = ("status", "park_kind", "park_reason", "payload")
 
 
 class RecordFlow:
@@ -77,26 +79,24 @@ class RecordFlow:
                     _record.c.park_kind == ParkKind.UNMAPPED.value,
                 )
             ).all()
-        fixed = 0
         now = utcnow()
+        changes = []
         for row in rows:
             spec = self.specs.get(row.infno)
             if spec is None:
                 continue
             entry = self._entry(spec, json.loads(row.raw), tables, now)
-            if entry["park_kind"] == ParkKind.UNMAPPED.value:
-                continue
-            fixed += entry["status"] == LineStatus.READY.value
+            if entry["park_kind"] != ParkKind.UNMAPPED.value:
+                changes.append({"b_id": row.id, **{k: entry[k] for k in _RECHECKED}, "updated_at": now})
+        if changes:
             with self.store.begin() as conn:
                 conn.execute(
                     update(_record)
-                    .where(_record.c.id == row.id)
-                    .values(
-                        status=entry["status"], park_kind=entry["park_kind"],
-                        park_reason=entry["park_reason"], payload=entry["payload"], updated_at=now,
-                    )
+                    .where(_record.c.id == bindparam("b_id"))
+                    .values({name: bindparam(name) for name in (*_RECHECKED, "updated_at")}),
+                    changes,
                 )
-        return fixed
+        return sum(1 for c in changes if c["status"] == LineStatus.READY.value)
 
     def _entry(
         self, spec: TransactionSpec, row: Mapping[str, Any], tables: dict[MappingKind, dict[str, MappingRow]],

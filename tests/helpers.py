@@ -8,24 +8,9 @@ from typing import Any
 from sqlalchemy import select
 
 from adapter.app import Adapter
+from adapter.monitor.status import unsent_count
 from adapter.pipeline import CycleReport
 from adapter.spool import outbox, schema
-from adapter.spool.states import UNSENT_MESSAGE_STATES, LineStatus
-
-
-def unsent(adapter: Adapter) -> int:
-    with adapter.store.begin() as conn:
-        messages = conn.execute(
-            select(schema.message.c.id).where(
-                schema.message.c.status.in_([s.value for s in UNSENT_MESSAGE_STATES])
-            )
-        ).all()
-        lines = conn.execute(
-            select(schema.fee_line.c.id).where(
-                schema.fee_line.c.status.in_([LineStatus.NEW.value, LineStatus.READY.value])
-            )
-        ).all()
-    return len(messages) + len(lines)
 
 
 def run_until_done(adapter: Adapter, limit_seconds: float = 90.0) -> CycleReport:
@@ -35,7 +20,7 @@ def run_until_done(adapter: Adapter, limit_seconds: float = 90.0) -> CycleReport
     deadline = time.monotonic() + limit_seconds
     while True:
         total.add(adapter.pipeline.run_cycle())
-        if not unsent(adapter):
+        if not unsent_count(adapter.store):
             return total
         assert time.monotonic() < deadline, "cycles did not finish in time"
         time.sleep(0.05)

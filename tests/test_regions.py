@@ -13,7 +13,8 @@ from adapter.pipeline import BREAKER_FAILURES
 from adapter.spool import schema
 
 from adapter.spool.states import LineStatus
-from tests.conftest import import_sample_mapping, region_profile
+from adapter.errors import BusinessRejection
+from tests.conftest import centre_secrets, import_sample_mapping, region_profile
 from tests.helpers import lines_by_status, run_until_done
 
 #: What each region must show at the centre: gateway headers, one path, hosp_appr_flag, exp_content keys.
@@ -58,7 +59,8 @@ def test_region_uploads_through_its_own_gateway(region, make_adapter, make_centr
 def test_a_wrong_region_never_gets_data_in(adapter_region, centre_region, why, make_adapter,
                                            make_centre, sample_his, tmp_path):
     centre = make_centre(centre_region)
-    centre.secrets.update(make_centre(adapter_region).secrets)  # same credentials, other scheme
+    # Same credentials as the adapter's, but the centre speaks another scheme or URL style.
+    centre.secrets.update(centre_secrets(region_profile(adapter_region).gateway))
     adapter = make_adapter(
         his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
         centre_url=centre.url, region=adapter_region,
@@ -87,6 +89,6 @@ def test_infver_of_another_region_is_refused(make_adapter, make_centre, sample_h
         centre_url=centre.url, region="zhejiang", extra_centre='infver = "V1.0"',
     )
     import_sample_mapping(adapter, sample_his)
-    with pytest.raises(Exception, match="接口版本号"):
+    with pytest.raises(BusinessRejection, match="接口版本号"):
         adapter.pipeline.client.sign_no()
     assert region_profile("zhejiang").infver == "1.0"

@@ -167,3 +167,40 @@ def test_status_reports_states_parked_reasons_and_watermark(make_adapter, sample
     kinds = {item["kind"] for item in state.parked_reasons}
     assert kinds == {ParkKind.UNMAPPED.value, ParkKind.INVALID.value, ParkKind.MALFORMED.value}
     assert sum(item["lines"] for item in state.parked_reasons) == state.lines["parked"]
+
+
+def test_refund_waits_while_its_original_is_parked(make_adapter, sample_his, centre, sqlite_state_url):
+    """Both ways the original can be parked: in the same batch as the refund, or earlier."""
+    engine = create_engine(sample_his.url)
+    with engine.begin() as conn:
+        refund = conn.execute(
+            select(fee_lines).where(fee_lines.c.init_feedetl_sn.is_not(None)).order_by(fee_lines.c.line_id)
+        ).first()
+        # Spoil the refunded original (amount no longer quantity x price): it is parked.
+        conn.execute(
+            fee_lines.update()
+            .where(fee_lines.c.feedetl_sn == refund.init_feedetl_sn, fee_lines.c.visit_id == refund.visit_id)
+            .values(amount="99999.99")
+        )
+    adapter = make_adapter(his_url=sample_his.url, state_url=sqlite_state_url, centre_url=centre.url)
+    import_sample_mapping(adapter, sample_his)
+    run_until_done(adapter)
+
+    by_sn = {row.feedetl_sn: row for row in lines_by_status(adapter)[LineStatus.PARKED.value]}
+    held = by_sn[refund.feedetl_sn]
+    assert held.park_kind == ParkKind.INVALID.value
+    assert held.park_reason == f"refund of line {refund.init_feedetl_sn}, which is parked; resolve that line first"
+
+    # A second refund of the same original arrives later: the original is parked in the ledger.
+    with engine.begin() as conn:
+        conn.execute(insert(fee_lines).values(
+            visit_id=refund.visit_id, feedetl_sn="LATE0001", init_feedetl_sn=refund.init_feedetl_sn,
+            order_no=refund.order_no, item_code=refund.item_code, qty=refund.qty,
+            unit_price=refund.unit_price, amount=refund.amount, charged_at=refund.charged_at,
+            dept_code=refund.dept_code, doctor_code=refund.doctor_code,
+        ))
+    engine.dispose()
+    run_until_done(adapter)
+    late = {row.feedetl_sn: row for row in lines_by_status(adapter)[LineStatus.PARKED.value]}["LATE0001"]
+    assert late.park_reason == held.park_reason
+    assert all(key[1] != "LATE0001" for key in centre.ledger.fee_lines)

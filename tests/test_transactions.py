@@ -63,8 +63,6 @@ def test_admission_fees_discharge_and_inventory_arrive_once(make_adapter, make_c
     assert stored == Counter(sample_his.stock_moves)
     records = _records(adapter)
     assert {r.status for r in records} == {LineStatus.SENT.value}
-    if ledger.requests["2601"]:
-        assert ledger.reversals + ledger.rejected["2601"] == ledger.requests["2601"]
 
 
 def _fee_lines(adapter):  # noqa: ANN001, ANN202

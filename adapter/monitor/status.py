@@ -86,6 +86,24 @@ def queue_status(store: StateStore, reasons_limit: int = 20) -> QueueStatus:
     return status
 
 
+def unsent_count(store: StateStore) -> int:
+    """Work still to do: unsent messages, plus lines and records not yet in a message."""
+    waiting = [LineStatus.NEW.value, LineStatus.READY.value]
+    with store.begin() as conn:
+        messages = conn.execute(
+            select(func.count()).where(
+                schema.message.c.status.in_([s.value for s in UNSENT_MESSAGE_STATES])
+            )
+        ).scalar_one()
+        lines = conn.execute(
+            select(func.count()).where(schema.fee_line.c.status.in_(waiting))
+        ).scalar_one()
+        records = conn.execute(
+            select(func.count()).where(schema.record.c.status.in_(waiting))
+        ).scalar_one()
+    return int(messages) + int(lines) + int(records)
+
+
 def format_age(seconds: float | None) -> str:
     if seconds is None:
         return "-"

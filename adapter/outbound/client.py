@@ -61,13 +61,10 @@ class CentreClient:
     # -- session -------------------------------------------------------------------------
     def sign_no(self) -> str:
         """The cached sign_no, signing in (9001) first if there is none."""
+        cached = self.cached_sign_no()
+        if cached is not None:
+            return cached
         code = self._institution.fixmedins_code
-        with self._store.begin() as conn:
-            row = conn.execute(
-                select(schema.session.c.sign_no).where(schema.session.c.fixmedins_code == code)
-            ).first()
-        if row is not None:
-            return str(row.sign_no)
         try:
             _, reply = self._call(SIGN_IN, self._sign_in_input, message_id=None, sign_no="")
         except OutcomeUnknown as exc:

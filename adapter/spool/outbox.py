@@ -299,7 +299,7 @@ def park_rejected(store: StateStore, message_id: int, err_msg: str) -> tuple[int
                 park_reason=reason, updated_at=now,
             )
         )
-        blamed += [0] * int(records.rowcount or 0)
+        records_parked = int(records.rowcount or 0)
         note = f" ({len(innocent)} line(s) not named were requeued)" if innocent else ""
         conn.execute(
             update(_message)
@@ -311,7 +311,7 @@ def park_rejected(store: StateStore, message_id: int, err_msg: str) -> tuple[int
                 lease_until=None,
             )
         )
-    return len(blamed), len(innocent)
+    return len(blamed) + records_parked, len(innocent)
 
 
 def _is_blamed(row: Any, err_msg: str) -> bool:
