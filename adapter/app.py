@@ -112,6 +112,7 @@ def build_adapter(
         specs={infno: region.transactions[infno] for infno in record_infnos},
         sources={infno: _record_source(settings, infno) for infno in record_infnos},
         batch_size=settings.schedule.batch_size,
+        defaults={infno: region.dialect.record_defaults(infno) for infno in record_infnos},
     )
     pipeline = Pipeline(
         settings=settings,

@@ -313,6 +313,7 @@ def centre(host: str, port: int, region: str, gateway_id: str, secret_env: str, 
            latency_ms: int, reject_code: tuple[str, ...], seed: int | None) -> None:
     """Serve the simulated centre on loopback, as the given region's gateway, with optional faults."""
     from adapter.centre.faults import FaultPlan
+    from adapter.plugin.manager import PluginHost
     from adapter.centre.server import SimulatedCentre
 
     secret = os.environ.get(secret_env)

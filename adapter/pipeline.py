@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from adapter.config import Settings
 from adapter.errors import BusinessRejection, DeliveryError, OutcomeUnknown, TransientDeliveryError
@@ -368,6 +368,16 @@ class Pipeline:
             extra={"action": "outcome_resolved", "message_id": message.id},
         )
         if outcome.resolution is Resolution.COMMITTED:
+            spec = self.region.transactions.get(message.infno)
+            if spec is not None and spec.registers_visit:
+                if outcome.visit_id is None:
+                    logger.error(
+                        "message %d: the centre holds the registration but the inquiry gave no "
+                        "mdtrt_id; later messages of %s will carry the HIS visit number",
+                        message.id, message.group_key, extra={"action": "visit_unknown"},
+                    )
+                else:
+                    self.records.register_visit(message.group_key, outcome.visit_id, message.last_msgid or "")
             report.messages_acked += 1
             report.lines_acked += outbox.mark_acked(self.store, message.id, "", note=note)
         elif outcome.resolution is Resolution.PARTIAL:

@@ -40,8 +40,12 @@ class RecordFlow:
         specs: Mapping[str, TransactionSpec],
         sources: Mapping[str, SqlSource],
         batch_size: int,
+        defaults: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
+        """``defaults``: per infno, values the region puts into empty fields (see
+        ``Dialect.record_defaults``)."""
         self.store = store
+        self.defaults = dict(defaults or {})
         self.specs = dict(specs)
         self.sources = dict(sources)
         self.batch_size = batch_size
@@ -104,6 +108,7 @@ class RecordFlow:
     ) -> dict[str, Any]:
         raw = {key: _json_child(spec, key, value) for key, value in row.items()}
         record = normalise(spec, raw)
+        _fill_defaults(record, self.defaults.get(spec.infno, {}))
         base = {
             "infno": spec.infno,
             "business_key": spec.key_of(record),
@@ -193,6 +198,14 @@ def _apply_mappings(
             else:
                 holder[field_name] = found.national_code
     return sorted(set(missing))
+
+
+def _fill_defaults(record: dict[str, Any], defaults: Mapping[str, str]) -> None:
+    for target, value in defaults.items():
+        node, _, name = target.rpartition(".")
+        for holder in (record.get(node) or []) if node else [record]:
+            if holder.get(name) in (None, ""):
+                holder[name] = value
 
 
 def _parked(kind: ParkKind, reason: str) -> dict[str, Any]:

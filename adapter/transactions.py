@@ -44,13 +44,21 @@ class ChildSpec:
     node: str
     fields: tuple[FieldSpec, ...]
     required: bool = False
+    #: fields whose value may occur once in the list (2204: feedetl_sn within the batch)
+    unique: tuple[str, ...] = ()
+    #: fields that must hold the same value in every entry (2204: one dise_codg per chrg_bchno)
+    same: tuple[str, ...] = ()
+    #: (total, quantity, price): the total must equal quantity x price to the cent
+    amount: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True)
 class TransactionSpec:
     infno: str
     description: str
-    #: the node under ``input`` that carries the record (``data``, ``mdtrtinfo``, ``invinfo``...)
+    #: the node under ``input`` that carries the record (``data``, ``mdtrtinfo``, ``invinfo``...);
+    #: empty when the record's own fields only identify it and its child lists are the input
+    #: (2204: one charge batch, sent as ``feedetail[]``)
     node: str
     fields: tuple[FieldSpec, ...]
     #: fields whose values together identify a record: never uploaded twice
@@ -66,6 +74,8 @@ class TransactionSpec:
     registers_visit: bool = False
     #: records carry mdtrt_id and it must be the centre's (bound at send time)
     binds_visit: bool = False
+    #: the main node is a list of one record (2302 ``data[]``)
+    node_is_list: bool = False
 
     def key_of(self, record: Mapping[str, Any]) -> str:
         return "|".join(str(record.get(name) or "") for name in self.key)
@@ -75,9 +85,12 @@ class TransactionSpec:
 
     def input_for(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """The transaction ``input``: the main node and its child lists."""
-        payload: dict[str, Any] = {self.node: {k: v for k, v in record.items() if not k.startswith("_")}}
+        children = {child.node for child in self.children}
+        main = {k: v for k, v in record.items() if k not in children and not k.startswith("_")}
+        payload: dict[str, Any] = {}
+        if self.node:
+            payload[self.node] = [main] if self.node_is_list else main
         for child in self.children:
-            payload[self.node].pop(child.node, None)
             payload[child.node] = list(record.get(child.node) or [])
         return payload
 
@@ -100,10 +113,20 @@ def _value(item: FieldSpec, raw: Any) -> Any:
         return "" if item.kind != "num" else None
     if item.kind == "num":
         try:
-            return Decimal(str(raw).strip())
+            number = Decimal(str(raw).strip())
         except InvalidOperation:
             return str(raw)  # reported by check_record
+        # Written with the spec's decimal places (12.5 -> 12.50 for a (16,2) amount); a value
+        # with more places than the spec allows is left as it is for check_record to report.
+        if number.is_finite() and _decimals(number) <= item.scale:
+            return number.quantize(Decimal(1).scaleb(-item.scale))
+        return number
     return str(raw).strip()
+
+
+def _decimals(number: Decimal) -> int:
+    exponent = number.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def check_record(spec: TransactionSpec, record: Mapping[str, Any]) -> list[str]:
@@ -115,6 +138,33 @@ def check_record(spec: TransactionSpec, record: Mapping[str, Any]) -> list[str]:
             problems.append(f"{child.node}: at least one entry is required")
         for index, entry in enumerate(entries, start=1):
             problems += _check_fields(child.fields, entry, f"{child.node}[{index}].")
+        problems += _check_list(child, entries)
+    return problems
+
+
+def _check_list(child: ChildSpec, entries: list[Mapping[str, Any]]) -> list[str]:
+    problems = []
+    for name in child.unique:
+        seen: set[str] = set()
+        for value in (str(entry.get(name) or "") for entry in entries):
+            if value and value in seen:
+                problems.append(f"{child.node}: {name} {value} occurs more than once")
+            seen.add(value)
+    for name in child.same:
+        values = sorted({str(entry.get(name) or "") for entry in entries})
+        if len(values) > 1:
+            problems.append(f"{child.node}: {name} must be the same in every entry, found {', '.join(values)}")
+    if child.amount is not None:
+        total, quantity, price = child.amount
+        for index, entry in enumerate(entries, start=1):
+            values = [entry.get(total), entry.get(quantity), entry.get(price)]
+            if all(isinstance(v, Decimal) and v.is_finite() for v in values):
+                expected = (values[1] * values[2]).quantize(Decimal("0.01"))
+                if abs(values[0] - expected) > Decimal("0.01"):
+                    problems.append(
+                        f"{child.node}[{index}].{total} {values[0]} is not {quantity} {values[1]} x "
+                        f"{price} {values[2]} = {expected}"
+                    )
     return problems
 
 
@@ -131,9 +181,7 @@ def _check_fields(fields: tuple[FieldSpec, ...], record: Mapping[str, Any], wher
             if not isinstance(value, Decimal) or not value.is_finite():
                 problems.append(f"{name} {value!r} is not a number")
                 continue
-            exponent = value.as_tuple().exponent
-            decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-            if decimals > item.scale:
+            if _decimals(value) > item.scale:
                 problems.append(f"{name} {value} has more than {item.scale} decimal places")
             if len(str(abs(int(value)))) > item.length - item.scale:
                 problems.append(f"{name} {value} is too large ({item.length},{item.scale})")

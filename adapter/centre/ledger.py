@@ -20,6 +20,10 @@ class StoredFeeLine:
     msgid: str
     hosp_appr_flag: str = ""
     exp_content: str = ""
+    #: outpatient lines (2204) belong to a charge batch
+    chrg_bchno: str = ""
+    #: a refund line names the line it refunds
+    init_feedetl_sn: str = ""
 
 
 class CentreLedger:
@@ -42,6 +46,16 @@ class CentreLedger:
         self.inventory: dict[tuple[str, ...], dict[str, Any]] = {}
         #: infno -> repeats the centre kept once (or refused as already done)
         self.duplicates: Counter[str] = Counter()
+        #: (psn_no, ipt_otp_no) -> mdtrt_id (2201 outpatient registrations)
+        self.registrations: dict[tuple[str, str], str] = {}
+        #: mdtrt_id -> the latest 2203 visit information
+        self.visit_info: dict[str, dict[str, Any]] = {}
+        #: infno (2302, 2205) -> fee lines withdrawn
+        self.cancelled_lines: Counter[str] = Counter()
+        #: setl_id -> the 4101A settlement list
+        self.settlement_lists: dict[str, dict[str, Any]] = {}
+        #: file_qury_no -> (filename, bytes) uploaded with 9101 or published for 9102
+        self.files: dict[str, tuple[str, bytes]] = {}
         self.expired_sessions = 0
         self.msgids: set[str] = set()
         self.requests: Counter[str] = Counter()
@@ -76,6 +90,13 @@ class CentreLedger:
                 "visits_registered": len(self.visits),
                 "visits_discharged": sum(1 for v in self.visits.values() if v["discharged"]),
                 "inventory": dict(Counter(key[0] for key in self.inventory)),
+                "outpatient_registrations": len(self.registrations),
+                "outpatient_visit_info": len(self.visit_info),
+                "outpatient_fee_lines": sum(1 for line in self.fee_lines.values() if line.chrg_bchno),
+                "outpatient_batches": len({(l.mdtrt_id, l.chrg_bchno) for l in self.fee_lines.values() if l.chrg_bchno}),
+                "cancelled_lines": dict(self.cancelled_lines),
+                "settlement_lists": len(self.settlement_lists),
+                "files": len(self.files),
                 "duplicates": dict(self.duplicates),
                 "sessions": {
                     "open": len(self.sign_nos),

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from adapter import jsonio
 from adapter.centre.faults import FaultPlan
+from adapter.centre.checks import Refusal, check_fee_line, node, require
+from adapter.centre import records
 from adapter.centre.ledger import CentreLedger, StoredFeeLine
-
-
-class Refusal(Exception):
-    """A business failure: answered with infcode -1 and this err_msg."""
 
 
 _HEADER_RULES: dict[str, tuple[bool, int]] = {
@@ -44,19 +40,6 @@ _HEADER_RULES: dict[str, tuple[bool, int]] = {
     "sign_no": (False, 30),
 }
 _MSGID = re.compile(r"^(?P<code>[HP]\d{11})(?P<stamp>\d{14})\d{4}$")
-_FEE_REQUIRED = (
-    "feedetl_sn", "mdtrt_id", "psn_no", "med_type", "fee_ocur_time", "med_list_codg",
-    "medins_list_codg", "det_item_fee_sumamt", "cnt", "pric", "bilg_dept_codg",
-    "bilg_dept_name", "bilg_dr_codg", "bilg_dr_name",
-)
-_FEE_LENGTHS = {
-    "feedetl_sn": 30, "init_feedetl_sn": 30, "mdtrt_id": 30, "drord_no": 30, "psn_no": 30,
-    "med_type": 6, "med_list_codg": 50, "medins_list_codg": 150, "bilg_dept_codg": 30,
-    "bilg_dept_name": 100, "bilg_dr_codg": 30, "bilg_dr_name": 50, "hosp_appr_flag": 3,
-    "memo": 500,
-}
-
-
 def check_envelope(document: Any, ledger: CentreLedger, faults: FaultPlan | None = None) -> str:
     """Refuse a malformed envelope; returns the infno."""
     if not isinstance(document, Mapping):
@@ -145,7 +128,7 @@ def _fee_detail_upload(document: Mapping[str, Any], ledger: CentreLedger, faults
     details = document["input"].get("feedetail")
     if not isinstance(details, list) or not details:
         raise Refusal("费用明细[feedetail]不能为空")
-    parsed = [_check_fee_line(item, faults) for item in details]
+    parsed = [check_fee_line(item, faults) for item in details]
     if faults.require_admission:
         with ledger.lock:
             for line in parsed:
@@ -173,7 +156,7 @@ def _fee_detail_upload(document: Mapping[str, Any], ledger: CentreLedger, faults
                 ledger.fee_lines[key] = StoredFeeLine(
                     line.mdtrt_id, line.feedetl_sn, line.med_list_codg, line.cnt,
                     line.det_item_fee_sumamt, msgid, str(item.get("hosp_appr_flag") or ""),
-                    str(item.get("exp_content") or ""),
+                    str(item.get("exp_content") or ""), init_feedetl_sn=str(item.get("init_feedetl_sn") or ""),
                 )
             result.append(
                 {
@@ -195,55 +178,6 @@ def _fee_detail_upload(document: Mapping[str, Any], ledger: CentreLedger, faults
     return {"result": result}
 
 
-@dataclass(frozen=True)
-class _ParsedLine:
-    mdtrt_id: str
-    feedetl_sn: str
-    med_list_codg: str
-    cnt: Decimal
-    pric: Decimal
-    det_item_fee_sumamt: Decimal
-
-
-def _check_fee_line(item: Any, faults: FaultPlan) -> _ParsedLine:
-    if not isinstance(item, Mapping):
-        raise Refusal("费用明细格式错误")
-    sn = str(item.get("feedetl_sn") or "?")
-    for name in _FEE_REQUIRED:
-        if item.get(name) in (None, ""):
-            raise Refusal(f"费用明细[{sn}]的[{name}]不能为空")
-    for name, limit in _FEE_LENGTHS.items():
-        value = item.get(name)
-        if isinstance(value, str) and len(value) > limit:
-            raise Refusal(f"费用明细[{sn}]的[{name}]长度超过{limit}")
-    try:
-        datetime.strptime(str(item["fee_ocur_time"]), "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        raise Refusal(f"费用明细[{sn}]的费用发生时间格式错误") from None
-    try:
-        amount = Decimal(str(item["det_item_fee_sumamt"]))
-        cnt = Decimal(str(item["cnt"]))
-        pric = Decimal(str(item["pric"]))
-    except InvalidOperation:
-        raise Refusal(f"费用明细[{sn}]的金额、数量或单价不是数字") from None
-    if abs(amount - cnt * pric) > Decimal("0.01"):
-        raise Refusal(f"费用明细[{sn}]的明细项目费用总额不等于数量乘以单价")
-    flag = item.get("hosp_appr_flag")
-    if flag not in (None, "", "0", "1", "2"):
-        raise Refusal(f"费用明细[{sn}]的医院审批标志[{flag}]取值错误")
-    extension = item.get("exp_content")
-    if extension not in (None, ""):
-        try:
-            if not isinstance(jsonio.loads(str(extension)), Mapping) or len(str(extension)) > 4000:
-                raise ValueError
-        except ValueError:
-            raise Refusal(f"费用明细[{sn}]的扩展内容[exp_content]不是合法的JSON对象") from None
-    code = str(item["med_list_codg"])
-    if code in faults.reject_codes:
-        raise Refusal(f"费用明细[{sn}]的医疗目录编码[{code}]不存在或已失效")
-    return _ParsedLine(str(item["mdtrt_id"]), sn, code, cnt, pric, amount)
-
-
 def _fee_list_query(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
     """5204 费用明细查询: the lines the centre holds for one visit."""
     data = document["input"].get("data")
@@ -260,6 +194,7 @@ def _fee_list_query(document: Mapping[str, Any], ledger: CentreLedger, _faults: 
                 "med_list_codg": line.med_list_codg,
                 "cnt": line.cnt,
                 "det_item_fee_sumamt": line.det_item_fee_sumamt,
+                "chrg_bchno": line.chrg_bchno,
             }
             for line in lines
         ]
@@ -287,19 +222,6 @@ def _reversal(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultP
     return None
 
 
-def _node(document: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = document["input"].get(name)
-    if not isinstance(value, Mapping):
-        raise Refusal(f"交易输入[{name}]不能为空")
-    return value
-
-
-def _require(record: Mapping[str, Any], names: tuple[str, ...], where: str) -> None:
-    for name in names:
-        if record.get(name) in (None, ""):
-            raise Refusal(f"{where}[{name}]不能为空")
-
-
 def _check_diseinfo(document: Mapping[str, Any]) -> None:
     diseinfo = document["input"].get("diseinfo")
     if not isinstance(diseinfo, list) or not diseinfo:
@@ -308,15 +230,15 @@ def _check_diseinfo(document: Mapping[str, Any]) -> None:
     if len(mains) != 1:
         raise Refusal("入院诊断只能有一个主诊断")
     for entry in diseinfo:
-        _require(entry, ("diag_code", "diag_name", "dise_dor_no"), "诊断信息")
+        require(entry, ("diag_code", "diag_name", "dise_dor_no"), "诊断信息")
         if not re.fullmatch(r"D\d{12}", str(entry["dise_dor_no"])):
             raise Refusal(f"诊断医生编码[{entry['dise_dor_no']}]必须为国家医保医师代码")
 
 
 def _admission(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
     """2401 入院办理: registers the stay and answers the centre's mdtrt_id."""
-    info = _node(document, "mdtrtinfo")
-    _require(info, ("psn_no", "insutype", "begntime", "mdtrt_cert_type", "mdtrt_cert_no", "med_type",
+    info = node(document, "mdtrtinfo")
+    require(info, ("psn_no", "insutype", "begntime", "mdtrt_cert_type", "mdtrt_cert_no", "med_type",
                     "ipt_no", "atddr_no", "chfpdr_name", "adm_dept_codg", "adm_dept_name",
                     "dscg_maindiag_code", "dscg_maindiag_name"), "入院信息")
     if not re.fullmatch(r"D\d{12}", str(info["atddr_no"])):
@@ -341,8 +263,8 @@ def _admission(document: Mapping[str, Any], ledger: CentreLedger, _faults: Fault
 
 def _discharge(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
     """2402 出院办理: the stay must be registered and not yet discharged."""
-    info = _node(document, "dscginfo")
-    _require(info, ("mdtrt_id", "psn_no", "insutype", "endtime", "dscg_dept_codg", "dscg_dept_name",
+    info = node(document, "dscginfo")
+    require(info, ("mdtrt_id", "psn_no", "insutype", "endtime", "dscg_dept_codg", "dscg_dept_name",
                     "dscg_way"), "出院信息")
     _check_diseinfo(document)
     with ledger.lock:
@@ -385,8 +307,8 @@ _INVENTORY: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 def _inventory(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan) -> Any:
     infno = str(document["infno"])
     node, required, key_fields = _INVENTORY[infno]
-    record = _node(document, node)
-    _require(record, required, "进销存信息")
+    record = node(document, node)
+    require(record, required, "进销存信息")
     code = record.get("med_list_codg")
     if code is not None and code in faults.reject_codes:
         raise Refusal(f"医疗目录编码[{code}]不存在或已失效")
@@ -401,8 +323,8 @@ def _inventory(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultP
 
 def _in_hospital_query(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
     """5303 在院信息查询: the person's stays that are registered and not discharged."""
-    data = _node(document, "data")
-    _require(data, ("psn_no",), "查询输入")
+    data = node(document, "data")
+    require(data, ("psn_no",), "查询输入")
     with ledger.lock:
         stays = [
             {"mdtrt_id": mdtrt_id, "psn_no": visit["psn_no"], "ipt_no": visit["ipt_no"]}
@@ -417,4 +339,5 @@ _HANDLERS = {
     "9001": _sign_in, "9002": _sign_out, "2301": _fee_detail_upload, "2601": _reversal,
     "5204": _fee_list_query, "2401": _admission, "2402": _discharge,
     **{infno: _inventory for infno in _INVENTORY},
+    **records.HANDLERS,
 }

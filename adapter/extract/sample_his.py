@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     create_engine,
     insert,
+    select,
 )
 
 his_metadata = MetaData()
@@ -94,6 +95,67 @@ stock_moves = Table(
     Column("moved_at", String(19), nullable=False),
     Column("doc_no", String(40), nullable=False),
     Column("operator", String(50), nullable=False),
+)
+#: 门诊: outpatient visits and their charges, paid in batches (chrg_bchno) at the counter.
+outpatient_visits = Table(
+    "outpatient_visits",
+    his_metadata,
+    Column("visit_id", Integer, primary_key=True),
+    Column("patient_id", Integer, nullable=False),
+    Column("otp_no", String(30), nullable=False, unique=True),
+    Column("med_type", String(6), nullable=False),
+    Column("insutype", String(6), nullable=False),
+    Column("begntime", String(19), nullable=False),
+    Column("dept_code", String(20), nullable=False),
+    Column("doctor_code", String(20), nullable=False),
+    Column("certno", String(18), nullable=False),
+    Column("diag_code", String(20), nullable=False),
+    Column("diag_name", String(100), nullable=False),
+)
+outpatient_fees = Table(
+    "outpatient_fees",
+    his_metadata,
+    Column("line_id", Integer, primary_key=True, autoincrement=True),
+    Column("visit_id", Integer, nullable=False),
+    Column("chrg_bchno", String(30), nullable=False),
+    Column("feedetl_sn", String(30), nullable=False),
+    Column("rxno", String(30)),
+    Column("item_code", String(20), nullable=False),
+    Column("qty", String(20), nullable=False),
+    Column("unit_price", String(20), nullable=False),
+    Column("amount", String(20), nullable=False),
+    Column("charged_at", String(19), nullable=False),
+)
+#: Charges withdrawn after upload: 2302 names inpatient lines, 2205 an outpatient batch.
+fee_cancels = Table(
+    "fee_cancels",
+    his_metadata,
+    Column("cancel_id", Integer, primary_key=True, autoincrement=True),
+    Column("infno", String(4), nullable=False),
+    Column("visit_no", String(30), nullable=False),
+    Column("psn_no", String(30), nullable=False),
+    Column("feedetl_sn", String(30)),
+    Column("chrg_bchno", String(30)),
+    Column("cancelled_at", String(19), nullable=False),
+)
+#: Settlements done at the counter (the centre's setl_id), the source of 4101A and of
+#: reconciliation.
+settlements = Table(
+    "settlements",
+    his_metadata,
+    Column("setl_id", String(30), primary_key=True),
+    #: the order settlements were made in (what incremental extraction follows)
+    Column("seq", Integer, nullable=False, unique=True),
+    Column("visit_id", Integer, nullable=False),
+    Column("psn_no", String(30), nullable=False),
+    Column("insutype", String(6), nullable=False),
+    Column("clr_type", String(6), nullable=False),
+    Column("setl_time", String(19), nullable=False),
+    Column("medfee_sumamt", Numeric(16, 2), nullable=False),
+    Column("fund_pay_sumamt", Numeric(16, 2), nullable=False),
+    Column("acct_pay", Numeric(16, 2), nullable=False),
+    Column("psn_cash_pay", Numeric(16, 2), nullable=False),
+    Column("refd_setl_flag", String(3), nullable=False, default="0"),
 )
 charge_items = Table(
     "charge_items",
@@ -176,6 +238,13 @@ class SampleHis:
     discharges: int = 0
     #: infno -> stock movements of that kind
     stock_moves: dict[str, int] = field(default_factory=dict)
+    outpatient_visits: int = 0
+    #: outpatient charge batches (2204 messages) and their lines
+    outpatient_batches: int = 0
+    outpatient_lines: int = 0
+    #: infno (2302, 2205) -> cancellations
+    cancels: dict[str, int] = field(default_factory=dict)
+    settlements: int = 0
     mapping_rows: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     @property
@@ -202,6 +271,7 @@ def generate_sample_his(
     start: datetime | None = None,
     discharged_share: float = 0.6,
     stock_items: int = 4,
+    outpatient_visits: int | None = None,
 ) -> SampleHis:
     """Fill a HIS database with visits and fee lines; returns what it made.
 
@@ -359,6 +429,9 @@ def generate_sample_his(
                 summary.discharges += 1
         summary.stock_moves = _stock_moves(conn, rng, start, stock_items)
         summary.visits = visits
+        # Drawn from their own generator so the inpatient data above stays as it always was.
+        _settle_and_cancel(conn, random.Random(seed + 1), summary)
+        _outpatient(conn, random.Random(seed + 2), start, admdvs, outpatient_visits, summary, doctor_rows)
     engine.dispose()
     summary.mapping_rows = sample_mapping_rows()
     return summary
@@ -394,6 +467,105 @@ def _stock_moves(conn: Any, rng: random.Random, start: datetime, items: int) -> 
     for row in rows:
         counts[row["infno"]] = counts.get(row["infno"], 0) + 1
     return counts
+
+
+def _settle_and_cancel(conn: Any, rng: random.Random, summary: SampleHis) -> None:
+    """Settle every discharged stay (from its clean lines) and withdraw one uploaded line of
+    about one stay in four (2302)."""
+    stays = conn.execute(
+        select(
+            inpatient_visits.c.visit_id, inpatient_visits.c.mdtrt_id, inpatient_visits.c.insutype,
+            inpatient_visits.c.discharged_at, patients.c.psn_no,
+        ).join(patients, patients.c.patient_id == inpatient_visits.c.patient_id).order_by(inpatient_visits.c.visit_id)
+    ).all()
+    cancels: list[dict[str, Any]] = []
+    for stay in stays:
+        lines = [dict(r._mapping) for r in conn.execute(
+            select(fee_lines).where(fee_lines.c.visit_id == stay.visit_id).order_by(fee_lines.c.line_id)
+        )]
+        clean = [r for r in lines if _is_clean(r)]
+        refunded = {r["init_feedetl_sn"] for r in lines if r["init_feedetl_sn"]}
+        withdrawable = [r for r in clean if not r["init_feedetl_sn"] and r["feedetl_sn"] not in refunded]
+        withdrawn = None
+        if withdrawable and rng.random() < 0.25:
+            withdrawn = rng.choice(withdrawable)
+            cancels.append({
+                "infno": "2302", "visit_no": stay.mdtrt_id, "psn_no": stay.psn_no,
+                "feedetl_sn": withdrawn["feedetl_sn"], "chrg_bchno": None,
+                "cancelled_at": _later(max(r["charged_at"] for r in lines), hours=1),
+            })
+        if stay.discharged_at is None:
+            continue
+        total = sum((Decimal(r["amount"]) for r in clean if r is not withdrawn), Decimal(0))
+        fund = (total * Decimal("0.70")).quantize(Decimal("0.01"))
+        account = (total * Decimal("0.10")).quantize(Decimal("0.01"))
+        conn.execute(insert(settlements), {
+            "setl_id": f"S{stay.mdtrt_id}", "seq": summary.settlements + 1, "visit_id": stay.visit_id, "psn_no": stay.psn_no,
+            "insutype": stay.insutype, "clr_type": "21", "setl_time": stay.discharged_at,
+            "medfee_sumamt": total, "fund_pay_sumamt": fund, "acct_pay": account,
+            "psn_cash_pay": total - fund - account, "refd_setl_flag": "0",
+        })
+        summary.settlements += 1
+    if cancels:
+        conn.execute(insert(fee_cancels), cancels)
+    summary.cancels["2302"] = len(cancels)
+
+
+def _outpatient(
+    conn: Any, rng: random.Random, start: datetime, admdvs: str, count: int | None, summary: SampleHis,
+    doctor_rows: list[dict[str, str]],
+) -> None:
+    """Outpatient visits with one to three charge batches each; one batch in five is later
+    withdrawn at the counter (2205)."""
+    patients_seen = conn.execute(select(patients.c.patient_id, patients.c.psn_no).order_by(patients.c.patient_id)).all()
+    if not patients_seen:
+        return
+    count = len(patients_seen) if count is None else count
+    drugs = [item for item in _ITEMS if item[4] and item[2] in ("drug", "service")]
+    lines: list[dict[str, Any]] = []
+    cancels: list[dict[str, Any]] = []
+    for visit_no in range(1, count + 1):
+        patient = patients_seen[(visit_no - 1) % len(patients_seen)]
+        doctor = rng.choice(doctor_rows)
+        diag = rng.choice(_DIAGNOSES)
+        seen_at = start + timedelta(hours=rng.randrange(0, 24 * 20), minutes=rng.randrange(60))
+        otp_no = f"MZ{admdvs}{visit_no:08d}"
+        conn.execute(insert(outpatient_visits), {
+            "visit_id": visit_no, "patient_id": patient.patient_id, "otp_no": otp_no, "med_type": "11",
+            "insutype": "310", "begntime": f"{seen_at:%Y-%m-%d %H:%M:%S}", "dept_code": doctor["dept_code"],
+            "doctor_code": doctor["doctor_code"], "certno": f"{admdvs}1970010{visit_no % 10}{1000 + visit_no}",
+            "diag_code": diag[0], "diag_name": diag[1],
+        })
+        summary.outpatient_visits += 1
+        sn = 0
+        for batch in range(1, rng.randrange(2, 4)):
+            bchno = f"{otp_no}{batch:02d}"
+            summary.outpatient_batches += 1
+            for _ in range(rng.randrange(1, 4)):
+                sn += 1
+                item = rng.choice(drugs)
+                qty = Decimal(rng.choice([1, 1, 2, 6]))
+                lines.append({
+                    "visit_id": visit_no, "chrg_bchno": bchno, "feedetl_sn": f"{visit_no:06d}{sn:04d}",
+                    "rxno": f"CF{visit_no:06d}{batch:02d}" if item[2] == "drug" else None,
+                    "item_code": item[0], "qty": str(qty), "unit_price": item[3],
+                    "amount": str((qty * Decimal(item[3])).quantize(Decimal("0.01"))),
+                    "charged_at": f"{seen_at + timedelta(minutes=10 * batch):%Y-%m-%d %H:%M:%S}",
+                })
+                summary.outpatient_lines += 1
+            if batch > 1 and rng.random() < 0.2:
+                cancels.append({
+                    "infno": "2205", "visit_no": otp_no, "psn_no": patient.psn_no, "feedetl_sn": None,
+                    "chrg_bchno": bchno, "cancelled_at": _later(f"{seen_at:%Y-%m-%d %H:%M:%S}", hours=2),
+                })
+    conn.execute(insert(outpatient_fees), lines)
+    if cancels:
+        conn.execute(insert(fee_cancels), cancels)
+    summary.cancels["2205"] = len(cancels)
+
+
+def _later(moment: str, hours: int) -> str:
+    return f"{datetime.strptime(moment, '%Y-%m-%d %H:%M:%S') + timedelta(hours=hours):%Y-%m-%d %H:%M:%S}"
 
 
 def _is_clean(row: dict[str, object]) -> bool:

@@ -75,8 +75,123 @@ def _stock(infno: str) -> str:
     )
 
 
+OUTPATIENT_REGISTRATIONS = """
+SELECT v.visit_id AS visit_id, p.psn_no AS psn_no, p.insuplc_admdvs AS insuplc_admdvs,
+       v.insutype AS insutype, v.begntime AS begntime, '02' AS mdtrt_cert_type,
+       v.certno AS mdtrt_cert_no, v.otp_no AS ipt_otp_no, v.doctor_code AS atddr_no,
+       dr.doctor_name AS dr_name, v.dept_code AS dept_code, d.dept_name AS dept_name,
+       v.dept_code AS caty
+FROM outpatient_visits v
+JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN departments d ON d.dept_code = v.dept_code
+LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
+WHERE v.visit_id > :watermark
+ORDER BY v.visit_id
+LIMIT :limit
+"""
+
+OUTPATIENT_VISITS = """
+SELECT v.visit_id AS visit_id, v.otp_no AS mdtrt_id, p.psn_no AS psn_no,
+       p.insuplc_admdvs AS insuplc_admdvs, v.med_type AS med_type, v.begntime AS begntime,
+       v.diag_code AS dise_codg, v.diag_name AS dise_name,
+       json_array(json_object(
+           'diag_type', '1', 'diag_srt_no', 1, 'diag_code', v.diag_code, 'diag_name', v.diag_name,
+           'diag_dept', d.dept_name, 'dise_dor_no', v.doctor_code, 'dise_dor_name', dr.doctor_name,
+           'diag_time', v.begntime, 'vali_flag', '1')) AS diseinfo
+FROM outpatient_visits v
+JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN departments d ON d.dept_code = v.dept_code
+LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
+WHERE v.visit_id > :watermark
+ORDER BY v.visit_id
+LIMIT :limit
+"""
+
+#: One row per charge batch; its lines are the feedetail list. A batch is complete when the
+#: counter charges it, so the first line id of the batch is a safe watermark.
+OUTPATIENT_FEES = """
+SELECT min(f.line_id) AS first_line, v.otp_no AS mdtrt_id, f.chrg_bchno AS chrg_bchno,
+       max(p.insuplc_admdvs) AS insuplc_admdvs,
+       json_group_array(json_object(
+           'feedetl_sn', f.feedetl_sn, 'mdtrt_id', v.otp_no, 'psn_no', p.psn_no,
+           'chrg_bchno', f.chrg_bchno, 'dise_codg', '', 'rxno', f.rxno, 'rx_circ_flag', '0',
+           'fee_ocur_time', f.charged_at, 'medins_list_codg', f.item_code,
+           'det_item_fee_sumamt', f.amount, 'cnt', f.qty, 'pric', f.unit_price,
+           'bilg_dept_codg', v.dept_code, 'bilg_dept_name', d.dept_name,
+           'bilg_dr_codg', v.doctor_code, 'bilg_dr_name', dr.doctor_name)) AS feedetail
+FROM outpatient_fees f
+JOIN outpatient_visits v ON v.visit_id = f.visit_id
+JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN departments d ON d.dept_code = v.dept_code
+LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
+GROUP BY v.otp_no, f.chrg_bchno
+HAVING min(f.line_id) > :watermark
+ORDER BY min(f.line_id)
+LIMIT :limit
+"""
+
+
+def _cancels(infno: str) -> str:
+    return f"""
+SELECT c.cancel_id AS cancel_id, c.visit_no AS mdtrt_id, c.psn_no AS psn_no,
+       c.feedetl_sn AS feedetl_sn, c.chrg_bchno AS chrg_bchno
+FROM fee_cancels c
+WHERE c.infno = '{infno}' AND c.cancel_id > :watermark
+ORDER BY c.cancel_id
+LIMIT :limit
+"""
+
+
+#: 4101A: the settlement with the patient, stay and diagnoses, money by fund and by
+#: charge category (from the stay's fee lines).
+SETTLEMENT_LISTS = """
+SELECT s.seq AS seq, s.setl_id AS setl_id, v.mdtrt_id AS mdtrt_id, p.insuplc_admdvs AS insuplc_admdvs,
+       '示例医院' AS fixmedins_name, 'H43010000001' AS fixmedins_code, v.mdtrt_id AS medcasno,
+       p.patient_name AS psn_name, '1' AS gend,
+       '19' || substr(v.certno, 9, 2) || '-01-01' AS brdy, v.certno AS certno,
+       v.insutype AS hi_type, p.insuplc_admdvs AS insuplc, '1' AS ipt_med_type,
+       v.admitted_at AS adm_time, v.dept_code AS adm_caty, v.discharged_at AS dscg_time,
+       v.dept_code AS dscg_caty,
+       CAST(julianday(substr(v.discharged_at, 1, 10)) - julianday(substr(v.admitted_at, 1, 10)) AS INTEGER)
+           AS act_ipt_days,
+       v.main_diag_code AS wm_dise_code,
+       (SELECT count(*) FROM diagnoses g WHERE g.visit_id = v.visit_id) AS diag_code_cnt,
+       0 AS oprn_oprt_code_cnt, v.dscg_way AS dscg_way, dr.doctor_name AS chfpdr_name,
+       v.doctor_code AS chfpdr_code, substr(v.admitted_at, 1, 10) AS setl_begn_date,
+       substr(s.setl_time, 1, 10) AS setl_end_date,
+       s.psn_cash_pay AS psn_selfpay, 0 AS psn_ownpay, s.acct_pay AS acct_pay,
+       s.psn_cash_pay AS psn_cashpay, '1' AS hi_paymtd, '医保办' AS medins_fill_dept,
+       '系统' AS medins_fill_psn,
+       json_array(json_object('fund_pay_type', '310100', 'fund_payamt', s.fund_pay_sumamt)) AS payinfo,
+       (SELECT json_group_array(json_object(
+            'diag_type', '1', 'diag_code', g.diag_code, 'diag_name', g.diag_name,
+            'maindiag_flag', g.maindiag_flag))
+        FROM diagnoses g WHERE g.visit_id = v.visit_id) AS diseinfo,
+       (SELECT json_group_array(json_object(
+            'med_chrgitm', CASE c.category WHEN 'drug' THEN '09' WHEN 'consumable' THEN '08' ELSE '05' END, 'amt', c.amt, 'claa_sumfee', c.amt, 'clab_amt', 0,
+            'fulamt_ownpay_amt', 0, 'oth_amt', 0))
+        FROM (SELECT i.category AS category, printf('%.2f', sum(CAST(f.amount AS REAL))) AS amt
+              FROM fee_lines f JOIN charge_items i ON i.item_code = f.item_code
+              WHERE f.visit_id = v.visit_id AND f.qty GLOB '*[0-9]*' AND f.qty NOT GLOB '*[a-z]*'
+              GROUP BY i.category) c) AS iteminfo,
+       '[]' AS opspdiseinfo, '[]' AS oprninfo, '[]' AS icuinfo
+FROM settlements s
+JOIN inpatient_visits v ON v.visit_id = s.visit_id
+JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
+WHERE s.seq > :watermark
+ORDER BY s.seq
+LIMIT :limit
+"""
+
 #: infno -> (query, watermark column)
 SAMPLE_QUERIES: dict[str, tuple[str, str]] = {
+    "2201": (OUTPATIENT_REGISTRATIONS, "visit_id"),
+    "2203": (OUTPATIENT_VISITS, "visit_id"),
+    "2204": (OUTPATIENT_FEES, "first_line"),
+    "2205": (_cancels("2205"), "cancel_id"),
+    "2302": (_cancels("2302"), "cancel_id"),
+    "4101A": (SETTLEMENT_LISTS, "seq"),
     "2401": (ADMISSIONS, "visit_id"),
     "2402": (DISCHARGES, "discharge_seq"),
     **{infno: (_stock(infno), "move_id") for infno in ("3501", "3502", "3503", "3504", "3505", "3506", "3507")},

@@ -37,6 +37,8 @@ class Outcome:
     resolution: Resolution
     how: str
     committed: frozenset[str] = field(default_factory=frozenset)
+    #: for a registration found committed: the mdtrt_id the centre gave it
+    visit_id: str | None = None
 
 
 def find_outcome(
@@ -57,7 +59,8 @@ def find_outcome(
         held = dialect.committed_keys(infno, payload, reply.output or {}) & wanted
         how = f"{query_infno} shows {len(held)} of {len(wanted)} at the centre"
         if held == wanted:
-            return Outcome(Resolution.COMMITTED, how, frozenset(held))
+            visit_id = dialect.visit_from_inquiry(infno, payload, reply.output or {})
+            return Outcome(Resolution.COMMITTED, how, frozenset(held), visit_id)
         if not held:
             return Outcome(Resolution.NOT_COMMITTED, how)
         return Outcome(Resolution.PARTIAL, how, frozenset(held))

@@ -62,6 +62,14 @@ class Dialect(Protocol):
         """The centre's mdtrt_id in the reply to a registration (2401, 2201)."""
         ...
 
+    def visit_from_inquiry(self, infno: str, payload: Mapping[str, Any], output: Mapping[str, Any]) -> str | None:
+        """The mdtrt_id a registration got, from the query that showed it committed."""
+        ...
+
+    def record_defaults(self, infno: str) -> Mapping[str, str]:
+        """Values for empty record fields ("node.field" for a child list), e.g. hosp_appr_flag."""
+        ...
+
 
 class Signer(Protocol):
     """Computes the gateway's HTTP headers for one request body."""

@@ -78,28 +78,66 @@ class NhsaDialect:
         }
 
     # -- finding out after a lost reply (reference §5) ------------------------------------
+    # 5204 lists a visit's fee lines (2301, 2204 and their cancels 2302, 2205), 5303 the stays
+    # still in hospital (2402), 5201 a person's visits (2201), 4103 a settlement list (4101A).
     def outcome_query(self, infno: str, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
-        if infno == "2301":
-            first = payload["feedetail"][0]
+        if infno in ("2301", "2204", "2302", "2205"):
+            node = payload["feedetail"] if infno in ("2301", "2204") else payload["data"]
+            first = node[0] if isinstance(node, list) else node
             return "5204", {"data": {"psn_no": first["psn_no"], "mdtrt_id": first["mdtrt_id"]}}
-        if infno == "2402":  # 5303 在院信息查询: a discharged stay is no longer listed
+        if infno == "2402":
             return "5303", {"data": {"psn_no": payload["dscginfo"]["psn_no"]}}
+        if infno == "2201":
+            return "5201", {"data": {"psn_no": payload["data"]["psn_no"]}}
+        if infno == "4101A":
+            return "4103", {"data": {"setl_id": payload["setlinfo"]["setl_id"]}}
         return None
 
     def message_keys(self, infno: str, payload: Mapping[str, Any]) -> set[str]:
-        if infno == "2301":
+        if infno in ("2301", "2204"):
             return {str(item["feedetl_sn"]) for item in payload["feedetail"]}
+        if infno == "2302":
+            return {str(item["feedetl_sn"]) for item in payload["data"]}
+        if infno == "2205":
+            return {str(payload["data"]["chrg_bchno"])}
         if infno == "2402":
             return {str(payload["dscginfo"]["mdtrt_id"])}
+        if infno == "2201":
+            return {str(payload["data"]["ipt_otp_no"])}
+        if infno == "4101A":
+            return {str(payload["setlinfo"]["setl_id"])}
         return set()
 
     def committed_keys(self, infno: str, payload: Mapping[str, Any], output: Mapping[str, Any]) -> set[str]:
-        if infno == "2301":
+        wanted = self.message_keys(infno, payload)
+        if infno in ("2301", "2204"):
             return {str(item.get("feedetl_sn")) for item in output.get("feedetail") or []}
+        if infno == "2302":  # a cancel took effect where the line is gone
+            return wanted - {str(item.get("feedetl_sn")) for item in output.get("feedetail") or []}
+        if infno == "2205":
+            return wanted - {str(item.get("chrg_bchno")) for item in output.get("feedetail") or []}
         if infno == "2402":
-            in_hospital = {str(stay.get("mdtrt_id")) for stay in output.get("data") or []}
-            return self.message_keys(infno, payload) - in_hospital
+            return wanted - {str(stay.get("mdtrt_id")) for stay in output.get("data") or []}
+        if infno == "2201":
+            return {str(visit.get("ipt_otp_no")) for visit in output.get("mdtrtinfo") or []}
+        if infno == "4101A":
+            return {str(item.get("setl_id")) for item in output.get("setlinfo") or []}
         return set()
+
+    def visit_from_inquiry(self, infno: str, payload: Mapping[str, Any], output: Mapping[str, Any]) -> str | None:
+        """The mdtrt_id a registration got, read from the inquiry that found it committed."""
+        if infno == "2201":
+            wanted = str(payload["data"]["ipt_otp_no"])
+            for visit in output.get("mdtrtinfo") or []:
+                if str(visit.get("ipt_otp_no")) == wanted and visit.get("mdtrt_id"):
+                    return str(visit["mdtrt_id"])
+        return None
+
+    def record_defaults(self, infno: str) -> dict[str, str]:
+        """Values this region puts into empty record fields ("node.field" for a child list)."""
+        if infno == "2204":
+            return {"feedetail.hosp_appr_flag": self.hosp_appr_flag}
+        return {}
 
     def reversal_input(self, infno: str, payload: Mapping[str, Any], omsgid: str) -> dict[str, Any]:
         node = next(iter(payload.values()))

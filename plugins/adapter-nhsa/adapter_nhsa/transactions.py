@@ -1,5 +1,9 @@
-"""The national record transactions as data (reference §3.7, §3.12): fields in the spec's
-order with type, length and required flag, the business key, and the HIS codes to map."""
+"""The national record transactions as data (reference §3.6, §3.7, §3.9, §3.12): fields in the
+spec's order with type, length and required flag, the business key, and the HIS codes to map.
+
+Where the reference names a node's fields but not their lengths or required flags (4101A
+setlinfo and its lists), the values here are inference; a region that differs replaces the
+spec in its own profile."""
 
 from __future__ import annotations
 
@@ -180,4 +184,176 @@ INVENTORY = (
     ),
 )
 
-TRANSACTIONS = {spec.infno: spec for spec in (ADMISSION, DISCHARGE, *INVENTORY)}
+OUTPATIENT_REGISTRATION = TransactionSpec(
+    infno="2201",
+    description="门诊挂号 outpatient registration",
+    node="data",
+    fields=(
+        f("psn_no", req=True), f("insutype", length=6, req=True), f("begntime", "datetime", req=True),
+        f("mdtrt_cert_type", length=3, req=True), f("mdtrt_cert_no", length=50, req=True),
+        f("ipt_otp_no", length=30, req=True), f("atddr_no", length=30, req=True),
+        f("dr_name", length=50, req=True), f("dept_code", length=30, req=True),
+        f("dept_name", length=100, req=True), f("caty", length=10, req=True),
+    ),
+    key=("ipt_otp_no",),
+    group_field="ipt_otp_no",
+    mapped={"atddr_no": (MappingKind.DOCTOR, "atddr_no"), "dept_code": (MappingKind.DEPT, "dept_code")},
+    registers_visit=True,
+)
+
+OUTPATIENT_VISIT = TransactionSpec(
+    infno="2203",
+    description="门诊就诊信息上传 outpatient visit information",
+    node="mdtrtinfo",
+    fields=(
+        f("mdtrt_id", req=True), f("psn_no", req=True), f("med_type", length=6, req=True),
+        f("begntime", "datetime", req=True), f("main_cond_dscr", length=1000),
+        f("dise_codg", length=30), f("dise_name", length=300), f("birctrl_type", length=6),
+        f("birctrl_matn_date", "date"), f("matn_type", length=6), f("geso_val", "num", 2),
+    ),
+    children=(
+        ChildSpec(
+            "diseinfo",
+            (
+                f("diag_type", length=3, req=True), f("diag_srt_no", "num", 2, req=True),
+                f("diag_code", length=20, req=True), f("diag_name", length=100, req=True),
+                f("diag_dept", length=50, req=True), f("dise_dor_no", length=30, req=True),
+                f("dise_dor_name", length=50, req=True), f("diag_time", "datetime", req=True),
+                f("vali_flag", length=3, req=True),
+            ),
+            required=True,
+        ),
+    ),
+    key=("mdtrt_id",),
+    group_field="mdtrt_id",
+    mapped={"diseinfo.dise_dor_no": (MappingKind.DOCTOR, "dise_dor_no")},
+    binds_visit=True,
+)
+
+_FEEDETAIL_2204 = ChildSpec(
+    "feedetail",
+    (
+        f("feedetl_sn", req=True), f("mdtrt_id", req=True), f("psn_no", req=True),
+        f("chrg_bchno", req=True), f("dise_codg"), f("rxno"), f("rx_circ_flag", length=3, req=True),
+        f("fee_ocur_time", "datetime", req=True), f("med_list_codg", length=50, req=True),
+        f("medins_list_codg", length=150, req=True), f("det_item_fee_sumamt", "num", 16, 2, req=True),
+        f("cnt", "num", 16, 4, req=True), f("pric", "num", 16, 6, req=True),
+        f("sin_dos_dscr", length=200), f("used_frqu_dscr", length=200), f("prd_days", "num", 4, 2),
+        f("medc_way_dscr", length=200), f("bilg_dept_codg", req=True), f("bilg_dept_name", length=100, req=True),
+        f("bilg_dr_codg", req=True), f("bilg_dr_name", length=50, req=True), f("acord_dept_codg"),
+        f("acord_dept_name", length=100), f("orders_dr_code"), f("orders_dr_name", length=50),
+        f("hosp_appr_flag", length=3, req=True), f("tcmdrug_used_way", length=6), f("etip_flag", length=3),
+        f("etip_hosp_code"), f("dscg_tkdrug_flag", length=3), f("matn_fee_flag", length=6),
+        f("exp_content", length=4000),
+    ),
+    required=True,
+    unique=("feedetl_sn",),
+    same=("dise_codg", "mdtrt_id", "chrg_bchno"),
+    amount=("det_item_fee_sumamt", "cnt", "pric"),
+)
+
+OUTPATIENT_FEES = TransactionSpec(
+    infno="2204",
+    description="门诊费用明细上传 outpatient fee details (one charge batch)",
+    node="",
+    fields=(f("mdtrt_id", req=True), f("chrg_bchno", req=True)),
+    children=(_FEEDETAIL_2204,),
+    key=("mdtrt_id", "chrg_bchno"),
+    group_field="mdtrt_id",
+    mapped={
+        "feedetail.med_list_codg": (MappingKind.ITEM, "medins_list_codg"),
+        "feedetail.bilg_dept_codg": (MappingKind.DEPT, "bilg_dept_codg"),
+        "feedetail.bilg_dr_codg": (MappingKind.DOCTOR, "bilg_dr_codg"),
+    },
+    binds_visit=True,
+)
+
+OUTPATIENT_FEES_CANCEL = TransactionSpec(
+    infno="2205",
+    description="门诊费用明细撤销 cancel an outpatient charge batch",
+    node="data",
+    fields=(f("mdtrt_id", req=True), f("chrg_bchno", req=True), f("psn_no", req=True)),
+    key=("mdtrt_id", "chrg_bchno"),
+    group_field="mdtrt_id",
+    binds_visit=True,
+)
+
+INPATIENT_FEES_CANCEL = TransactionSpec(
+    infno="2302",
+    description="住院费用明细撤销 cancel uploaded inpatient fee lines",
+    node="data",
+    node_is_list=True,
+    fields=(f("feedetl_sn", req=True), f("mdtrt_id", req=True), f("psn_no", req=True),
+            f("exp_content", length=4000)),
+    key=("mdtrt_id", "feedetl_sn"),
+    group_field="mdtrt_id",
+    binds_visit=True,
+)
+
+SETTLEMENT_LIST = TransactionSpec(
+    infno="4101A",
+    description="医疗保障基金结算清单上传 settlement list",
+    node="setlinfo",
+    fields=(
+        f("mdtrt_id", req=True), f("setl_id", req=True), f("fixmedins_name", length=200, req=True),
+        f("fixmedins_code", length=30, req=True), f("hi_setl_lv", length=3), f("hi_no", length=30),
+        f("medcasno", length=40, req=True), f("dcla_time", "date"), f("psn_name", length=50, req=True),
+        f("gend", length=6, req=True), f("brdy", "date", req=True), f("age", "num", 4, 1),
+        f("ntly", length=6), f("patn_cert_type", length=6), f("certno", length=50),
+        f("prfs", length=6), f("hi_type", length=6, req=True), f("insuplc", length=6, req=True),
+        f("ipt_med_type", length=6, req=True), f("adm_way", length=6), f("trt_type", length=6),
+        f("adm_time", "datetime", req=True), f("adm_caty", length=30, req=True),
+        f("dscg_time", "datetime", req=True), f("dscg_caty", length=30, req=True),
+        f("act_ipt_days", "num", 4, req=True), f("wm_dise_code", length=30),
+        f("diag_code_cnt", "num", 3, req=True), f("oprn_oprt_code_cnt", "num", 3, req=True),
+        f("dscg_way", length=6, req=True), f("chfpdr_name", length=50, req=True),
+        f("chfpdr_code", length=30, req=True), f("setl_begn_date", "date", req=True),
+        f("setl_end_date", "date", req=True), f("psn_selfpay", "num", 16, 2, req=True),
+        f("psn_ownpay", "num", 16, 2, req=True), f("acct_pay", "num", 16, 2, req=True),
+        f("psn_cashpay", "num", 16, 2, req=True), f("hi_paymtd", length=6, req=True),
+        f("medins_fill_dept", length=100, req=True), f("medins_fill_psn", length=50, req=True),
+    ),
+    children=(
+        ChildSpec("payinfo", (f("fund_pay_type", length=6, req=True), f("fund_payamt", "num", 16, 2, req=True)),
+                  required=True),
+        ChildSpec("opspdiseinfo", (f("diag_name", length=100), f("diag_code", length=30),
+                                   f("oprn_oprt_name", length=100), f("oprn_oprt_code", length=30))),
+        ChildSpec(
+            "diseinfo",
+            (f("diag_type", length=3, req=True), f("diag_code", length=30, req=True),
+             f("diag_name", length=100, req=True), f("adm_cond_type", length=3), f("maindiag_flag", length=3, req=True)),
+            required=True,
+        ),
+        ChildSpec(
+            "iteminfo",
+            (f("med_chrgitm", length=30, req=True), f("amt", "num", 16, 2, req=True),
+             f("claa_sumfee", "num", 16, 2, req=True), f("clab_amt", "num", 16, 2, req=True),
+             f("fulamt_ownpay_amt", "num", 16, 2, req=True), f("oth_amt", "num", 16, 2, req=True)),
+            required=True,
+        ),
+        ChildSpec(
+            "oprninfo",
+            (f("oprn_oprt_type", length=3, req=True), f("oprn_oprt_name", length=500, req=True),
+             f("oprn_oprt_code", length=30, req=True), f("oprn_oprt_date", "datetime", req=True),
+             f("anst_way", length=6), f("oper_dr_name", length=50, req=True), f("oper_dr_code", length=30, req=True),
+             f("anst_dr_name", length=50), f("anst_dr_code", length=30)),
+        ),
+        ChildSpec(
+            "icuinfo",
+            (f("scs_cutd_ward_type", length=6, req=True), f("scs_cutd_inpool_time", "datetime", req=True),
+             f("scs_cutd_exit_time", "datetime", req=True), f("scs_cutd_sum_dura", length=20, req=True)),
+        ),
+    ),
+    key=("setl_id",),
+    group_field="mdtrt_id",
+    mapped={"chfpdr_code": (MappingKind.DOCTOR, "chfpdr_code")},
+    binds_visit=True,
+)
+
+TRANSACTIONS = {
+    spec.infno: spec
+    for spec in (
+        OUTPATIENT_REGISTRATION, OUTPATIENT_VISIT, OUTPATIENT_FEES, OUTPATIENT_FEES_CANCEL,
+        INPATIENT_FEES_CANCEL, ADMISSION, DISCHARGE, SETTLEMENT_LIST, *INVENTORY,
+    )
+}
