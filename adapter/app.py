@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from adapter.config import Settings
 from adapter.errors import ConfigError
 from adapter.extract.sql import SqlSource
+from adapter.outbound.files import FileTransfer
 from adapter.outbound.client import CentreClient
 from adapter.outbound.envelope import Institution
 from adapter.outbound.transport import HttpTransport
@@ -30,6 +31,11 @@ class Adapter:
     pipeline: Pipeline
     transport: HttpTransport
     source: SqlSource
+
+    @property
+    def files(self) -> FileTransfer:
+        """9101/9102 through this adapter's session and gateway."""
+        return FileTransfer(self.pipeline.client, self.region, self.settings.centre.fixmedins_code)
 
     def close(self) -> None:
         self.transport.close()

@@ -353,6 +353,22 @@ def sample_his(url: str, visits: int, lines_per_visit: int, seed: int, mapping_c
     click.echo(f"{his.visits} visits, {his.lines} fee lines ({his.refund_lines} refunds) in {url}")
 
 
+def _echo_transactions(result: Any) -> None:
+    """Per transaction: records sent and parked here, requests accepted and repeats kept once
+    at the centre."""
+    from adapter.plugin.manager import PluginHost
+
+    specs = PluginHost.load().region("nhsa").transactions
+    totals = result.centre_totals
+    click.echo(f"  {'infno':<6} {'sent':>5} {'parked':>6} {'withdrawn':>9} {'centre ok':>9} {'repeats':>7}  transaction")
+    for infno, counts in sorted(result.records_by_status.items()):
+        name = specs[infno].description.split(" ", 1)[0] if infno in specs else ""
+        click.echo(
+            f"  {infno:<6} {counts.get('sent', 0):>5} {counts.get('parked', 0):>6} {counts.get('withdrawn', 0):>9} "
+            f"{totals['accepted'].get(infno, 0):>9} {totals['duplicates'].get(infno, 0):>7}  {name}"
+        )
+
+
 @main.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Where to build the demo (default: a new temporary directory).")
@@ -384,11 +400,14 @@ def demo(directory: Path | None, visits: int, seed: int) -> None:
         ("centre: duplicate lines", totals["fee_lines_duplicates"]),
         ("centre: fee amount", totals["fee_amount"]),
         ("centre: faults injected", sum(totals["faults"].values())),
+        ("replies lost, then inquired", report.outcomes_unknown),
     ]
     width = max(len(label) for label, _ in rows)
     click.echo("")
     for label, value in rows:
         click.echo(f"  {label:<{width}}  {value:>10}")
+    click.echo("")
+    _echo_transactions(result)
     click.echo("")
     for kind, reason in result.parked_examples.items():
         click.echo(f"  e.g. [{kind}] {reason[:150]}")

@@ -29,6 +29,12 @@ from adapter.spool import outbox, schema
 from adapter.spool.states import LineStatus
 from adapter.spool.store import StateStore, utcnow
 
+#: What the demo uploads (see the [his] transactions comment in the template).
+DEMO_TRANSACTIONS = (
+    "2201", "2203", "2204", "2205", "2401", "2301", "2302", "2402", "4101A",
+    "3501", "3502", "3503", "3504", "3505", "3506", "3507",
+)
+
 #: The demo maps one HIS drug to a code the simulated centre treats as retired, so the
 #: business-rejection path (parked with the centre's err_msg) shows up too.
 DEMO_RETIRED_CODE = "XJ01XDT045A001010104642"
@@ -37,6 +43,9 @@ CONFIG_TEMPLATE = """\
 # Written by `yibao-adapter demo`; a working example of a complete configuration.
 [his]
 url = "sqlite:///{his_db}"
+# Every transaction the sample HIS has data for, in the order a visit needs them: register
+# before charging, charge before cancelling or discharging, settle last.
+transactions = [{transactions}]
 
 [centre]
 region = "nhsa"
@@ -80,15 +89,22 @@ class DemoResult:
     lines_by_status: dict[str, int]
     parked_by_kind: dict[str, int]
     parked_examples: dict[str, str] = field(default_factory=dict)
+    #: infno -> status -> records (the transactions other than 2301)
+    records_by_status: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
-        """Every line the centre was willing to take is acked, exactly once."""
+        """Every line and record the centre was willing to take is acked, exactly once."""
+        unsent = (LineStatus.NEW.value, LineStatus.READY.value, LineStatus.QUEUED.value)
+        if any(self.lines_by_status.get(status, 0) for status in unsent):
+            return False
+        if any(counts.get(status, 0) for counts in self.records_by_status.values() for status in unsent):
+            return False
+        totals = self.centre_totals
+        inpatient_lines = totals["fee_lines"] - totals["outpatient_fee_lines"]
         return (
-            self.lines_by_status.get(LineStatus.NEW.value, 0) == 0
-            and self.lines_by_status.get(LineStatus.READY.value, 0) == 0
-            and self.lines_by_status.get(LineStatus.QUEUED.value, 0) == 0
-            and self.centre_totals["fee_lines"] == self.lines_by_status.get(LineStatus.SENT.value, 0)
+            inpatient_lines == self.lines_by_status.get(LineStatus.SENT.value, 0) - totals["cancelled_lines"].get("2302", 0)
+            and totals["fee_lines_duplicates"] == 0
         )
 
 
@@ -99,6 +115,7 @@ def run_demo(
     error_rate: float = 0.2,
     reset_rate: float = 0.05,
     timeout_rate: float = 0.05,
+    drop_reply_rate: float = 0.05,
     time_limit_seconds: float = 300.0,
 ) -> DemoResult:
     directory.mkdir(parents=True, exist_ok=True)
@@ -127,6 +144,8 @@ def run_demo(
         latency_ms=20,
         reject_codes=frozenset({DEMO_RETIRED_CODE}),
         seed=seed,
+        drop_reply_rate=drop_reply_rate,
+        require_admission=True,
     )
     started = time.monotonic()
     region = PluginHost.load().region("nhsa")
@@ -134,7 +153,8 @@ def run_demo(
         config_path = directory / "adapter.toml"
         config_path.write_text(
             CONFIG_TEMPLATE.format(
-                his_db=his_db, centre_url=centre.url, secrets=secret_dir, state_db=state_db
+                his_db=his_db, centre_url=centre.url, secrets=secret_dir, state_db=state_db,
+                transactions=", ".join(f'"{infno}"' for infno in DEMO_TRANSACTIONS),
             ),
             encoding="utf-8",
         )
@@ -154,6 +174,7 @@ def run_demo(
                 report.add(adapter.pipeline.run_cycle())
                 cycles += 1
             lines_by_status, parked_by_kind, examples = _line_summary(adapter.store)
+            records_by_status = _record_summary(adapter.store)
         finally:
             adapter.close()
         totals = centre.ledger.totals()
@@ -167,7 +188,20 @@ def run_demo(
         lines_by_status=lines_by_status,
         parked_by_kind=parked_by_kind,
         parked_examples=examples,
+        records_by_status=records_by_status,
     )
+
+
+def _record_summary(store: StateStore) -> dict[str, dict[str, int]]:
+    record = schema.record
+    with store.begin() as conn:
+        rows = conn.execute(
+            select(record.c.infno, record.c.status, func.count()).group_by(record.c.infno, record.c.status)
+        ).all()
+    summary: dict[str, dict[str, int]] = {}
+    for infno, status, count in rows:
+        summary.setdefault(infno, {})[status] = int(count)
+    return summary
 
 
 def _line_summary(store: StateStore) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:

@@ -65,6 +65,10 @@ class StateStoreError(AdapterError):
     """The state database failed."""
 
 
+class FileFormatError(AdapterError):
+    """A file from or for the centre that cannot be read safely (zip, encoding, layout)."""
+
+
 class SecurityError(AdapterError):
     """A signature did not verify or a secret could not be resolved."""
 

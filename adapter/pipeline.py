@@ -63,6 +63,8 @@ class CycleReport:
     #: records of the other transactions (2401, 2402, 3501-3507...)
     records_ready: int = 0
     records_parked: int = 0
+    #: cancels (2302, 2205) closed here because what they cancel never reached the centre
+    records_withdrawn: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -126,7 +128,9 @@ class Pipeline:
         # lines, fee lines before everything else (discharge comes after the last charge).
         report.messages_built += self.records.build_messages(registering=True)
         self.build_messages(report)
-        report.messages_built += self.records.build_messages(registering=False)
+        withdrawn, waiting = self.records.settle_cancels()
+        report.records_withdrawn += withdrawn
+        report.messages_built += self.records.build_messages(registering=False, waiting=waiting)
         self.send_due(report)
         return report
 

@@ -130,10 +130,46 @@ class RecordFlow:
             "payload": jsonio.dumps(spec.input_for(record)),
         }
 
+    # -- cancels of what never left -----------------------------------------------------------
+    def settle_cancels(self) -> tuple[int, set[int]]:
+        """Ready cancels (2302, 2205) wait until what they cancel has an answer from the centre.
+        If it was acked the cancel goes; if it is parked here it never reached the centre, so
+        it and the cancel are both closed as withdrawn instead of sending a cancel the centre
+        would refuse. Returns (cancels closed, ids of cancels that must wait)."""
+        closed, waiting = 0, set()
+        for infno, spec in self.specs.items():
+            if not spec.cancels:
+                continue
+            with self.store.begin() as conn:
+                cancels = conn.execute(
+                    select(_record.c.id, _record.c.business_key).where(
+                        _record.c.infno == infno, _record.c.status == LineStatus.READY.value
+                    )
+                ).all()
+                for cancel in cancels:
+                    target = _cancel_target(conn, spec.cancels, cancel.business_key)
+                    if target is None or target[3] == LineStatus.SENT.value:
+                        continue  # unknown here (the centre will say) or uploaded: send the cancel
+                    table, target_id, reason, status = target
+                    if status != LineStatus.PARKED.value:
+                        waiting.add(cancel.id)
+                        continue
+                    now = utcnow()
+                    note = f"cancelled in the HIS ({infno}) before it reached the centre; was parked: {reason}"
+                    conn.execute(update(table).where(table.c.id == target_id).values(
+                        status=LineStatus.WITHDRAWN.value, park_reason=note, updated_at=now))
+                    conn.execute(update(_record).where(_record.c.id == cancel.id).values(
+                        status=LineStatus.WITHDRAWN.value, updated_at=now,
+                        park_reason=f"nothing to cancel at the centre: {spec.cancels} {cancel.business_key} "
+                                    "was never uploaded"))
+                    closed += 1
+        return closed, waiting
+
     # -- spool ------------------------------------------------------------------------------
-    def build_messages(self, registering: bool) -> int:
+    def build_messages(self, registering: bool, waiting: set[int] | None = None) -> int:
         """One message per ready record (these transactions carry one record each), either of
-        the transactions that register a visit or of all the others."""
+        the transactions that register a visit or of all the others; ``waiting`` records are
+        left for a later cycle."""
         infnos = [i for i, spec in self.specs.items() if spec.registers_visit == registering]
         if not infnos:
             return 0
@@ -143,6 +179,7 @@ class RecordFlow:
                 .where(_record.c.status == LineStatus.READY.value, _record.c.infno.in_(infnos))
                 .order_by(_record.c.id)
             ).all()
+        rows = [row for row in rows if row.id not in (waiting or set())]
         for row in rows:
             insuplc = json.loads(row.raw).get("insuplc_admdvs") or None
             with self.store.begin() as conn:
@@ -176,6 +213,19 @@ class RecordFlow:
         if mdtrt_id is None:
             return payload
         return _replace_value(payload, "mdtrt_id", his_key, mdtrt_id)
+
+
+def _cancel_target(conn: Any, infno: str, business_key: str) -> tuple[Any, int, str, str] | None:
+    """(table, id, park reason, status) of the upload a cancel names, if the adapter has it."""
+    if infno == "2301":
+        mdtrt_id, _, feedetl_sn = business_key.partition("|")
+        table = schema.fee_line
+        where = [table.c.mdtrt_id == mdtrt_id, table.c.feedetl_sn == feedetl_sn]
+    else:
+        table = _record
+        where = [table.c.infno == infno, table.c.business_key == business_key]
+    row = conn.execute(select(table.c.id, table.c.park_reason, table.c.status).where(*where)).first()
+    return None if row is None else (table, row.id, row.park_reason or "", row.status)
 
 
 def _apply_mappings(

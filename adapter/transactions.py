@@ -76,6 +76,9 @@ class TransactionSpec:
     binds_visit: bool = False
     #: the main node is a list of one record (2302 ``data[]``)
     node_is_list: bool = False
+    #: the infno whose uploads this transaction cancels (2302 -> 2301 lines, 2205 -> 2204
+    #: batches), matched by business key; a cancel of something never uploaded is not sent
+    cancels: str = ""
 
     def key_of(self, record: Mapping[str, Any]) -> str:
         return "|".join(str(record.get(name) or "") for name in self.key)

@@ -117,3 +117,28 @@ def test_settlement_list_requires_payments_and_a_main_diagnosis():
     assert "payinfo: at least one entry is required" in problems
     assert "diseinfo: at least one entry is required" in problems
     assert "psn_name is required but empty" in problems
+
+
+def test_cancel_of_a_line_that_never_left_withdraws_both(make_adapter, centre, sample_his, sqlite_state_url):
+    # No mapping yet: every fee line is parked as unmapped, so the HIS's 2302 cancels name
+    # lines the centre never saw. They are closed here, and the lines they cancel stay out
+    # even after the mapping arrives.
+    adapter = make_adapter(his_url=sample_his.url, state_url=sqlite_state_url, centre_url=centre.url,
+                           his_extra=_his(["2301", "2302"]))
+    report = run_until_done(adapter)
+
+    assert report.records_withdrawn == sample_his.cancels["2302"] > 0
+    cancels = [r for r in _records(adapter) if r.infno == "2302"]
+    assert {r.status for r in cancels} == {LineStatus.WITHDRAWN.value}
+    assert all("was never uploaded" in r.park_reason for r in cancels)
+    with adapter.store.begin() as conn:
+        withdrawn = conn.execute(select(schema.fee_line.c.feedetl_sn).where(
+            schema.fee_line.c.status == LineStatus.WITHDRAWN.value)).scalars().all()
+    assert sorted(withdrawn) == sorted(r.business_key.split("|")[1] for r in cancels)
+
+    import_sample_mapping(adapter, sample_his)
+    run_until_done(adapter)
+
+    held = {sn for (_, sn) in centre.ledger.fee_lines}
+    assert held and not held & set(withdrawn)
+    assert centre.ledger.requests["2302"] == 0

@@ -204,3 +204,10 @@ def test_refund_waits_while_its_original_is_parked(make_adapter, sample_his, cen
     late = {row.feedetl_sn: row for row in lines_by_status(adapter)[LineStatus.PARKED.value]}["LATE0001"]
     assert late.park_reason == held.park_reason
     assert all(key[1] != "LATE0001" for key in centre.ledger.fee_lines)
+
+
+def test_backoff_after_thousands_of_failures_is_the_cap_not_an_overflow():
+    from adapter.spool.retry import backoff_seconds
+
+    assert backoff_seconds(5000, base=2.0, cap=600.0, rng=lambda: 1.0) == 600.0
+    assert backoff_seconds(1, base=2.0, cap=600.0, rng=lambda: 0.0) == 1.0

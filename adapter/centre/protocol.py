@@ -15,7 +15,7 @@ from typing import Any
 
 from adapter.centre.faults import FaultPlan
 from adapter.centre.checks import Refusal, check_fee_line, node, require
-from adapter.centre import records
+from adapter.centre import files, records
 from adapter.centre.ledger import CentreLedger, StoredFeeLine
 
 
@@ -306,8 +306,8 @@ _INVENTORY: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 
 def _inventory(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan) -> Any:
     infno = str(document["infno"])
-    node, required, key_fields = _INVENTORY[infno]
-    record = node(document, node)
+    node_name, required, key_fields = _INVENTORY[infno]
+    record = node(document, node_name)
     require(record, required, "进销存信息")
     code = record.get("med_list_codg")
     if code is not None and code in faults.reject_codes:
@@ -340,4 +340,5 @@ _HANDLERS = {
     "5204": _fee_list_query, "2401": _admission, "2402": _discharge,
     **{infno: _inventory for infno in _INVENTORY},
     **records.HANDLERS,
+    **files.HANDLERS,
 }

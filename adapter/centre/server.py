@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from adapter import jsonio
+from adapter.centre import files
 from adapter.centre.faults import Fault, FaultPlan
 from adapter.centre.ledger import CentreLedger
 from adapter.centre.protocol import Refusal, check_envelope, handle
@@ -85,10 +86,16 @@ class SimulatedCentre:
         self.stop()
 
     # -- one request ---------------------------------------------------------------------
+    def publish_file(self, filename: str, content: bytes) -> str:
+        """Offer a file for 9102 (catalogues, 3202 results); returns its file_qury_no."""
+        return files.store(self.ledger, filename, content)
+
     def respond(
-        self, headers: Mapping[str, str], body: bytes, path: str = ""
-    ) -> tuple[int, dict[str, Any]]:
-        """Verify, dispatch and answer one request (after faults were applied)."""
+        self, headers: Mapping[str, str], body: bytes, path: str = "", attachment: bytes | None = None
+    ) -> tuple[int, dict[str, Any] | files.FileReply]:
+        """Verify, dispatch and answer one request (after faults were applied). ``body`` is the
+        JSON message (the ``jsonStr`` part of a multipart request, whose ``file`` part is
+        ``attachment``)."""
         received = datetime.now()
         try:
             verify_gateway(
@@ -116,6 +123,11 @@ class SimulatedCentre:
                 self.ledger.gateway_headers.setdefault(infno, set()).update(
                     key.lower() for key in headers if key.lower().startswith(("x-", "_api_"))
                 )
+            if attachment is not None:
+                upload = document["input"].get("fsUploadIn")
+                if infno != files.UPLOAD or not isinstance(upload, dict):
+                    raise Refusal("只有文件上传[9101]可以附带文件")
+                upload["in"] = attachment
             output = handle(infno, document, self.ledger, self.faults)
         except Refusal as exc:
             with self.ledger.lock:
@@ -123,6 +135,8 @@ class SimulatedCentre:
             return 200, self._envelope(-1, str(exc), None, received)
         with self.ledger.lock:
             self.ledger.accepted[infno] += 1
+        if isinstance(output, files.FileReply):
+            return 200, output
         return 200, self._envelope(0, "success", output, received)
 
     def _check_region(
@@ -188,16 +202,30 @@ def _make_handler(centre: SimulatedCentre) -> type[BaseHTTPRequestHandler]:
                 time.sleep(centre.faults.timeout_seconds)
                 self._reset()
                 return
-            status, document = centre.respond(dict(self.headers.items()), body, self.path)
+            headers = dict(self.headers.items())
+            try:
+                body, attachment = files.split_multipart(headers, body)
+            except ValueError as exc:
+                self._send(400, {"code": 400, "message": f"multipart请求格式错误: {exc}"})
+                return
+            try:
+                status, document = centre.respond(headers, body, self.path, attachment)
+            except Exception as exc:  # a bug in the simulator answers 500, as a real server would
+                logger.exception("simulated centre failed on %s", self.path)
+                self._send(500, {"code": 500, "message": f"internal error: {type(exc).__name__}: {exc}"})
+                return
             if fault is Fault.DROP_REPLY:
                 self._reset()  # committed above; the reply is lost on the way back
                 return
             self._send(status, document)
 
         def _send(self, status: int, document: Any) -> None:
-            payload = jsonio.dumps(document).encode("utf-8")
+            if isinstance(document, files.FileReply):
+                payload, content_type = document.content, "application/octet-stream"
+            else:
+                payload, content_type = jsonio.dumps(document).encode("utf-8"), "application/json;charset=utf-8"
             self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=utf-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

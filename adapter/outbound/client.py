@@ -119,8 +119,13 @@ class CentreClient:
         *,
         message_id: int | None,
         insuplc_admdvs: str | None = None,
+        attachment: tuple[str, bytes] | None = None,
     ) -> tuple[str, CentreReply]:
         """Send one transaction; returns (msgid, reply) or raises a DeliveryError.
+
+        With an ``attachment`` (file name, bytes) the request is multipart/form-data: the
+        message in a ``jsonStr`` part (what the gateway signature covers) and the file in a
+        ``file`` part. A reply of application/octet-stream comes back as ``reply.content``.
 
         A refusal that says the session expired is answered by one fresh sign-in and one
         resend under a new msgid; the refused attempt stays on record.
@@ -128,7 +133,8 @@ class CentreClient:
         sign_no = self.sign_no()
         try:
             return self._call(
-                infno, input_payload, message_id=message_id, sign_no=sign_no, insuplc=insuplc_admdvs
+                infno, input_payload, message_id=message_id, sign_no=sign_no, insuplc=insuplc_admdvs,
+                attachment=attachment,
             )
         except BusinessRejection as exc:
             if not self._region.dialect.session_expired(exc.err_msg):
@@ -140,7 +146,7 @@ class CentreClient:
             self.forget_session()
             return self._call(
                 infno, input_payload, message_id=message_id, sign_no=self.sign_no(),
-                insuplc=insuplc_admdvs,
+                insuplc=insuplc_admdvs, attachment=attachment,
             )
 
     def _call(
@@ -151,6 +157,7 @@ class CentreClient:
         message_id: int | None,
         sign_no: str,
         insuplc: str | None = None,
+        attachment: tuple[str, bytes] | None = None,
     ) -> tuple[str, CentreReply]:
         with self._store.begin() as conn:
             msgid = allocate_msgid(conn, self._institution.fixmedins_code)
@@ -176,12 +183,19 @@ class CentreClient:
             inf_time=datetime.now(),
         )
         body = encode(envelope)
-        headers = {"Content-Type": self._region.content_type}
-        headers.update(self._signer.headers(body, infno))
+        signed = self._signer.headers(body, infno)
         url = self._region.url_for(self._base_url, infno)
         logger.debug("send %s %s", infno, msgid, extra={"action": "send", "msgid": msgid})
         try:
-            http = self._transport.post(url, body, headers)
+            if attachment is None:
+                http = self._transport.post(url, body, {"Content-Type": self._region.content_type, **signed})
+            else:
+                http = self._transport.post_multipart(
+                    url, {"jsonStr": body.decode("utf-8")}, {"file": attachment}, signed
+                )
+            if http.content_type.split(";")[0].strip().lower() == "application/octet-stream":
+                self._finish(msgid, "ok", http.status, 0, "")
+                return msgid, CentreReply(0, "", "", None, content=http.body)
             try:
                 reply = parse_reply(decode(http.body))
             except ValueError as exc:

@@ -91,6 +91,8 @@ class CentreReply:
     err_msg: str
     inf_refmsgid: str
     output: Any
+    #: a file the centre answered with instead of JSON (9102: application/octet-stream)
+    content: bytes | None = None
 
     @property
     def ok(self) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -32,8 +32,22 @@ class HttpTransport:
         )
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpReply:
+        return self._send(lambda: self._client.post(url, content=body, headers=dict(headers)))
+
+    def post_multipart(
+        self, url: str, fields: Mapping[str, str], files: Mapping[str, tuple[str, bytes]],
+        headers: Mapping[str, str],
+    ) -> HttpReply:
+        """A multipart/form-data POST (9101's second form: a ``jsonStr`` part and a ``file``
+        part). httpx writes the Content-Type with its boundary."""
+        parts = {name: (filename, content, "application/octet-stream") for name, (filename, content) in files.items()}
+        return self._send(
+            lambda: self._client.post(url, data=dict(fields), files=parts, headers=dict(headers))
+        )
+
+    def _send(self, request: Callable[[], httpx.Response]) -> HttpReply:
         try:
-            response = self._client.post(url, content=body, headers=dict(headers))
+            response = request()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # No connection was made: the request surely did not reach the centre.
             raise TransientDeliveryError(f"connection failed: {type(exc).__name__}: {exc}") from exc

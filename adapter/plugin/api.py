@@ -10,6 +10,8 @@ from adapter.records import MappedFeeLine
 from adapter.transactions import TransactionSpec
 
 UrlStyle = Literal["single", "per_path", "base_infno"]
+#: how 9101 carries the file: Base64 in fsUploadIn.in, or a multipart/form-data file part
+FileUpload = Literal["base64", "multipart"]
 
 #: The national single endpoint (reference §2.1 a).
 SINGLE_ENDPOINT = "/fsi/api/rsfComIfsService/callService"
@@ -110,6 +112,8 @@ class RegionProfile:
     transactions: Mapping[str, TransactionSpec] = field(default_factory=dict)
     #: transactions a 2601 reversal may cancel (reference §5)
     reversible: frozenset[str] = frozenset({"2102", "2103", "2207", "2208", "2304", "2305", "2401"})
+    #: the form of 9101 this region's centre accepts (reference §2.3)
+    file_upload: FileUpload = "base64"
     #: the area codes this region's centre serves (first = the centre's own, used in inf_refmsgid)
     areas: tuple[str, ...] = ()
 

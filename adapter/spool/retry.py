@@ -28,7 +28,9 @@ def backoff_seconds(
     Half the delay is fixed and half random ("equal jitter"): retries from many messages
     spread out, yet none comes back sooner than half the nominal delay.
     """
-    nominal = min(cap, base * (2 ** max(0, attempts - 1)))
+    # The exponent stops growing long before a float would overflow: a message that has
+    # failed for days must still get a delay (the cap), not an OverflowError.
+    nominal = min(cap, base * (2 ** min(max(0, attempts - 1), 60)))
     return nominal / 2 + rng() * nominal / 2
 
 

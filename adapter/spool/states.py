@@ -35,6 +35,9 @@ class LineStatus(StrEnum):
     SENT = "sent"
     #: held back with a reason a person can act on
     PARKED = "parked"
+    #: cancelled in the HIS (2302, 2205) before it ever reached the centre: nothing to send,
+    #: nothing to cancel; the cancel is closed the same way
+    WITHDRAWN = "withdrawn"
 
 
 class ParkKind(StrEnum):

@@ -30,6 +30,7 @@ HUNAN = dataclasses.replace(
     infver="V1.0",
     recer_sys_code="99",
     gateway_options={"api_version": "1.0.0"},
+    file_upload="multipart",
     areas=("430000", "431199", "430100"),
 )
 

@@ -276,6 +276,7 @@ OUTPATIENT_FEES_CANCEL = TransactionSpec(
     key=("mdtrt_id", "chrg_bchno"),
     group_field="mdtrt_id",
     binds_visit=True,
+    cancels="2204",
 )
 
 INPATIENT_FEES_CANCEL = TransactionSpec(
@@ -288,6 +289,7 @@ INPATIENT_FEES_CANCEL = TransactionSpec(
     key=("mdtrt_id", "feedetl_sn"),
     group_field="mdtrt_id",
     binds_visit=True,
+    cancels="2301",
 )
 
 SETTLEMENT_LIST = TransactionSpec(
