@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from adapter.config import Settings
 from adapter.errors import ConfigError
+from adapter.catalog.store import CatalogStore
+from adapter.catalog.sync import CatalogSync
 from adapter.extract.sql import SqlSource
 from adapter.outbound.files import FileTransfer
 from adapter.outbound.client import CentreClient
@@ -31,6 +33,14 @@ class Adapter:
     pipeline: Pipeline
     transport: HttpTransport
     source: SqlSource
+
+    @property
+    def catalogs(self) -> CatalogStore:
+        return CatalogStore(self.store)
+
+    @property
+    def catalog_sync(self) -> CatalogSync:
+        return CatalogSync(self.pipeline.client, self.files, self.region, self.catalogs, self.settings.catalog)
 
     @property
     def files(self) -> FileTransfer:

@@ -7,59 +7,18 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from adapter.config import DEFAULT_CONFIG_PATH, Settings, load_settings
+from adapter.cli_catalog import catalog
+from adapter.cli_common import EXIT_SOMETHING_FAILED, _settings, config_option, handled, json_option, state_store
+from adapter.config import load_settings
 from adapter.errors import AdapterError
 from adapter.logs import configure_logging
 
-F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("adapter.cli")
-
-#: ``run --once`` exits with this when the cycle parked or deferred something.
-EXIT_SOMETHING_FAILED = 3
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=lambda: os.environ.get("ADAPTER_CONFIG", str(DEFAULT_CONFIG_PATH)),
-    show_default="config/adapter.toml or $ADAPTER_CONFIG",
-    help="The configuration file.",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
-
-
-def handled(func: F) -> F:
-    """Turn an AdapterError into one line on stderr and exit code 1 (traceback with -v)."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except AdapterError as exc:
-            if logging.getLogger().isEnabledFor(logging.DEBUG):
-                logger.exception("failed")
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings(config_path: Path) -> Settings:
-    """Load the configuration and apply its logging settings (unless -v asked for debug)."""
-    settings = load_settings(config_path)
-    context = click.get_current_context(silent=True)
-    verbose = bool(context and context.find_root().params.get("verbose"))
-    if not verbose:
-        configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
-    return settings
-
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and tracebacks.")
@@ -67,6 +26,9 @@ def _settings(config_path: Path) -> Settings:
 def main(verbose: bool) -> None:
     """yibao-adapter: HIS to medical-insurance centre middleware."""
     configure_logging("DEBUG" if verbose else "WARNING")
+
+
+main.add_command(catalog)
 
 
 # -- configuration and plugins -----------------------------------------------------------
@@ -141,16 +103,12 @@ def mapping_import(file: Path, config_path: Path) -> None:
     """Import a mapping CSV (kind,his_code,national_code[,national_name])."""
     from adapter.mapping.importer import read_mapping_csv
     from adapter.mapping.store import MappingStore
-    from adapter.spool.store import StateStore
 
     settings = _settings(config_path)
     rows = read_mapping_csv(file)
-    store = StateStore(settings.state.url)
-    try:
+    with state_store(settings) as store:
         written = MappingStore(store).upsert(rows)
         counts = MappingStore(store).count()
-    finally:
-        store.close()
     click.echo(
         f"imported {written} mapping row(s) from {file}; now "
         + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
@@ -165,14 +123,10 @@ def mapping_import(file: Path, config_path: Path) -> None:
 def mapping_unmapped(config_path: Path, as_json: bool) -> None:
     """List hospital codes without a mapping and how many lines wait on each."""
     from adapter.mapping.store import MappingStore
-    from adapter.spool.store import StateStore
 
     settings = _settings(config_path)
-    store = StateStore(settings.state.url)
-    try:
+    with state_store(settings) as store:
         missing = MappingStore(store).unmapped()
-    finally:
-        store.close()
     if as_json:
         click.echo(
             json.dumps(
@@ -232,14 +186,10 @@ def _print_report(report: Any) -> None:
 def status(config_path: Path, as_json: bool) -> None:
     """Health of the upload queue."""
     from adapter.monitor.status import format_age, queue_status
-    from adapter.spool.store import StateStore
 
     settings = _settings(config_path)
-    store = StateStore(settings.state.url)
-    try:
+    with state_store(settings) as store:
         state = queue_status(store)
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(state.as_dict(), ensure_ascii=False, indent=2))
         return
@@ -275,16 +225,12 @@ def spool() -> None:
 def spool_retry(message_id: int | None, all_: bool, config_path: Path) -> None:
     """Resubmit lines the centre rejected, once the cause is fixed."""
     from adapter.spool.outbox import requeue_parked
-    from adapter.spool.store import StateStore
 
     if message_id is None and not all_:
         raise click.UsageError("name a MESSAGE_ID or give --all")
     settings = _settings(config_path)
-    store = StateStore(settings.state.url)
-    try:
+    with state_store(settings) as store:
         count = requeue_parked(store, None if all_ else message_id)
-    finally:
-        store.close()
     click.echo(f"{count} line(s) requeued; they go out in the next cycle")
 
 

@@ -185,6 +185,21 @@ class LoggingConfig(_Model):
     file: str | None = None
 
 
+class CatalogConfig(_Model):
+    """Which national catalogues are downloaded, how often, and how much change is accepted."""
+
+    #: catalogue kinds (infno) the daemon keeps up to date; empty: none on a schedule
+    kinds: list[str] = Field(default_factory=list)
+    interval_hours: Annotated[float, Field(gt=0, le=24 * 31)] = 24.0
+    #: a download retiring more than this share of the active codes needs --accept-mass-change
+    max_retire_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    #: refuse GB18030/GBK catalogue files instead of converting them
+    refuse_gb18030: bool = False
+    #: caps on a downloaded archive (zip bombs)
+    max_unpacked_mb: Annotated[int, Field(gt=0)] = 4096
+    max_compression_ratio: Annotated[float, Field(gt=1)] = 200.0
+
+
 class Settings(_Model):
     """The whole configuration file."""
 
@@ -193,6 +208,7 @@ class Settings(_Model):
     state: StateConfig = StateConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     logging: LoggingConfig = LoggingConfig()
+    catalog: CatalogConfig = CatalogConfig()
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
 

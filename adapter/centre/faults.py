@@ -36,6 +36,8 @@ class FaultPlan:
     session_max_uses: int = 0
     #: refuse fee lines and discharges of stays never admitted here (when 2401 is uploaded too)
     require_admission: bool = False
+    #: serve catalogue downloads broken this way (see adapter.centre.catalogues.CATALOGUE_FAULTS)
+    catalogue_fault: str = ""
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 

@@ -30,9 +30,11 @@ class FileReply:
     content: bytes
 
 
-def store(ledger: CentreLedger, filename: str, content: bytes) -> str:
+def store(ledger: CentreLedger, filename: str, content: bytes, prefix: str = "") -> str:
+    """Keep a file for 9102; returns its file_qury_no (``prefix`` + a serial; the platform's
+    own catalogue files are named like fsi/plc/...)."""
     with ledger.lock:
-        number = f"F{ledger.next_serial():012d}"
+        number = f"{prefix}F{ledger.next_serial():012d}"
         ledger.files[number] = (filename, content)
     return number
 

@@ -56,6 +56,8 @@ class CentreLedger:
         self.settlement_lists: dict[str, dict[str, Any]] = {}
         #: file_qury_no -> (filename, bytes) uploaded with 9101 or published for 9102
         self.files: dict[str, tuple[str, bytes]] = {}
+        #: catalogue kind -> the rows the centre publishes (served as files newer than ``ver``)
+        self.catalogues: dict[str, list[Any]] = {}
         self.expired_sessions = 0
         self.msgids: set[str] = set()
         self.requests: Counter[str] = Counter()

@@ -17,11 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from adapter import jsonio
-from adapter.centre import files
+from adapter.centre import catalogues, files
 from adapter.centre.faults import Fault, FaultPlan
 from adapter.centre.ledger import CentreLedger
 from adapter.centre.protocol import Refusal, check_envelope, handle
 from adapter.errors import SecurityError
+from adapter.extract.sample_his import sample_catalogues
 from adapter.outbound.signing import verify_gateway
 from adapter.plugin.api import RegionProfile
 
@@ -54,6 +55,7 @@ class SimulatedCentre:
         self.region = region
         self.faults = faults or FaultPlan()
         self.ledger = CentreLedger()
+        self.ledger.catalogues = sample_catalogues()
         self.area = region.areas[0] if region is not None and region.areas else area
         self.max_clock_skew_seconds = max_clock_skew_seconds
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
@@ -128,7 +130,10 @@ class SimulatedCentre:
                 if infno != files.UPLOAD or not isinstance(upload, dict):
                     raise Refusal("只有文件上传[9101]可以附带文件")
                 upload["in"] = attachment
-            output = handle(infno, document, self.ledger, self.faults)
+            if self.region is not None and infno in self.region.catalogues:
+                output = catalogues.serve(document, self.ledger, self.faults, self.region.catalogues)
+            else:
+                output = handle(infno, document, self.ledger, self.faults)
         except Refusal as exc:
             with self.ledger.lock:
                 self.ledger.rejected[infno] += 1

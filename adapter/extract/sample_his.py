@@ -599,3 +599,22 @@ def write_mapping_csv(path: Path, rows: list[tuple[str, str, str, str]]) -> Path
         writer.writerow(["kind", "his_code", "national_code", "national_name"])
         writer.writerows(rows)
     return path
+
+
+#: the 版本号 of the sample catalogues (compared as text, like the centre's)
+SAMPLE_CATALOGUE_VERSION = "202611010001"
+
+
+def sample_catalogues(extra_drugs: int = 200) -> dict[str, list[Any]]:
+    """What the simulated centre publishes: the sample HIS's national codes (so mapped items
+    are in the catalogue) plus ``extra_drugs`` other drugs."""
+    from adapter.catalog.generate import CatalogRow, drug_codes
+
+    version = SAMPLE_CATALOGUE_VERSION
+    drugs = [CatalogRow(national, name, version) for _c, name, cat, _p, national in _ITEMS
+             if national and cat == "drug"]
+    drugs += [CatalogRow(code, f"示例药品{n}", version) for n, code in enumerate(drug_codes(extra_drugs, 10_000))]
+    services = [CatalogRow(national, name, version) for _c, name, cat, _p, national in _ITEMS
+                if national and cat == "service"]
+    diagnoses = [CatalogRow(code, name, version) for code, name in _DIAGNOSES]
+    return {"1301": drugs, "1305": services, "1307": diagnoses}

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from adapter.catalog.kinds import CatalogSpec
 from adapter.records import MappedFeeLine
 from adapter.transactions import TransactionSpec
 
@@ -112,6 +113,10 @@ class RegionProfile:
     transactions: Mapping[str, TransactionSpec] = field(default_factory=dict)
     #: transactions a 2601 reversal may cancel (reference §5)
     reversible: frozenset[str] = frozenset({"2102", "2103", "2207", "2208", "2304", "2305", "2401"})
+    #: file catalogues this region downloads, by infno (see adapter.catalog.kinds)
+    catalogues: Mapping[str, CatalogSpec] = field(default_factory=dict)
+    #: the ``ver`` of a first download (regional: "0", "v0000", "F001_0000_A"...)
+    catalogue_initial_ver: str = "0"
     #: the form of 9101 this region's centre accepts (reference §2.3)
     file_upload: FileUpload = "base64"
     #: the area codes this region's centre serves (first = the centre's own, used in inf_refmsgid)

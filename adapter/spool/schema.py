@@ -145,3 +145,42 @@ visit = Table(
     Column("registered_by", String(30), nullable=False),
     Column("registered_at", DateTime, nullable=False),
 )
+
+
+#: Every catalogue download or import, valid or refused; at most one ``active`` per kind.
+catalog_version = Table(
+    "catalog_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),
+    #: the highest 版本号 in the catalogue after this download (the next sync's ``ver``)
+    Column("ver", String(40), nullable=False),
+    #: staging, active, superseded, rolled_back, refused
+    Column("status", String(16), nullable=False),
+    Column("rows_in_file", Integer, nullable=False, default=0),
+    Column("rows_total", Integer, nullable=False, default=0),
+    Column("source", String(300), nullable=False),
+    Column("encoding", String(16)),
+    Column("report", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("activated_at", DateTime),
+)
+Index("ix_catalog_version_kind", catalog_version.c.kind, catalog_version.c.status)
+
+#: The full catalogue of one version (a snapshot: an incremental download is merged into a
+#: copy of the version before it, so rollback is a switch, not a repair).
+catalog_entry = Table(
+    "catalog_entry",
+    metadata,
+    Column("version_id", Integer, ForeignKey("catalog_version.id"), primary_key=True),
+    Column("code", String(60), primary_key=True),
+    Column("name", String(300), nullable=False, default=""),
+    Column("row_version", String(40), nullable=False, default=""),
+    Column("begin_date", String(10)),
+    Column("end_date", String(10)),
+    Column("valid", String(3), nullable=False, default="1"),
+    Column("restricted", String(500), nullable=False, default=""),
+    Column("price_cap", String(24)),
+    #: the file line it came from (for reports; 0 when copied from the version before)
+    Column("line_no", Integer, nullable=False, default=0),
+)

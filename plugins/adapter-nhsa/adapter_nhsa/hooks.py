@@ -7,6 +7,7 @@ from collections.abc import Callable
 from adapter.plugin import hookimpl
 from adapter.plugin.api import RegionProfile
 
+from adapter_nhsa.catalogues import CATALOGUES
 from adapter_nhsa.dialect import NhsaDialect
 from adapter_nhsa.transactions import TRANSACTIONS
 
@@ -36,6 +37,14 @@ PATHS = {
     "3506": "/fsi/api/goodsService/goodsSellReturn",
     "3507": "/fsi/api/goodsService/goodsInfoDelete",
     "4101A": "/fsi/api/medinfoupload/setllistinfoupldA",
+    # From here on the paths are inference (no source shows them); a region that uses
+    # per-path URLs and differs states its own.
+    "4103": "/fsi/api/medinfoupload/setllistinfoquery",
+    "5201": "/fsi/api/fsiIntegratedQueryService/queryMdtrtInfo",
+    "1301": "/fsi/api/catalogdownService/wmcpmDown",
+    "1305": "/fsi/api/catalogdownService/medSrvItmDown",
+    "1307": "/fsi/api/catalogdownService/diseDown",
+    "1308": "/fsi/api/catalogdownService/oprtDown",
     "5203": "/fsi/api/fsiIntegratedQueryService/querySetlInfo",
     "5204": "/fsi/api/fsiIntegratedQueryService/queryFeeList",
     "5303": "/fsi/api/fsiIntegratedQueryService/queryInhospInfo",
@@ -51,6 +60,7 @@ NHSA = RegionProfile(
     recer_sys_code="YBXT",
     paths=PATHS,
     transactions=TRANSACTIONS,
+    catalogues=CATALOGUES,
 )
 
 

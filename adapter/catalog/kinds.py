@@ -1,0 +1,48 @@
+"""What a catalogue file looks like, per kind, as data (reference §3.4): the positional TAB
+columns that matter and the national code format (§4). Regions register their own specs;
+the national ones are in the nhsa plugin."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class CatalogSpec:
+    """One file catalogue. Column numbers are 1-based, as the spec lists them."""
+
+    kind: str
+    name: str
+    #: a row with fewer columns is refused; more are tolerated (newer spec versions append)
+    columns: int
+    code_column: int
+    name_column: int
+    version_column: int
+    #: regular expression the national code must match in full
+    code_pattern: str
+    valid_column: int | None = None
+    begin_column: int | None = None
+    end_column: int | None = None
+    #: 限制使用 text or flag (reported on lines that use a restricted item)
+    restricted_column: int | None = None
+    #: further columns that must not be empty
+    required: tuple[int, ...] = ()
+    #: further columns that must parse as dates (yyyy-MM-dd, optionally with a time)
+    date_columns: tuple[int, ...] = ()
+    number_columns: tuple[int, ...] = ()
+    _compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", re.compile(self.code_pattern))
+
+    def code_ok(self, code: str) -> bool:
+        return self._compiled.fullmatch(code) is not None
+
+    @property
+    def required_columns(self) -> tuple[int, ...]:
+        return tuple(sorted({self.code_column, self.name_column, self.version_column, *self.required}))
+
+    @property
+    def all_date_columns(self) -> tuple[int, ...]:
+        return tuple(c for c in (self.begin_column, self.end_column, *self.date_columns) if c is not None)

@@ -1,0 +1,359 @@
+"""Versioned catalogues in the state store: validate a file into a new version, switch it in
+atomically, list, roll back and compare versions.
+
+A file is checked row by row while it streams into a ``staging`` version (memory stays flat;
+the database's primary key finds duplicate codes). Any problem refuses the whole file: the
+version is marked ``refused`` with its report and the active version is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, literal, select, update
+
+from adapter.catalog.kinds import CatalogSpec
+from adapter.catalog.reader import CatalogFile
+from adapter.errors import AdapterError, FileFormatError
+from adapter.spool import schema
+from adapter.spool.store import StateStore, utcnow
+
+_version = schema.catalog_version
+_entry = schema.catalog_entry
+_BATCH = 5000
+#: problems kept in a report (the count of all of them is kept too)
+_REPORT_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file} line {self.line}" + (f" column {self.column}" if self.column else "")
+        return f"{where}: {self.message}"
+
+
+class CatalogRefused(AdapterError):
+    """A download or import that failed validation; nothing it carried is used."""
+
+    def __init__(self, kind: str, problems: list[Problem], total: int) -> None:
+        self.kind = kind
+        self.problems = problems
+        self.total = total
+        more = f" (and {total - len(problems)} more)" if total > len(problems) else ""
+        shown = "\n  ".join(str(p) for p in problems[:10])
+        super().__init__(f"catalogue {kind} refused, {total} problem(s){more}; the active version is unchanged:\n  {shown}")
+
+
+@dataclass
+class VersionInfo:
+    id: int
+    kind: str
+    ver: str
+    status: str
+    rows_in_file: int
+    rows_total: int
+    source: str
+    encoding: str | None
+    created_at: datetime
+    activated_at: datetime | None
+
+
+@dataclass
+class CatalogDiff:
+    kind: str
+    old_id: int | None
+    new_id: int
+    added: list[dict[str, Any]] = field(default_factory=list)
+    changed: list[dict[str, Any]] = field(default_factory=list)
+    retired: list[dict[str, Any]] = field(default_factory=list)
+    #: national code -> the HIS codes mapped to it
+    affected: dict[str, list[str]] = field(default_factory=dict)
+
+
+class CatalogStore:
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    # -- reading ------------------------------------------------------------------------
+    def active(self, kind: str) -> VersionInfo | None:
+        with self.store.begin() as conn:
+            row = conn.execute(select(_version).where(_version.c.kind == kind, _version.c.status == "active")).first()
+        return None if row is None else VersionInfo(**{k: row._mapping[k] for k in VersionInfo.__dataclass_fields__})
+
+    def versions(self, kind: str | None = None) -> list[VersionInfo]:
+        query = select(_version).order_by(_version.c.kind, _version.c.id)
+        if kind is not None:
+            query = query.where(_version.c.kind == kind)
+        with self.store.begin() as conn:
+            rows = conn.execute(query).all()
+        return [VersionInfo(**{k: r._mapping[k] for k in VersionInfo.__dataclass_fields__}) for r in rows]
+
+    def report(self, version_id: int) -> dict[str, Any]:
+        with self.store.begin() as conn:
+            text = conn.execute(select(_version.c.report).where(_version.c.id == version_id)).scalar()
+        return json.loads(text) if text else {}
+
+    def entry(self, kind: str, code: str) -> dict[str, Any] | None:
+        """The active catalogue's row for a national code."""
+        with self.store.begin() as conn:
+            row = conn.execute(
+                select(_entry).join(_version, _version.c.id == _entry.c.version_id)
+                .where(_version.c.kind == kind, _version.c.status == "active", _entry.c.code == code)
+            ).first()
+        return None if row is None else dict(row._mapping)
+
+    # -- ingesting ----------------------------------------------------------------------
+    def ingest(
+        self,
+        spec: CatalogSpec,
+        catalog_file: CatalogFile,
+        *,
+        source: str,
+        declared_rows: int | None = None,
+        accept_mass_change: bool = False,
+        max_retire_share: float = 0.05,
+        progress: Callable[[int], None] | None = None,
+    ) -> VersionInfo:
+        """Validate and switch in one file. Raises CatalogRefused (the version is kept as
+        ``refused`` with its report) or returns the new active version."""
+        previous = self.active(spec.kind)
+        floor = previous.ver if previous is not None else ""
+        now = utcnow()
+        with self.store.begin() as conn:
+            version_id = int(conn.execute(insert(_version).values(
+                kind=spec.kind, ver=floor, status="staging", source=source[:300], created_at=now,
+            )).inserted_primary_key[0])
+        checker = _RowChecker(spec, catalog_file.text_name, floor)
+        rows_in_file = 0
+        try:
+            batch: list[dict[str, Any]] = []
+            for line_no, fields in catalog_file.rows():
+                entry = checker.check(line_no, fields)
+                rows_in_file += 1
+                if entry is not None:
+                    batch.append({"version_id": version_id, **entry})
+                if len(batch) >= _BATCH:
+                    self._stage(batch, checker)
+                    batch = []
+                if progress is not None and rows_in_file % 10000 == 0:
+                    progress(10000)
+            self._stage(batch, checker)
+            if progress is not None:
+                progress(rows_in_file % 10000)
+        except FileFormatError as exc:
+            checker.add(0, 0, str(exc))
+        if declared_rows is not None and rows_in_file != declared_rows:
+            checker.add(0, 0, f"the file has {rows_in_file} rows but the centre declared data_cnt={declared_rows}")
+        if not checker.total:
+            retired_share, retired = self._retire_share(version_id, previous)
+            if retired_share > max_retire_share and not accept_mass_change:
+                checker.add(0, 0, f"this download would retire {retired} of the active codes "
+                                  f"({retired_share:.1%}, more than {max_retire_share:.0%}); "
+                                  "check it and pass --accept-mass-change to use it")
+        if checker.total:
+            self._refuse(version_id, checker, rows_in_file, catalog_file.encoding)
+            raise CatalogRefused(spec.kind, checker.problems, checker.total)
+        return self._switch(spec.kind, version_id, previous, checker.max_version or floor, rows_in_file,
+                            catalog_file.encoding)
+
+    def _stage(self, batch: list[dict[str, Any]], checker: _RowChecker) -> None:
+        if not batch:
+            return
+        unique: dict[str, dict[str, Any]] = {}
+        for entry in batch:
+            first = unique.get(entry["code"])
+            if first is not None:
+                checker.add(entry["line_no"], checker.spec.code_column,
+                            f"code {entry['code']} already on line {first['line_no']}")
+            else:
+                unique[entry["code"]] = entry
+        with self.store.begin() as conn:
+            added = self.store.insert_ignoring_duplicates(conn, _entry, list(unique.values()))
+            if added < len(unique):
+                version_id = batch[0]["version_id"]
+                held = dict(conn.execute(select(_entry.c.code, _entry.c.line_no).where(
+                    _entry.c.version_id == version_id, _entry.c.code.in_(list(unique)))).all())
+                for code, entry in unique.items():
+                    if held.get(code) != entry["line_no"]:
+                        checker.add(entry["line_no"], checker.spec.code_column,
+                                    f"code {code} already on line {held.get(code)}")
+
+    def _retire_share(self, version_id: int, previous: VersionInfo | None) -> tuple[float, int]:
+        if previous is None:
+            return 0.0, 0
+        old, new = _entry.alias("old"), _entry.alias("new")
+        with self.store.begin() as conn:
+            active = conn.execute(select(func.count()).where(
+                old.c.version_id == previous.id, old.c.valid == "1")).scalar_one()
+            retired = conn.execute(select(func.count()).select_from(
+                old.join(new, and_(new.c.code == old.c.code, new.c.version_id == version_id))
+            ).where(old.c.version_id == previous.id, old.c.valid == "1", new.c.valid != "1")).scalar_one()
+        return (retired / active if active else 0.0), int(retired)
+
+    def _refuse(self, version_id: int, checker: _RowChecker, rows: int, encoding: str) -> None:
+        report = {"problems": [str(p) for p in checker.problems], "total": checker.total}
+        with self.store.begin() as conn:
+            conn.execute(delete(_entry).where(_entry.c.version_id == version_id))
+            conn.execute(update(_version).where(_version.c.id == version_id).values(
+                status="refused", rows_in_file=rows, encoding=encoding,
+                report=json.dumps(report, ensure_ascii=False)))
+
+    def _switch(self, kind: str, version_id: int, previous: VersionInfo | None, ver: str, rows: int,
+                encoding: str) -> VersionInfo:
+        with self.store.begin() as conn:
+            if previous is not None:
+                # An incremental file carries the changes: the rest comes from the version before.
+                changed = select(_entry.c.code).where(_entry.c.version_id == version_id)
+                columns = [c for c in _entry.c if c.name != "version_id"]
+                conn.execute(insert(_entry).from_select(
+                    ["version_id", *[c.name for c in columns]],
+                    select(literal(version_id), *columns[:-1], literal(0))
+                    .where(_entry.c.version_id == previous.id, _entry.c.code.not_in(changed)),
+                ))
+                conn.execute(update(_version).where(_version.c.id == previous.id).values(status="superseded"))
+            total = conn.execute(select(func.count()).where(_entry.c.version_id == version_id)).scalar_one()
+            conn.execute(update(_version).where(_version.c.id == version_id).values(
+                status="active", ver=ver, rows_in_file=rows, rows_total=total, encoding=encoding,
+                activated_at=utcnow()))
+        active = self.active(kind)
+        assert active is not None
+        return active
+
+    # -- switching back -----------------------------------------------------------------
+    def rollback(self, kind: str) -> VersionInfo:
+        """Make the version before the active one active again."""
+        current = self.active(kind)
+        if current is None:
+            raise AdapterError(f"catalogue {kind} has no active version to roll back")
+        with self.store.begin() as conn:
+            before = conn.execute(select(_version.c.id).where(
+                _version.c.kind == kind, _version.c.status == "superseded", _version.c.id < current.id,
+            ).order_by(_version.c.id.desc())).first()
+            if before is None:
+                raise AdapterError(f"catalogue {kind} has no earlier version to return to")
+            conn.execute(update(_version).where(_version.c.id == current.id).values(status="rolled_back"))
+            conn.execute(update(_version).where(_version.c.id == before.id).values(
+                status="active", activated_at=utcnow()))
+        active = self.active(kind)
+        assert active is not None
+        return active
+
+    def diff(self, kind: str, new_id: int | None = None, old_id: int | None = None) -> CatalogDiff:
+        """Added, changed (validity, dates, restricted use, price cap) and retired codes between
+        two versions (default: the active one against the one before it)."""
+        with self.store.begin() as conn:
+            if new_id is None:
+                new_id = conn.execute(select(_version.c.id).where(
+                    _version.c.kind == kind, _version.c.status == "active")).scalar()
+                if new_id is None:
+                    raise AdapterError(f"catalogue {kind} has no active version")
+            if old_id is None:
+                old_id = conn.execute(select(_version.c.id).where(
+                    _version.c.kind == kind, _version.c.id < new_id,
+                    _version.c.status.in_(["superseded", "rolled_back", "active"]),
+                ).order_by(_version.c.id.desc())).scalar()
+            result = CatalogDiff(kind, old_id, new_id)
+            new_rows = {r.code: r for r in conn.execute(select(_entry).where(_entry.c.version_id == new_id))}
+            old_rows = {} if old_id is None else {
+                r.code: r for r in conn.execute(select(_entry).where(_entry.c.version_id == old_id))}
+            watched = ("valid", "begin_date", "end_date", "restricted", "price_cap", "name")
+            for code, row in new_rows.items():
+                before = old_rows.get(code)
+                if before is None:
+                    result.added.append({"code": code, "name": row.name})
+                    continue
+                changes = {k: (getattr(before, k), getattr(row, k)) for k in watched if getattr(before, k) != getattr(row, k)}
+                if before.valid == "1" and row.valid != "1":
+                    result.retired.append({"code": code, "name": row.name})
+                elif changes:
+                    result.changed.append({"code": code, "name": row.name, "changes": changes})
+            touched = [d["code"] for d in result.changed + result.retired]
+            if touched:
+                for national, his in conn.execute(select(schema.mapping.c.national_code, schema.mapping.c.his_code)
+                                                  .where(schema.mapping.c.national_code.in_(touched))):
+                    result.affected.setdefault(national, []).append(his)
+        return result
+
+
+class _RowChecker:
+    """Checks one row at a time; keeps the first problems and counts all of them."""
+
+    def __init__(self, spec: CatalogSpec, filename: str, floor: str) -> None:
+        self.spec = spec
+        self.filename = filename
+        self.floor = floor
+        self.problems: list[Problem] = []
+        self.total = 0
+        self.max_version = ""
+
+    def add(self, line: int, column: int, message: str) -> None:
+        self.total += 1
+        if len(self.problems) < _REPORT_LIMIT:
+            self.problems.append(Problem(self.filename, line, column, message))
+
+    def check(self, line_no: int, fields: list[str]) -> dict[str, Any] | None:
+        spec = self.spec
+        if len(fields) < spec.columns:
+            self.add(line_no, len(fields), f"{len(fields)} columns, {spec.kind} needs at least {spec.columns}")
+            return None
+        before = self.total
+        for column in spec.required_columns:
+            if not fields[column - 1].strip():
+                self.add(line_no, column, "required column is empty")
+        code = fields[spec.code_column - 1].strip()
+        if code and not spec.code_ok(code):
+            self.add(line_no, spec.code_column, f"code {code!r} is not a {spec.kind} national code")
+        for column in spec.all_date_columns:
+            value = fields[column - 1].strip()
+            if value and not _is_date(value):
+                self.add(line_no, column, f"{value!r} is not a date (yyyy-MM-dd)")
+        for column in spec.number_columns:
+            value = fields[column - 1].strip()
+            if value and not _is_number(value):
+                self.add(line_no, column, f"{value!r} is not a number")
+        version = fields[spec.version_column - 1].strip()
+        if version and self.floor and version < self.floor:
+            self.add(line_no, spec.version_column,
+                     f"version {version} is below the active version {self.floor} (a regression)")
+        if self.total > before:
+            return None
+        self.max_version = max(self.max_version, version)
+
+        def column(number: int | None) -> str:
+            return fields[number - 1].strip() if number else ""
+
+        return {
+            "code": code, "name": column(spec.name_column)[:300], "row_version": version,
+            "begin_date": column(spec.begin_column)[:10] or None, "end_date": column(spec.end_column)[:10] or None,
+            "valid": column(spec.valid_column) or "1", "restricted": column(spec.restricted_column)[:500],
+            "price_cap": None, "line_no": line_no,
+        }
+
+
+def _is_date(value: str) -> bool:
+    for pattern in ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y%m%d"):
+        try:
+            datetime.strptime(value, pattern)
+            return True
+        except ValueError:
+            continue
+    return False
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+

@@ -1,0 +1,90 @@
+"""Keeping catalogues current: ask the centre for what is newer than the active version's
+``ver``, download the file with 9102 (fixmedins_code "plc"), validate and switch it in."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapter.catalog.kinds import CatalogSpec
+from adapter.catalog.reader import CatalogFile, ZipLimits
+from adapter.catalog.store import CatalogStore, VersionInfo
+from adapter.config import CatalogConfig
+from adapter.errors import BusinessRejection, ConfigError
+from adapter.outbound.client import CentreClient
+from adapter.outbound.files import FileTransfer
+from adapter.plugin.api import RegionProfile
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    kind: str
+    #: "switched", "up to date"
+    outcome: str
+    version: VersionInfo | None
+    rows_in_file: int
+
+
+def limits_from(config: CatalogConfig) -> ZipLimits:
+    return ZipLimits(
+        max_unpacked_bytes=config.max_unpacked_mb * 1024 * 1024,
+        max_ratio=config.max_compression_ratio,
+        accept_gb18030=not config.refuse_gb18030,
+    )
+
+
+def spec_for(region: RegionProfile, kind: str) -> CatalogSpec:
+    try:
+        return region.catalogues[kind]
+    except KeyError:
+        known = ", ".join(sorted(region.catalogues)) or "none"
+        raise ConfigError(f"region {region.name} describes no catalogue {kind} (it has {known})") from None
+
+
+class CatalogSync:
+    def __init__(self, client: CentreClient, files: FileTransfer, region: RegionProfile,
+                 catalogs: CatalogStore, config: CatalogConfig) -> None:
+        self.client = client
+        self.files = files
+        self.region = region
+        self.catalogs = catalogs
+        self.config = config
+
+    def sync(self, kind: str, accept_mass_change: bool = False,
+             progress_for: Callable[[int], AbstractContextManager[Callable[[int], None]]] | None = None,
+             ) -> SyncResult:
+        """One incremental download of ``kind``. Raises CatalogRefused when the file is bad
+        (its version is kept as refused, with the report) or a DeliveryError."""
+        spec = spec_for(self.region, kind)
+        active = self.catalogs.active(kind)
+        ver = active.ver if active is not None else self.region.catalogue_initial_ver
+        _, reply = self.client.call(kind, {"data": {"ver": ver}}, message_id=None)
+        output: dict[str, Any] = reply.output if isinstance(reply.output, dict) else {}
+        if not output.get("file_qury_no") or not output.get("filename"):
+            raise BusinessRejection(f"{kind} answered without file_qury_no/filename")
+        declared = int(output.get("data_cnt") or output.get("data_cn") or 0)  # some regions misspell it
+        if declared == 0:
+            logger.info("catalogue %s is up to date at %s", kind, ver, extra={"action": "catalog_up_to_date"})
+            return SyncResult(kind, "up to date", active, 0)
+        content = self.files.download(str(output["file_qury_no"]), str(output["filename"]), public=True)
+        with tempfile.TemporaryDirectory(prefix="yibao-catalog-") as scratch:
+            path = Path(scratch) / Path(str(output["filename"])).name
+            path.write_bytes(content)
+            del content
+            with progress_for(declared) if progress_for else nullcontext(None) as progress:
+                version = self.catalogs.ingest(
+                    spec, CatalogFile(path, limits_from(self.config)),
+                    source=f"{kind} ver>{ver} {output['filename']} ({output['file_qury_no']})",
+                    declared_rows=declared, accept_mass_change=accept_mass_change,
+                    max_retire_share=self.config.max_retire_share, progress=progress,
+                )
+        logger.info("catalogue %s switched to %s (%d rows in the file, %d in all)", kind, version.ver,
+                    version.rows_in_file, version.rows_total, extra={"action": "catalog_switched"})
+        return SyncResult(kind, "switched", version, version.rows_in_file)

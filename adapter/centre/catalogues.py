@@ -1,0 +1,99 @@
+"""The simulated centre's catalogue downloads (reference §3.4): ``data.ver`` in, a file of the
+rows newer than it published for 9102 out (file_qury_no, filename, data_cnt).
+
+``FaultPlan.catalogue_fault`` makes it serve a broken or hostile file instead, so every
+refusal of the adapter's validation can be shown end to end."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import Any
+
+from adapter.catalog.generate import CatalogRow, row_fields
+from adapter.catalog.kinds import CatalogSpec
+from adapter.centre import files
+from adapter.centre.checks import Refusal, node, require
+from adapter.centre.faults import FaultPlan
+from adapter.centre.ledger import CentreLedger
+
+#: what catalogue_fault may ask for
+CATALOGUE_FAULTS = (
+    "not_zip", "truncated", "two_members", "zip_slip", "bomb", "gbk", "mixed_encoding",
+    "few_columns", "bad_code", "bad_date", "empty_required", "duplicate", "regression",
+    "count_mismatch", "mass_retire",
+)
+
+
+def serve(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan,
+          specs: Mapping[str, CatalogSpec]) -> Any:
+    infno = str(document["infno"])
+    spec = specs.get(infno)
+    if spec is None:
+        raise Refusal(f"目录[{infno}]不提供下载")
+    data = node(document, "data")
+    require(data, ("ver",), "目录下载")
+    ver = str(data["ver"])
+    with ledger.lock:
+        rows = [row for row in ledger.catalogues.get(infno, []) if row.version > ver]
+    fault = faults.catalogue_fault
+    filename = f"{infno}_{ledger.next_serial():08d}.txt.zip"
+    content, declared = _build(spec, rows, fault, filename)
+    number = files.store(ledger, filename, content, prefix="fsi/plc/")
+    return {
+        "file_qury_no": number,
+        "filename": filename,
+        "dld_end_time": (date.today() + timedelta(days=1)).isoformat(),
+        "data_cnt": declared,
+    }
+
+
+def _build(spec: CatalogSpec, rows: list[CatalogRow], fault: str, filename: str) -> tuple[bytes, int]:
+    member = filename.removesuffix(".zip")
+    declared = len(rows)
+    if fault == "duplicate" and rows:
+        rows = [*rows, rows[0]]
+        declared = len(rows)
+    elif fault == "regression" and rows:
+        rows = [replace(rows[0], version="0")] + rows[1:]
+    elif fault == "mass_retire":
+        rows = [replace(row, valid="0") for row in rows]
+    elif fault == "bad_code" and rows:
+        rows = [replace(rows[0], code="NOT-A-CODE"), *rows[1:]]
+    elif fault == "bad_date" and rows:
+        rows = [replace(rows[0], begin="2021/13/45"), *rows[1:]]
+    elif fault == "empty_required" and rows:
+        rows = [replace(rows[0], name=""), *rows[1:]]
+    elif fault == "count_mismatch":
+        declared += 5
+    lines = ["\t".join(row_fields(spec, row)) for row in rows]
+    if fault == "few_columns" and lines:
+        lines[-1] = "\t".join(lines[-1].split("\t")[: spec.columns - 3])
+    text = "".join(line + "\n" for line in lines)
+    if fault == "not_zip":
+        return text.encode("utf-8"), declared
+    if fault == "gbk":
+        return _zip({member: text.encode("gb18030")}), declared
+    if fault == "mixed_encoding":
+        return _zip({member: text.encode("utf-8") + "错误编码的行\n".encode("gbk")}), declared
+    if fault == "two_members":
+        return _zip({member: text.encode("utf-8"), "readme.txt": b"x"}), declared
+    if fault == "zip_slip":
+        return _zip({"../../etc/" + member: text.encode("utf-8")}), declared
+    if fault == "bomb":
+        return _zip({member: b"0" * (50 * 1024 * 1024)}), declared
+    content = _zip({member: text.encode("utf-8")})
+    if fault == "truncated":
+        return content[: len(content) * 2 // 3], declared
+    return content, declared
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()

@@ -1,0 +1,29 @@
+"""The national file catalogues (reference §3.4 column lists, §4 code formats).
+
+Positions follow the reference; 1301 is the 97-column layout. Code patterns check length,
+prefix and character class only: no check-digit algorithm is published (§4)."""
+
+from __future__ import annotations
+
+from adapter.catalog.kinds import CatalogSpec
+
+WESTERN_AND_PATENT_DRUGS = CatalogSpec(
+    kind="1301", name="西药中成药", columns=97, code_column=1, name_column=4, version_column=83,
+    code_pattern=r"X[A-Z][0-9]{2}[A-Z0-9]{2}[A-Z0-9][A-Z0-9]{3}[A-Z][0-9]{3}[0-9]{9}|Z[A-Z0-9]{19,22}",
+    valid_column=79, begin_column=37, end_column=38, restricted_column=57,
+    number_columns=(33, 42),
+)
+SERVICE_ITEMS = CatalogSpec(
+    kind="1305", name="医疗服务项目", columns=16, code_column=1, name_column=10, version_column=15,
+    code_pattern=r"[0-9]{15}(-[0-9A-Za-z.]{1,30})?", valid_column=7, begin_column=12, end_column=13,
+)
+DIAGNOSES = CatalogSpec(
+    kind="1307", name="疾病与诊断", columns=24, code_column=11, name_column=12, version_column=23,
+    code_pattern=r"[A-Z][0-9]{2}(\.[0-9x]{1,3}(x[0-9]{3})?)?", valid_column=19,
+)
+OPERATIONS = CatalogSpec(
+    kind="1308", name="手术操作", columns=24, code_column=11, name_column=12, version_column=23,
+    code_pattern=r"[0-9]{2}(\.[0-9x]{1,4}(x[0-9]{3})?)?", valid_column=19,
+)
+
+CATALOGUES = {spec.kind: spec for spec in (WESTERN_AND_PATENT_DRUGS, SERVICE_ITEMS, DIAGNOSES, OPERATIONS)}

@@ -1,0 +1,156 @@
+"""Catalogue downloads end to end against the simulated centre: incremental sync, every
+refusal of a broken or hostile file (the active version untouched), rollback, diff, import."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from click.testing import CliRunner
+
+from adapter.catalog.generate import CatalogRow, drug_codes, write_catalog
+from adapter.catalog.reader import CatalogFile, ZipLimits
+from adapter.catalog.store import CatalogRefused
+from adapter.cli import main
+from adapter.errors import FileFormatError
+from adapter.extract.sample_his import SAMPLE_CATALOGUE_VERSION
+from adapter_nhsa.catalogues import WESTERN_AND_PATENT_DRUGS as DRUGS
+from tests.conftest import config_text, import_sample_mapping, set_faults
+
+NEXT = "202612010001"
+
+
+@pytest.fixture
+def adapter(make_adapter, centre, sample_his, tmp_path):  # noqa: ANN001, ANN201
+    made = make_adapter(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                        centre_url=centre.url)
+    import_sample_mapping(made, sample_his)
+    return made
+
+
+def test_sync_downloads_validates_and_switches_then_is_up_to_date(adapter, centre):
+    result = adapter.catalog_sync.sync("1301")
+
+    published = centre.ledger.catalogues["1301"]
+    assert result.outcome == "switched"
+    assert result.version.ver == SAMPLE_CATALOGUE_VERSION
+    assert result.version.rows_total == result.rows_in_file == len(published)
+    assert adapter.catalogs.entry("1301", published[0].code)["name"] == published[0].name
+    # The 1301 call asked for everything newer than the regional first version, then 9102.
+    assert centre.ledger.accepted["1301"] == centre.ledger.accepted["9102"] == 1
+
+    again = adapter.catalog_sync.sync("1301")
+    assert again.outcome == "up to date" and again.version.id == result.version.id
+    assert centre.ledger.accepted["9102"] == 1
+
+
+def test_incremental_download_merges_into_a_new_version_and_diff_names_affected_items(adapter, centre):
+    first = adapter.catalog_sync.sync("1301").version
+    published = centre.ledger.catalogues["1301"]
+    mapped = published[0]  # a sample HIS drug: the mapping points at it
+    new_code = next(drug_codes(1, 900_000))
+    published += [replace(mapped, valid="0", version=NEXT), CatalogRow(new_code, "新增药品", NEXT)]
+
+    second = adapter.catalog_sync.sync("1301").version
+
+    assert second.rows_in_file == 2 and second.rows_total == first.rows_total + 1
+    assert second.ver == NEXT
+    diff = adapter.catalogs.diff("1301")
+    assert [d["code"] for d in diff.added] == [new_code]
+    assert [d["code"] for d in diff.retired] == [mapped.code]
+    assert diff.affected[mapped.code] == ["YP0001"]
+    # rollback returns to the first version; there is nothing before that
+    back = adapter.catalogs.rollback("1301")
+    assert back.id == first.id and adapter.catalogs.entry("1301", new_code) is None
+    with pytest.raises(Exception, match="no earlier version"):
+        adapter.catalogs.rollback("1301")
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        ("not_zip", "not a readable zip archive"),
+        ("truncated", "zip"),
+        ("two_members", "expected one text file in the archive, found 2"),
+        ("zip_slip", "has a path; refused (zip slip)"),
+        ("bomb", "a zip bomb?"),
+        ("mixed_encoding", "mixed encodings"),
+        ("few_columns", "columns, 1301 needs at least 97"),
+        ("bad_code", "column 1: code 'NOT-A-CODE' is not a 1301 national code"),
+        ("bad_date", "column 37: '2021/13/45' is not a date"),
+        ("empty_required", "column 4: required column is empty"),
+        ("duplicate", "already on line 1"),
+        ("count_mismatch", "but the centre declared data_cnt="),
+    ],
+)
+def test_broken_or_hostile_first_download_is_refused(adapter, centre, fault, words):
+    set_faults(centre, catalogue_fault=fault)
+
+    with pytest.raises(CatalogRefused) as refused:
+        adapter.catalog_sync.sync("1301")
+
+    assert words in str(refused.value)
+    assert adapter.catalogs.active("1301") is None
+    kept = [v for v in adapter.catalogs.versions("1301")]
+    assert [v.status for v in kept] == ["refused"]
+    assert adapter.catalogs.report(kept[0].id)["total"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        ("regression", f"version 0 is below the active version {SAMPLE_CATALOGUE_VERSION}"),
+        ("mass_retire", r"would retire 20 of the active codes \(9.6%, more than 5%\)"),
+    ],
+)
+def test_bad_update_leaves_the_active_version_in_use(adapter, centre, fault, words):
+    good = adapter.catalog_sync.sync("1301").version
+    published = centre.ledger.catalogues["1301"]
+    published[:20] = [replace(row, version=NEXT) for row in published[:20]]
+    set_faults(centre, catalogue_fault=fault)
+
+    with pytest.raises(CatalogRefused, match=words):
+        adapter.catalog_sync.sync("1301")
+
+    assert adapter.catalogs.active("1301").id == good.id
+    if fault == "mass_retire":  # an operator who checked it can accept it
+        accepted = adapter.catalog_sync.sync("1301", accept_mass_change=True).version
+        assert accepted.id != good.id and adapter.catalogs.entry("1301", published[0].code)["valid"] == "0"
+
+
+def test_gbk_download_is_converted_and_reported(adapter, centre):
+    set_faults(centre, catalogue_fault="gbk")
+    version = adapter.catalog_sync.sync("1301").version
+    assert version.encoding == "gb18030"
+    first = centre.ledger.catalogues["1301"][0]
+    assert adapter.catalogs.entry("1301", first.code)["name"] == first.name
+
+
+def test_gbk_is_refused_when_configured(tmp_path):
+    path = tmp_path / "gbk.zip"
+    write_catalog(path, DRUGS, [CatalogRow(next(drug_codes(1)), "阿莫西林", "1")], encoding="gb18030")
+    rows = CatalogFile(path, ZipLimits(accept_gb18030=False)).rows()
+    with pytest.raises(FileFormatError, match="line 1: not UTF-8"):
+        list(rows)
+
+
+def test_import_by_hand_through_the_cli(tmp_path, centre, sample_his):
+    config = tmp_path / "adapter.toml"
+    config.write_text(config_text(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                                  centre_url=centre.url), encoding="utf-8")
+    good = tmp_path / "1301_full.txt.zip"
+    write_catalog(good, DRUGS, [CatalogRow(code, f"药品{n}", "1") for n, code in enumerate(drug_codes(30))])
+    bad = tmp_path / "1301_bad.txt.zip"
+    write_catalog(bad, DRUGS, [CatalogRow("X123", "坏编码", "2")])
+    runner = CliRunner()
+
+    imported = runner.invoke(main, ["catalog", "import", str(good), "--kind", "1301", "--config", str(config)])
+    refused = runner.invoke(main, ["catalog", "import", str(bad), "--kind", "1301", "--config", str(config)])
+    listed = runner.invoke(main, ["catalog", "list", "--all", "--config", str(config)])
+
+    assert imported.exit_code == 0, imported.output
+    assert "switched to version 1 from 1301_full.txt.zip (30 rows in the file, 30 in the catalogue)" in imported.output
+    assert refused.exit_code == 1
+    assert "1301_bad.txt line 1 column 1: code 'X123' is not a 1301 national code" in refused.output
+    assert "the active version is unchanged" in refused.output
+    assert "active" in listed.output and "refused" in listed.output
