@@ -121,26 +121,39 @@ def mapping_import(file: Path, config_path: Path) -> None:
 @json_option
 @handled
 def mapping_unmapped(config_path: Path, as_json: bool) -> None:
-    """List hospital codes without a mapping and how many lines wait on each."""
+    """List hospital codes without a mapping (and how many lines wait on each), and mappings
+    whose national code the active catalogue retired or does not have."""
+    from adapter.catalog.check import stale_mappings
     from adapter.mapping.store import MappingStore
+    from adapter.plugin.manager import PluginHost
 
     settings = _settings(config_path)
+    specs = PluginHost.load().region(settings.centre.region).catalogues
     with state_store(settings) as store:
         missing = MappingStore(store).unmapped()
+        stale = stale_mappings(store, specs)
     if as_json:
         click.echo(
             json.dumps(
-                [{"kind": m.kind.value, "his_code": m.his_code, "waiting_lines": m.waiting_lines} for m in missing],
+                [{"kind": m.kind.value, "his_code": m.his_code, "waiting_lines": m.waiting_lines,
+                  "reason": "no mapping"} for m in missing]
+                + [{"kind": m.kind, "his_code": m.his_code, "national_code": m.national_code,
+                    "reason": m.reason} for m in stale],
                 ensure_ascii=False,
             )
         )
         return
-    if not missing:
-        click.echo("every extracted line has its mappings")
+    if not missing and not stale:
+        click.echo("every extracted line has its mappings, and every mapped code is in the active catalogues")
         return
-    click.echo(f"{'kind':<8} {'hospital code':<20} lines waiting")
-    for item in missing:
-        click.echo(f"{item.kind.value:<8} {item.his_code:<20} {item.waiting_lines}")
+    if missing:
+        click.echo(f"{'kind':<8} {'hospital code':<20} lines waiting")
+        for item in missing:
+            click.echo(f"{item.kind.value:<8} {item.his_code:<20} {item.waiting_lines}")
+    if stale:
+        click.echo(f"{'kind':<8} {'hospital code':<20} {'national code':<24} reason")
+        for entry in stale:
+            click.echo(f"{entry.kind:<8} {entry.his_code:<20} {entry.national_code:<24} {entry.reason}")
 
 
 # -- running -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select, update
 
+from adapter.catalog.check import CatalogView
 from adapter.config import Settings
 from adapter.errors import BusinessRejection, DeliveryError, OutcomeUnknown, TransientDeliveryError
 from adapter.extract.sql import SqlSource
@@ -30,7 +31,7 @@ from adapter.spool.retry import backoff_seconds, call_with_quick_retries
 from adapter.spool.states import LineStatus, ParkKind
 from adapter.spool.store import StateStore, utcnow
 from adapter.spool.watermarks import read_watermark, save_watermark
-from adapter.validate.engine import RuleSet, blocking
+from adapter.validate.engine import RuleSet, Severity, blocking
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class CycleReport:
     #: records of the other transactions (2401, 2402, 3501-3507...)
     records_ready: int = 0
     records_parked: int = 0
+    #: findings of warn severity (the line was sent; e.g. a restricted-use item)
+    warnings: int = 0
     #: cancels (2302, 2205) closed here because what they cancel never reached the centre
     records_withdrawn: int = 0
     errors: list[str] = field(default_factory=list)
@@ -205,14 +208,25 @@ class Pipeline:
         now = utcnow()
         updates: list[dict[str, Any]] = []
         lines: dict[int, FeeLine] = {}
+        results = []
         for row in rows:
             line = lines[row.id] = fee_line_from_row(json.loads(row.raw), source_key=row.source_key)
-            mapped, missing = map_line(line, tables)
+            results.append((row, *map_line(line, tables)))
+        catalogue = CatalogView(
+            self.store, self.region.catalogues, (m.med_list_codg for _, m, _ in results if m is not None)
+        )
+        for row, mapped, missing in results:
             if mapped is None:
                 report.unmapped += 1
                 updates.append(_park(row.id, ParkKind.UNMAPPED, unmapped_reason(missing), now))
                 continue
-            problems = blocking(self.rules.check(mapped))
+            findings = self.rules.check(mapped) + catalogue.check(mapped)
+            for finding in findings:
+                if finding.severity is Severity.WARN:
+                    report.warnings += 1
+                    logger.info("line %d: [%s] %s", row.id, finding.rule_id, finding.message,
+                                extra={"action": "finding_warn"})
+            problems = blocking(findings)
             if problems:
                 report.invalid += 1
                 reason = "; ".join(f"[{p.rule_id}] {p.message}" for p in problems)

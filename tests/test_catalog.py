@@ -154,3 +154,33 @@ def test_import_by_hand_through_the_cli(tmp_path, centre, sample_his):
     assert "1301_bad.txt line 1 column 1: code 'X123' is not a 1301 national code" in refused.output
     assert "the active version is unchanged" in refused.output
     assert "active" in listed.output and "refused" in listed.output
+
+
+def test_outgoing_lines_are_checked_against_the_active_catalogue(adapter, centre, sample_his):
+    from adapter.catalog.check import stale_mappings
+    from adapter.spool.states import LineStatus
+    from tests.helpers import lines_by_status, run_until_done
+
+    adapter.catalog_sync.sync("1301")
+    published = centre.ledger.catalogues["1301"]
+    retired = "XA10BAE002A001010102911"  # YP0007, 二甲双胍片
+    restricted = "XJ01CAA040E001010101919"  # YP0001, 阿莫西林胶囊
+    published[:] = [
+        replace(row, valid="0", version=NEXT) if row.code == retired
+        else replace(row, restricted="限门诊二线用药", version=NEXT) if row.code == restricted
+        else row
+        for row in published
+    ]
+    adapter.catalog_sync.sync("1301")
+
+    report = run_until_done(adapter)
+
+    parked = [r for r in lines_by_status(adapter).get(LineStatus.PARKED.value, [])
+              if "[catalogue-valid]" in (r.park_reason or "")]
+    assert parked and all(f"national code {retired} is retired in catalogue 1301" in r.park_reason for r in parked)
+    assert retired not in {line.med_list_codg for line in centre.ledger.fee_lines.values()}
+    assert restricted in {line.med_list_codg for line in centre.ledger.fee_lines.values()}
+    assert report.warnings > 0  # restricted use is reported, the line still goes
+    assert [(s.his_code, s.reason) for s in stale_mappings(adapter.store, adapter.region.catalogues)] == [
+        ("YP0007", f"retired in catalogue 1301 (version {NEXT})")
+    ]

@@ -1,0 +1,96 @@
+"""Benchmark: validate and switch in a 1301 catalogue (97 TAB columns) of N rows, next to a
+plain csv-module read of the same file. Run by hand; prints rows/s and peak memory.
+
+    .venv/bin/python bench/catalog_1301.py --rows 1000000 [--rows 100000 ...]
+
+Each measurement runs in its own process so peak RSS (ru_maxrss) is its own. Memory that
+does not grow with the file shows as about the same peak for 100k and 1M rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import multiprocessing
+import platform
+import resource
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+
+def _build(path: Path, rows: int) -> float:
+    from adapter.catalog.generate import CatalogRow, drug_codes, write_catalog
+    from adapter_nhsa.catalogues import WESTERN_AND_PATENT_DRUGS
+
+    started = time.perf_counter()
+    write_catalog(path, WESTERN_AND_PATENT_DRUGS,
+                  (CatalogRow(code, f"药品{n}", "202611010001") for n, code in enumerate(drug_codes(rows))))
+    return time.perf_counter() - started
+
+
+def _csv_read(path: Path, queue: multiprocessing.Queue) -> None:
+    started = time.perf_counter()
+    count = 0
+    with zipfile.ZipFile(path) as archive:
+        member = archive.infolist()[0]
+        with archive.open(member) as raw:
+            for _row in csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""), delimiter="\t",
+                                   quoting=csv.QUOTE_NONE):
+                count += 1
+    queue.put((count, time.perf_counter() - started, _peak_mb()))
+
+
+def _ingest(path: Path, state: Path, queue: multiprocessing.Queue) -> None:
+    from adapter.catalog.reader import CatalogFile
+    from adapter.catalog.store import CatalogStore
+    from adapter.spool.store import StateStore
+    from adapter_nhsa.catalogues import WESTERN_AND_PATENT_DRUGS
+
+    store = StateStore(f"sqlite:///{state}")
+    started = time.perf_counter()
+    version = CatalogStore(store).ingest(WESTERN_AND_PATENT_DRUGS, CatalogFile(path), source="bench")
+    elapsed = time.perf_counter() - started
+    store.close()
+    queue.put((version.rows_total, elapsed, _peak_mb()))
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _measure(target, *args):  # noqa: ANN001, ANN002, ANN202
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    process = multiprocessing.Process(target=target, args=(*args, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, action="append", help="rows per file (repeatable)")
+    options = parser.parse_args()
+    sizes = options.rows or [100_000, 1_000_000]
+    print(f"machine: {platform.machine()}, {multiprocessing.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"{'rows':>9} {'zip MB':>7} {'text MB':>8} | {'csv s':>6} {'rows/s':>9} {'peak MB':>8} | "
+          f"{'adapter s':>9} {'rows/s':>9} {'peak MB':>8}")
+    with tempfile.TemporaryDirectory(prefix="yibao-bench-") as scratch:
+        for rows in sizes:
+            path = Path(scratch) / f"1301_{rows}.txt.zip"
+            _build(path, rows)
+            with zipfile.ZipFile(path) as archive:
+                text_mb = archive.infolist()[0].file_size / 1e6
+            count, csv_s, csv_peak = _measure(_csv_read, path)
+            total, ingest_s, ingest_peak = _measure(_ingest, path, Path(scratch) / f"state_{rows}.db")
+            assert count == total == rows, (count, total, rows)
+            print(f"{rows:>9} {path.stat().st_size / 1e6:>7.1f} {text_mb:>8.1f} | {csv_s:>6.1f} "
+                  f"{rows / csv_s:>9.0f} {csv_peak:>8.0f} | {ingest_s:>9.1f} {rows / ingest_s:>9.0f} "
+                  f"{ingest_peak:>8.0f}")
+
+
+if __name__ == "__main__":
+    main()
