@@ -82,22 +82,29 @@ def catalog_sync(kinds: tuple[str, ...], accept_mass_change: bool, config_path: 
 @handled
 def catalog_import(file: Path, kind: str, data_cnt: int | None, accept_mass_change: bool,
                    config_path: Path) -> None:
-    """Load a catalogue zip downloaded by hand, through the same validation."""
+    """Load a catalogue zip downloaded by hand, or a regional XML policy file (--kind policy:...),
+    through the same validation."""
+    from adapter.catalog.policy_xml import read_policy
     from adapter.catalog.reader import CatalogFile
     from adapter.catalog.store import CatalogStore
     from adapter.catalog.sync import limits_from, spec_for
     from adapter.plugin.manager import PluginHost
 
     settings = _settings(config_path)
-    spec = spec_for(PluginHost.load().region(settings.centre.region), kind)
-    catalog_file = CatalogFile(file, limits_from(settings.catalog))
+    region = PluginHost.load().region(settings.centre.region)
     with state_store(settings) as store:
-        with _progress(data_cnt or 0, f"checking {kind}") as progress:
-            version = CatalogStore(store).ingest(
-                spec, catalog_file, source=f"import {file.name}", declared_rows=data_cnt,
-                accept_mass_change=accept_mass_change, max_retire_share=settings.catalog.max_retire_share,
-                progress=progress,
-            )
+        catalogs = CatalogStore(store)
+        if kind in region.policies:
+            ver, entries = read_policy(file, region.policies[kind])
+            version = catalogs.ingest_entries(kind, ver, entries, source=f"import {file.name}", filename=file.name)
+        else:
+            spec = spec_for(region, kind)
+            with _progress(data_cnt or 0, f"checking {kind}") as progress:
+                version = catalogs.ingest(
+                    spec, CatalogFile(file, limits_from(settings.catalog)), source=f"import {file.name}",
+                    declared_rows=data_cnt, accept_mass_change=accept_mass_change,
+                    max_retire_share=settings.catalog.max_retire_share, progress=progress,
+                )
     click.echo(f"{kind}: switched to version {version.ver} from {file.name} "
                f"({version.rows_in_file} rows in the file, {version.rows_total} in the catalogue)")
 

@@ -74,6 +74,9 @@ class Daemon:
         self.stop_event = stop_event or adapter.pipeline.stop_event
         adapter.pipeline.stop_event = self.stop_event
         self.interval = timedelta(minutes=adapter.settings.schedule.interval_minutes)
+        self.catalog_interval = timedelta(hours=adapter.settings.catalog.interval_hours)
+        #: when the configured catalogues were last synced (None: at the first cycle)
+        self.catalogs_synced_at: datetime | None = None
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -117,7 +120,24 @@ class Daemon:
             return max(due, paused)
         return due
 
+    def sync_catalogues_if_due(self) -> None:
+        """Download the configured catalogues every ``[catalog] interval_hours``. A refused or
+        failed download is logged with its reason and the version in use stays in use."""
+        kinds = self.adapter.settings.catalog.kinds
+        now = utcnow()
+        if not kinds or (self.catalogs_synced_at is not None and now < self.catalogs_synced_at + self.catalog_interval):
+            return
+        self.catalogs_synced_at = now
+        for kind in kinds:
+            if self.stop_event.is_set():
+                return
+            try:
+                self.adapter.catalog_sync.sync(kind)
+            except AdapterError as exc:
+                logger.error("catalogue %s not synced: %s", kind, exc, extra={"action": "catalog_sync_failed"})
+
     def _cycle(self) -> CycleReport:
+        self.sync_catalogues_if_due()
         try:
             report = self.adapter.pipeline.run_cycle()
         except AdapterError as exc:

@@ -184,3 +184,23 @@ def test_outgoing_lines_are_checked_against_the_active_catalogue(adapter, centre
     assert [(s.his_code, s.reason) for s in stale_mappings(adapter.store, adapter.region.catalogues)] == [
         ("YP0007", f"retired in catalogue 1301 (version {NEXT})")
     ]
+
+
+def test_daemon_syncs_configured_catalogues_and_survives_a_refusal(make_adapter, centre, sample_his, tmp_path):
+    from adapter.daemon import Daemon
+
+    adapter = make_adapter(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                           centre_url=centre.url, his_extra='\n[catalog]\nkinds = ["1307", "1301"]\n')
+    import_sample_mapping(adapter, sample_his)
+    set_faults(centre, catalogue_fault="bad_code")  # every kind's file is bad this time
+    daemon = Daemon(adapter)
+    daemon.run_once()
+    assert adapter.catalogs.active("1301") is None and adapter.catalogs.active("1307") is None
+    assert len(centre.ledger.fee_lines) > 0  # uploads went on regardless
+
+    set_faults(centre)
+    daemon.run_once()  # not due yet: interval_hours has not passed
+    assert adapter.catalogs.active("1301") is None
+    daemon.catalogs_synced_at = None
+    daemon.run_once()
+    assert adapter.catalogs.active("1301") is not None and adapter.catalogs.active("1307") is not None

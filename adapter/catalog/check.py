@@ -44,6 +44,8 @@ class CatalogView:
             self.active = dict(conn.execute(
                 select(version.c.kind, version.c.ver).where(version.c.status == "active")).all())
             self.entries: dict[str, Entry] = {}
+            #: national code -> (cap, the policy kind that sets it), from regional policy files
+            self.local_caps: dict[str, tuple[Decimal, str]] = {}
             wanted = sorted(set(codes))
             for start in range(0, len(wanted), _CHUNK):
                 rows = conn.execute(
@@ -53,6 +55,11 @@ class CatalogView:
                     .where(version.c.status == "active", entry.c.code.in_(wanted[start:start + _CHUNK]))
                 ).all()
                 for row in rows:
+                    if row.kind.startswith("policy:"):
+                        cap = _decimal(row.price_cap)
+                        if cap is not None:
+                            self.local_caps[row.code] = (cap, row.kind)
+                        continue
                     self.entries[row.code] = Entry(row.kind, row.ver, row.valid, row.begin_date, row.end_date,
                                                    row.restricted, row.price_cap)
 
@@ -65,15 +72,20 @@ class CatalogView:
 
     def check(self, mapped: MappedFeeLine) -> list[Finding]:
         code = mapped.med_list_codg
+        findings = []
+        local = self.local_caps.get(code)
+        if local is not None and mapped.line.pric > local[0]:
+            findings.append(Finding("local-price-cap", Severity.BLOCK,
+                                    f"unit price {mapped.line.pric} is above the local limit {local[0]} of {code} "
+                                    f"({local[1]})"))
         kind = self.kind_of(code)
         if kind is None:
-            return []
+            return findings
         entry = self.entries.get(code)
         if entry is None:
-            return [Finding("catalogue-code-exists", Severity.BLOCK,
-                            f"national code {code} is not in catalogue {kind} (version {self.active[kind]}); "
-                            "correct the mapping or sync the catalogue")]
-        findings = []
+            return [*findings, Finding("catalogue-code-exists", Severity.BLOCK,
+                                       f"national code {code} is not in catalogue {kind} (version "
+                                       f"{self.active[kind]}); correct the mapping or sync the catalogue")]
         day = mapped.line.fee_ocur_time.strftime("%Y-%m-%d")
         if entry.valid != "1":
             findings.append(Finding("catalogue-valid", Severity.BLOCK,

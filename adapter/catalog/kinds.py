@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -46,3 +47,21 @@ class CatalogSpec:
     @property
     def all_date_columns(self) -> tuple[int, ...]:
         return tuple(c for c in (self.begin_column, self.end_column, *self.date_columns) if c is not None)
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A regional XML policy file (e.g. local price limits), checked against the XSD the
+    region plugin ships. Its items become a version like a catalogue's, of kind ``kind``."""
+
+    kind: str
+    name: str
+    xsd: Path
+    #: local name of the element that carries one item
+    item_tag: str = "item"
+    code_attribute: str = "code"
+    name_attribute: str = "name"
+    #: attribute with a price cap for the item's national code, if the file sets prices
+    price_attribute: str | None = None
+    #: attribute of the root element holding the file's version
+    version_attribute: str = "version"

@@ -23,6 +23,9 @@ from adapter.spool import schema
 from adapter.spool.store import StateStore, utcnow
 
 _version = schema.catalog_version
+#: what the duplicate check of a policy file's entries needs to know (the code is "column 1")
+_ENTRY_LIST = CatalogSpec(kind="entries", name="", columns=1, code_column=1, name_column=1, version_column=1,
+                          code_pattern=".*")
 _entry = schema.catalog_entry
 _BATCH = 5000
 #: problems kept in a report (the count of all of them is kept too)
@@ -165,6 +168,26 @@ class CatalogStore:
         return self._switch(spec.kind, version_id, previous, checker.max_version or floor, rows_in_file,
                             catalog_file.encoding)
 
+    def ingest_entries(self, kind: str, ver: str, entries: list[dict[str, Any]], *, source: str,
+                       filename: str) -> VersionInfo:
+        """Switch in a complete list of entries (a regional policy file): the same duplicate and
+        version checks as a catalogue file; the list replaces the version before it."""
+        previous = self.active(kind)
+        with self.store.begin() as conn:
+            version_id = int(conn.execute(insert(_version).values(
+                kind=kind, ver=ver, status="staging", source=source[:300], created_at=utcnow(),
+            )).inserted_primary_key[0])
+        checker = _RowChecker(_ENTRY_LIST, filename, previous.ver if previous else "")
+        if previous is not None and ver < previous.ver:
+            checker.add(0, 0, f"version {ver} is below the active version {previous.ver} (a regression)")
+        else:
+            for start in range(0, len(entries), _BATCH):
+                self._stage([{"version_id": version_id, **e} for e in entries[start:start + _BATCH]], checker)
+        if checker.total:
+            self._refuse(version_id, checker, len(entries), "utf-8")
+            raise CatalogRefused(kind, checker.problems, checker.total)
+        return self._switch(kind, version_id, None, ver, len(entries), "utf-8", retire_previous=previous)
+
     def _stage(self, batch: list[dict[str, Any]], checker: _RowChecker) -> None:
         if not batch:
             return
@@ -208,8 +231,12 @@ class CatalogStore:
                 report=json.dumps(report, ensure_ascii=False)))
 
     def _switch(self, kind: str, version_id: int, previous: VersionInfo | None, ver: str, rows: int,
-                encoding: str) -> VersionInfo:
+                encoding: str, retire_previous: VersionInfo | None = None) -> VersionInfo:
+        """``previous``: merge its rows that this version does not carry (incremental files);
+        ``retire_previous``: only supersede it (a file that is complete in itself)."""
         with self.store.begin() as conn:
+            if retire_previous is not None:
+                conn.execute(update(_version).where(_version.c.id == retire_previous.id).values(status="superseded"))
             if previous is not None:
                 # An incremental file carries the changes: the rest comes from the version before.
                 changed = select(_entry.c.code).where(_entry.c.version_id == version_id)

@@ -44,7 +44,7 @@ def spec_for(region: RegionProfile, kind: str) -> CatalogSpec:
     try:
         return region.catalogues[kind]
     except KeyError:
-        known = ", ".join(sorted(region.catalogues)) or "none"
+        known = ", ".join(sorted([*region.catalogues, *region.policies])) or "none"
         raise ConfigError(f"region {region.name} describes no catalogue {kind} (it has {known})") from None
 
 

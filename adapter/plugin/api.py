@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from adapter.catalog.kinds import CatalogSpec
+from adapter.catalog.kinds import CatalogSpec, PolicySpec
 from adapter.records import MappedFeeLine
 from adapter.transactions import TransactionSpec
 
@@ -115,6 +115,8 @@ class RegionProfile:
     reversible: frozenset[str] = frozenset({"2102", "2103", "2207", "2208", "2304", "2305", "2401"})
     #: file catalogues this region downloads, by infno (see adapter.catalog.kinds)
     catalogues: Mapping[str, CatalogSpec] = field(default_factory=dict)
+    #: regional XML policy files, by kind ("policy:..."), each with the XSD the plugin ships
+    policies: Mapping[str, PolicySpec] = field(default_factory=dict)
     #: the ``ver`` of a first download (regional: "0", "v0000", "F001_0000_A"...)
     catalogue_initial_ver: str = "0"
     #: the form of 9101 this region's centre accepts (reference §2.3)

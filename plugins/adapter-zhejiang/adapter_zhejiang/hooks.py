@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 from adapter import jsonio
+from adapter.catalog.kinds import PolicySpec
 from adapter.plugin import hookimpl
 from adapter.plugin.api import RegionProfile
 from adapter.records import MappedFeeLine
@@ -33,6 +35,14 @@ ZHEJIANG = dataclasses.replace(
     recer_sys_code="FSI_LOCAL",
     extra_envelope={"dev_no": "1"},
     areas=("330000", "330100", "330183"),
+    policies={
+        "policy:price-limits": PolicySpec(
+            kind="policy:price-limits",
+            name="浙江医疗服务项目限价 local price limits",
+            xsd=Path(__file__).parent / "policy" / "price_limits.xsd",
+            price_attribute="maxPrice",
+        ),
+    },
 )
 
 
