@@ -198,6 +198,8 @@ class CatalogConfig(_Model):
     #: caps on a downloaded archive (zip bombs)
     max_unpacked_mb: Annotated[int, Field(gt=0)] = 4096
     max_compression_ratio: Annotated[float, Field(gt=1)] = 200.0
+    #: page_size of the paged queries (1312, 1316-1319)
+    page_size: Annotated[int, Field(ge=1, le=1000)] = 500
 
 
 class Settings(_Model):

@@ -44,7 +44,12 @@ def test_sync_downloads_validates_and_switches_then_is_up_to_date(adapter, centr
     assert centre.ledger.accepted["9102"] == 1
 
 
-def test_incremental_download_merges_into_a_new_version_and_diff_names_affected_items(adapter, centre):
+def test_incremental_download_merges_into_a_new_version_and_diff_names_affected_items(
+    make_adapter, centre, sample_his, state_url
+):
+    # On SQLite and on PostgreSQL: the merge, the switch and rollback are SQL of the store.
+    adapter = make_adapter(his_url=sample_his.url, state_url=state_url, centre_url=centre.url)
+    import_sample_mapping(adapter, sample_his)
     first = adapter.catalog_sync.sync("1301").version
     published = centre.ledger.catalogues["1301"]
     mapped = published[0]  # a sample HIS drug: the mapping points at it
@@ -204,3 +209,39 @@ def test_daemon_syncs_configured_catalogues_and_survives_a_refusal(make_adapter,
     daemon.catalogs_synced_at = None
     daemon.run_once()
     assert adapter.catalogs.active("1301") is not None and adapter.catalogs.active("1307") is not None
+
+
+def test_paged_price_caps_are_fetched_page_by_page_and_enforced(make_adapter, centre, sample_his, tmp_path):
+    from adapter.spool.states import LineStatus
+    from tests.helpers import lines_by_status, run_until_done
+
+    adapter = make_adapter(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                           centre_url=centre.url, his_extra="\n[catalog]\npage_size = 4\n")
+    import_sample_mapping(adapter, sample_his)
+    caps = centre.ledger.catalogues["1318"]
+
+    first = adapter.catalog_sync.sync("1318").version
+
+    assert first.rows_total == len(caps) and first.ver == "2026-11-01 00:00:00"
+    assert centre.ledger.accepted["1318"] == -(-len(caps) // 4)  # one call per page
+    assert adapter.catalog_sync.sync("1318").outcome == "up to date"
+    # The centre lowers the cap of 一次性输液器 (2.80 in the HIS) below its price.
+    target = next(c for c in caps if c["hilist_code"] == "C0201020020000200002")
+    target.update(hilist_pric_uplmt_amt="2.50", updt_time="2026-11-15 08:00:00")
+    second = adapter.catalog_sync.sync("1318").version
+    assert second.rows_in_file == 1 and second.rows_total == len(caps) and second.ver == "2026-11-15 08:00:00"
+
+    run_until_done(adapter)
+
+    parked = [r for r in lines_by_status(adapter).get(LineStatus.PARKED.value, [])
+              if "[price-cap]" in (r.park_reason or "")]
+    assert parked and all("above the limit 2.50 of C0201020020000200002 (1318)" in r.park_reason for r in parked)
+
+
+@pytest.mark.parametrize(("fault", "words"), [("bad_code", "code '?' is not a 1318 national code"),
+                                               ("count_mismatch", "declared recordCounts=")])
+def test_bad_paged_download_is_refused(adapter, centre, fault, words):
+    set_faults(centre, catalogue_fault=fault)
+    with pytest.raises(CatalogRefused, match=words.replace("?", r"\?")):
+        adapter.catalog_sync.sync("1318")
+    assert adapter.catalogs.active("1318") is None

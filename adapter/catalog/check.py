@@ -21,6 +21,8 @@ from adapter.spool.store import StateStore
 from adapter.validate.engine import Finding, Severity
 
 _CHUNK = 500
+#: kinds that only cap prices of codes kept in other catalogues (1318 医保目录限价)
+PRICE_LISTS = frozenset({"1318"})
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class CatalogView:
             self.active = dict(conn.execute(
                 select(version.c.kind, version.c.ver).where(version.c.status == "active")).all())
             self.entries: dict[str, Entry] = {}
-            #: national code -> (cap, the policy kind that sets it), from regional policy files
+            #: national code -> (cap, the kind that sets it), from 1318 and regional policy files
             self.local_caps: dict[str, tuple[Decimal, str]] = {}
             wanted = sorted(set(codes))
             for start in range(0, len(wanted), _CHUNK):
@@ -55,9 +57,10 @@ class CatalogView:
                     .where(version.c.status == "active", entry.c.code.in_(wanted[start:start + _CHUNK]))
                 ).all()
                 for row in rows:
-                    if row.kind.startswith("policy:"):
+                    if row.kind in PRICE_LISTS or row.kind.startswith("policy:"):
                         cap = _decimal(row.price_cap)
-                        if cap is not None:
+                        held = self.local_caps.get(row.code)
+                        if cap is not None and (held is None or cap < held[0]):  # the strictest applies
                             self.local_caps[row.code] = (cap, row.kind)
                         continue
                     self.entries[row.code] = Entry(row.kind, row.ver, row.valid, row.begin_date, row.end_date,
@@ -66,7 +69,7 @@ class CatalogView:
     def kind_of(self, code: str) -> str | None:
         """The catalogue kind a code belongs to, if that kind has an active version."""
         for kind, spec in self.specs.items():
-            if kind in self.active and spec.code_ok(code):
+            if kind in self.active and kind not in PRICE_LISTS and spec.code_ok(code):
                 return kind
         return None
 
@@ -75,8 +78,8 @@ class CatalogView:
         findings = []
         local = self.local_caps.get(code)
         if local is not None and mapped.line.pric > local[0]:
-            findings.append(Finding("local-price-cap", Severity.BLOCK,
-                                    f"unit price {mapped.line.pric} is above the local limit {local[0]} of {code} "
+            findings.append(Finding("price-cap", Severity.BLOCK,
+                                    f"unit price {mapped.line.pric} is above the limit {local[0]} of {code} "
                                     f"({local[1]})"))
         kind = self.kind_of(code)
         if kind is None:

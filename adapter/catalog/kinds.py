@@ -32,6 +32,11 @@ class CatalogSpec:
     #: further columns that must parse as dates (yyyy-MM-dd, optionally with a time)
     date_columns: tuple[int, ...] = ()
     number_columns: tuple[int, ...] = ()
+    #: the column with a price cap (1318 hilist_pric_uplmt_amt)
+    price_column: int | None = None
+    #: for a paged query (1312, 1316-1319): the JSON field of each column, in column order;
+    #: empty for a file catalogue
+    paged_fields: tuple[str, ...] = ()
     _compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -42,7 +47,12 @@ class CatalogSpec:
 
     @property
     def required_columns(self) -> tuple[int, ...]:
-        return tuple(sorted({self.code_column, self.name_column, self.version_column, *self.required}))
+        return tuple(sorted({self.code_column, self.version_column, *self.required}
+                            | ({self.name_column} if not self.paged else set())))
+
+    @property
+    def paged(self) -> bool:
+        return bool(self.paged_fields)
 
     @property
     def all_date_columns(self) -> tuple[int, ...]:

@@ -8,9 +8,21 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from adapter.errors import FileFormatError
+
+
+class RowSource(Protocol):
+    """Where catalogue rows come from: a file (CatalogFile) or a paged query (PagedRows)."""
+
+    @property
+    def text_name(self) -> str: ...
+
+    @property
+    def encoding(self) -> str: ...
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]: ...
 
 
 @dataclass(frozen=True)

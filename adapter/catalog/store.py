@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, literal, select, update
 
 from adapter.catalog.kinds import CatalogSpec
-from adapter.catalog.reader import CatalogFile
+from adapter.catalog.reader import RowSource
 from adapter.errors import AdapterError, FileFormatError
 from adapter.spool import schema
 from adapter.spool.store import StateStore, utcnow
@@ -118,7 +118,7 @@ class CatalogStore:
     def ingest(
         self,
         spec: CatalogSpec,
-        catalog_file: CatalogFile,
+        catalog_file: RowSource,
         *,
         source: str,
         declared_rows: int | None = None,
@@ -154,6 +154,11 @@ class CatalogStore:
                 progress(rows_in_file % 10000)
         except FileFormatError as exc:
             checker.add(0, 0, str(exc))
+        except BaseException as exc:
+            # The download broke off (the centre stopped answering mid-way): nothing is used.
+            checker.add(0, 0, f"download interrupted: {exc}")
+            self._refuse(version_id, checker, rows_in_file, catalog_file.encoding, status="failed")
+            raise
         if declared_rows is not None and rows_in_file != declared_rows:
             checker.add(0, 0, f"the file has {rows_in_file} rows but the centre declared data_cnt={declared_rows}")
         if not checker.total:
@@ -222,12 +227,13 @@ class CatalogStore:
             ).where(old.c.version_id == previous.id, old.c.valid == "1", new.c.valid != "1")).scalar_one()
         return (retired / active if active else 0.0), int(retired)
 
-    def _refuse(self, version_id: int, checker: _RowChecker, rows: int, encoding: str) -> None:
+    def _refuse(self, version_id: int, checker: _RowChecker, rows: int, encoding: str,
+                status: str = "refused") -> None:
         report = {"problems": [str(p) for p in checker.problems], "total": checker.total}
         with self.store.begin() as conn:
             conn.execute(delete(_entry).where(_entry.c.version_id == version_id))
             conn.execute(update(_version).where(_version.c.id == version_id).values(
-                status="refused", rows_in_file=rows, encoding=encoding,
+                status=status, rows_in_file=rows, encoding=encoding,
                 report=json.dumps(report, ensure_ascii=False)))
 
     def _switch(self, kind: str, version_id: int, previous: VersionInfo | None, ver: str, rows: int,
@@ -362,7 +368,7 @@ class _RowChecker:
             "code": code, "name": column(spec.name_column)[:300], "row_version": version,
             "begin_date": column(spec.begin_column)[:10] or None, "end_date": column(spec.end_column)[:10] or None,
             "valid": column(spec.valid_column) or "1", "restricted": column(spec.restricted_column)[:500],
-            "price_cap": None, "line_no": line_no,
+            "price_cap": column(spec.price_column) or None, "line_no": line_no,
         }
 
 

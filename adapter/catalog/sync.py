@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from adapter.catalog.kinds import CatalogSpec
 from adapter.catalog.reader import CatalogFile, ZipLimits
 from adapter.catalog.store import CatalogStore, VersionInfo
 from adapter.config import CatalogConfig
-from adapter.errors import BusinessRejection, ConfigError
+from adapter.errors import BusinessRejection, ConfigError, FileFormatError
 from adapter.outbound.client import CentreClient
 from adapter.outbound.files import FileTransfer
 from adapter.plugin.api import RegionProfile
@@ -64,6 +65,8 @@ class CatalogSync:
         (its version is kept as refused, with the report) or a DeliveryError."""
         spec = spec_for(self.region, kind)
         active = self.catalogs.active(kind)
+        if spec.paged:
+            return self._sync_paged(spec, active, accept_mass_change, progress_for)
         ver = active.ver if active is not None else self.region.catalogue_initial_ver
         _, reply = self.client.call(kind, {"data": {"ver": ver}}, message_id=None)
         output: dict[str, Any] = reply.output if isinstance(reply.output, dict) else {}
@@ -88,3 +91,64 @@ class CatalogSync:
         logger.info("catalogue %s switched to %s (%d rows in the file, %d in all)", kind, version.ver,
                     version.rows_in_file, version.rows_total, extra={"action": "catalog_switched"})
         return SyncResult(kind, "switched", version, version.rows_in_file)
+
+    def _sync_paged(self, spec: CatalogSpec, active: VersionInfo | None, accept_mass_change: bool,
+                    progress_for: Callable[[int], AbstractContextManager[Callable[[int], None]]] | None,
+                    ) -> SyncResult:
+        since = active.ver if active is not None else PAGED_INITIAL_UPDT_TIME
+        pages = PagedRows(self.client, spec, since, self.config.page_size)
+        if pages.record_counts == 0:
+            return SyncResult(spec.kind, "up to date", active, 0)
+        with progress_for(pages.record_counts) if progress_for else nullcontext(None) as progress:
+            version = self.catalogs.ingest(
+                spec, pages, source=f"{spec.kind} updt_time>{since} ({pages.record_counts} records)",
+                accept_mass_change=accept_mass_change, max_retire_share=self.config.max_retire_share,
+                progress=progress,
+            )
+        return SyncResult(spec.kind, "switched", version, version.rows_in_file)
+
+
+#: the lower bound of a first paged download
+PAGED_INITIAL_UPDT_TIME = "1970-01-01 00:00:00"
+
+
+class PagedRows:
+    """The items of a paged query (reference §3.4: updt_time, page_num, page_size in; firstPage,
+    lastPage, pages, recordCounts, data[] out) as catalogue rows, page by page."""
+
+    encoding = "utf-8"
+
+    def __init__(self, client: CentreClient, spec: CatalogSpec, since: str, page_size: int) -> None:
+        self.client = client
+        self.spec = spec
+        self.since = since
+        self.page_size = page_size
+        self._first = self._page(1)
+        self.record_counts = int(self._first.get("recordCounts") or 0)
+
+    @property
+    def text_name(self) -> str:
+        return f"{self.spec.kind} query (updt_time>{self.since})"
+
+    def _page(self, number: int) -> dict[str, Any]:
+        _, reply = self.client.call(self.spec.kind, {"data": {
+            "updt_time": self.since, "page_num": number, "page_size": self.page_size}}, message_id=None)
+        output = reply.output if isinstance(reply.output, dict) else {}
+        if not isinstance(output.get("data"), list):
+            raise BusinessRejection(f"{self.spec.kind} page {number} answered without data[]")
+        return output
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        page, number, line = self._first, 1, 0
+        while True:
+            for item in page["data"]:
+                line += 1
+                yield line, [str(item.get(name) if item.get(name) is not None else "") for name in self.spec.paged_fields]
+            last = page.get("lastPage") in (True, "true", 1, "1") or number >= int(page.get("pages") or 0)
+            if last or not page["data"]:
+                break
+            number += 1
+            page = self._page(number)
+        if line != self.record_counts:
+            raise FileFormatError(f"the query declared recordCounts={self.record_counts} but "
+                                  f"{line} records came in {number} page(s)")

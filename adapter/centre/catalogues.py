@@ -34,6 +34,8 @@ def serve(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan,
     spec = specs.get(infno)
     if spec is None:
         raise Refusal(f"目录[{infno}]不提供下载")
+    if spec.paged:
+        return _serve_page(infno, document, ledger, faults)
     data = node(document, "data")
     require(data, ("ver",), "目录下载")
     ver = str(data["ver"])
@@ -97,3 +99,30 @@ def _zip(members: dict[str, bytes]) -> bytes:
         for name, content in members.items():
             archive.writestr(name, content)
     return buffer.getvalue()
+
+
+def _serve_page(infno: str, document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan) -> Any:
+    """A paged query (1312, 1316-1319): items updated after ``updt_time``, one page of them."""
+    data = node(document, "data")
+    require(data, ("updt_time", "page_num", "page_size"), "目录查询")
+    try:
+        page_num, page_size = int(data["page_num"]), int(data["page_size"])
+    except (TypeError, ValueError):
+        raise Refusal("page_num 和 page_size 必须为数字") from None
+    if not (1 <= page_num <= 9999 and 1 <= page_size <= 1000):
+        raise Refusal("page_num 应在1-9999之间, page_size 应在1-1000之间")
+    since = str(data["updt_time"])
+    with ledger.lock:
+        items = sorted((dict(i) for i in ledger.catalogues.get(infno, []) if str(i["updt_time"]) > since),
+                       key=lambda i: (str(i["updt_time"]), str(i["hilist_code"])))
+    count = len(items)
+    if faults.catalogue_fault == "bad_code" and items:
+        items[0]["hilist_code"] = "?"
+    pages = max(1, -(-count // page_size))
+    chunk = items[(page_num - 1) * page_size: page_num * page_size]
+    declared = count + 5 if faults.catalogue_fault == "count_mismatch" else count
+    return {
+        "firstPage": page_num == 1, "lastPage": page_num >= pages, "pageNum": page_num, "pageSize": page_size,
+        "size": len(chunk), "startRow": (page_num - 1) * page_size + 1, "pages": pages,
+        "recordCounts": declared, "data": chunk,
+    }

@@ -617,4 +617,11 @@ def sample_catalogues(extra_drugs: int = 200) -> dict[str, list[Any]]:
     services = [CatalogRow(national, name, version) for _c, name, cat, _p, national in _ITEMS
                 if national and cat == "service"]
     diagnoses = [CatalogRow(code, name, version) for code, name in _DIAGNOSES]
-    return {"1301": drugs, "1305": services, "1307": diagnoses}
+    # 1318 caps each mapped item at twice its sample price (nothing is over the cap at first).
+    caps = [
+        {"hilist_code": national, "hilist_name": name, "updt_time": "2026-11-01 00:00:00",
+         "begndate": "2020-01-01", "enddate": "", "vali_flag": "1",
+         "hilist_pric_uplmt_amt": str(Decimal(price) * 2), "rid": f"R{index:010d}"}
+        for index, (_c, name, _cat, price, national) in enumerate(_ITEMS) if national
+    ]
+    return {"1301": drugs, "1305": services, "1307": diagnoses, "1318": caps}

@@ -26,4 +26,15 @@ OPERATIONS = CatalogSpec(
     code_pattern=r"[0-9]{2}(\.[0-9x]{1,4}(x[0-9]{3})?)?", valid_column=19,
 )
 
-CATALOGUES = {spec.kind: spec for spec in (WESTERN_AND_PATENT_DRUGS, SERVICE_ITEMS, DIAGNOSES, OPERATIONS)}
+#: 1318 医保目录限价, a paged query; ``updt_time`` is its version (the next query's lower bound)
+PRICE_CAPS = CatalogSpec(
+    kind="1318", name="医保目录限价", columns=8, code_column=1, name_column=2, version_column=3,
+    code_pattern=r"[A-Z0-9][A-Za-z0-9.\-]{4,49}", valid_column=6, begin_column=4, end_column=5,
+    price_column=7, required=(7, 8), date_columns=(3,), number_columns=(7,),
+    paged_fields=("hilist_code", "hilist_name", "updt_time", "begndate", "enddate", "vali_flag",
+                  "hilist_pric_uplmt_amt", "rid"),
+)
+
+CATALOGUES = {
+    spec.kind: spec for spec in (WESTERN_AND_PATENT_DRUGS, SERVICE_ITEMS, DIAGNOSES, OPERATIONS, PRICE_CAPS)
+}
