@@ -156,6 +156,20 @@ def catalog_rollback(kind: str, config_path: Path) -> None:
     click.echo(f"{kind}: version {version.ver} (id {version.id}) is active again")
 
 
+@catalog.command("accept")
+@click.argument("version_id", type=int)
+@config_option
+@handled
+def catalog_accept(version_id: int, config_path: Path) -> None:
+    """Switch in a version held because it retires many codes (after `catalog diff`)."""
+    from adapter.catalog.store import CatalogStore
+
+    settings = _settings(config_path)
+    with state_store(settings) as store:
+        version = CatalogStore(store).accept(version_id)
+    click.echo(f"{version.kind}: version {version.ver} (id {version.id}) accepted and active")
+
+
 @catalog.command("diff")
 @click.argument("kind")
 @click.option("--new", "new_id", type=int, help="Version id (default: the active one).")

@@ -78,6 +78,7 @@ def test_incremental_download_merges_into_a_new_version_and_diff_names_affected_
         ("truncated", "zip"),
         ("two_members", "expected one text file in the archive, found 2"),
         ("zip_slip", "has a path; refused (zip slip)"),
+        ("not_txt", ".xlsx' is not a .txt file"),
         ("bomb", "a zip bomb?"),
         ("mixed_encoding", "mixed encodings"),
         ("few_columns", "columns, 1301 needs at least 97"),
@@ -118,9 +119,25 @@ def test_bad_update_leaves_the_active_version_in_use(adapter, centre, fault, wor
         adapter.catalog_sync.sync("1301")
 
     assert adapter.catalogs.active("1301").id == good.id
-    if fault == "mass_retire":  # an operator who checked it can accept it
-        accepted = adapter.catalog_sync.sync("1301", accept_mass_change=True).version
-        assert accepted.id != good.id and adapter.catalogs.entry("1301", published[0].code)["valid"] == "0"
+    if fault == "mass_retire":
+        # Held whole, not used: the diff shows what it would do, and a person accepts it.
+        held = [v for v in adapter.catalogs.versions("1301") if v.status == "held"]
+        assert len(held) == 1
+        diff = adapter.catalogs.diff("1301", new_id=held[0].id)
+        assert len(diff.retired) == 20 and diff.old_id == good.id
+        assert diff.affected  # sample HIS drugs are among them
+        accepted = adapter.catalogs.accept(held[0].id)
+        assert accepted.id == held[0].id and adapter.catalogs.entry("1301", published[0].code)["valid"] == "0"
+        with pytest.raises(Exception, match="is not held"):
+            adapter.catalogs.accept(held[0].id)
+
+
+def test_mass_change_accepted_up_front(adapter, centre):
+    adapter.catalog_sync.sync("1301")
+    published = centre.ledger.catalogues["1301"]
+    published[:] = [replace(row, version=NEXT, valid="0") for row in published]
+    version = adapter.catalog_sync.sync("1301", accept_mass_change=True).version
+    assert version.status == "active" and version.ver == NEXT
 
 
 def test_gbk_download_is_converted_and_reported(adapter, centre):
@@ -129,6 +146,14 @@ def test_gbk_download_is_converted_and_reported(adapter, centre):
     assert version.encoding == "gb18030"
     first = centre.ledger.catalogues["1301"][0]
     assert adapter.catalogs.entry("1301", first.code)["name"] == first.name
+
+
+def test_bom_and_crlf_are_tolerated(adapter, centre):
+    set_faults(centre, catalogue_fault="bom_crlf")
+    version = adapter.catalog_sync.sync("1301").version
+    first = centre.ledger.catalogues["1301"][0]
+    assert version.rows_total == len(centre.ledger.catalogues["1301"])
+    assert adapter.catalogs.entry("1301", first.code)["name"] == first.name  # no BOM glued to the code
 
 
 def test_gbk_is_refused_when_configured(tmp_path):

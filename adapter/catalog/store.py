@@ -161,17 +161,43 @@ class CatalogStore:
             raise
         if declared_rows is not None and rows_in_file != declared_rows:
             checker.add(0, 0, f"the file has {rows_in_file} rows but the centre declared data_cnt={declared_rows}")
-        if not checker.total:
-            retired_share, retired = self._retire_share(version_id, previous)
-            if retired_share > max_retire_share and not accept_mass_change:
-                checker.add(0, 0, f"this download would retire {retired} of the active codes "
-                                  f"({retired_share:.1%}, more than {max_retire_share:.0%}); "
-                                  "check it and pass --accept-mass-change to use it")
         if checker.total:
             self._refuse(version_id, checker, rows_in_file, catalog_file.encoding)
             raise CatalogRefused(spec.kind, checker.problems, checker.total)
-        return self._switch(spec.kind, version_id, previous, checker.max_version or floor, rows_in_file,
-                            catalog_file.encoding)
+        ver = checker.max_version or floor
+        with self.store.begin() as conn:
+            self._merge(conn, version_id, previous)
+            conn.execute(update(_version).where(_version.c.id == version_id).values(
+                ver=ver, rows_in_file=rows_in_file, encoding=catalog_file.encoding,
+                rows_total=conn.execute(select(func.count()).where(_entry.c.version_id == version_id)).scalar_one(),
+            ))
+        retired_share, retired = self._retire_share(version_id, previous)
+        if retired_share > max_retire_share and not accept_mass_change:
+            # Kept whole but not used, so a person can look before deciding.
+            checker.add(0, 0, f"this download would retire {retired} of the active codes "
+                              f"({retired_share:.1%}, more than {max_retire_share:.0%}); it is held as version "
+                              f"{version_id}: see `catalog diff {spec.kind} --new {version_id}`, then "
+                              f"`catalog accept {version_id}` (or sync with --accept-mass-change)")
+            report = {"problems": [str(p) for p in checker.problems], "total": checker.total,
+                      "base": previous.id if previous else None}
+            with self.store.begin() as conn:
+                conn.execute(update(_version).where(_version.c.id == version_id).values(
+                    status="held", report=json.dumps(report, ensure_ascii=False)))
+            raise CatalogRefused(spec.kind, checker.problems, checker.total)
+        return self._activate(spec.kind, version_id, previous)
+
+    def accept(self, version_id: int) -> VersionInfo:
+        """Switch in a version held for a mass change, if what it was built on is still active."""
+        with self.store.begin() as conn:
+            row = conn.execute(select(_version).where(_version.c.id == version_id)).first()
+        if row is None or row.status != "held":
+            raise AdapterError(f"catalogue version {version_id} is not held for acceptance")
+        base = json.loads(row.report or "{}").get("base")
+        previous = self.active(row.kind)
+        if (previous.id if previous else None) != base:
+            raise AdapterError(f"version {version_id} was built on version {base}, but the active one is now "
+                               f"{previous.id if previous else 'none'}; sync again")
+        return self._activate(row.kind, version_id, previous)
 
     def ingest_entries(self, kind: str, ver: str, entries: list[dict[str, Any]], *, source: str,
                        filename: str) -> VersionInfo:
@@ -191,7 +217,10 @@ class CatalogStore:
         if checker.total:
             self._refuse(version_id, checker, len(entries), "utf-8")
             raise CatalogRefused(kind, checker.problems, checker.total)
-        return self._switch(kind, version_id, None, ver, len(entries), "utf-8", retire_previous=previous)
+        with self.store.begin() as conn:
+            conn.execute(update(_version).where(_version.c.id == version_id).values(
+                ver=ver, rows_in_file=len(entries), rows_total=len(entries), encoding="utf-8"))
+        return self._activate(kind, version_id, previous)
 
     def _stage(self, batch: list[dict[str, Any]], checker: _RowChecker) -> None:
         if not batch:
@@ -236,27 +265,26 @@ class CatalogStore:
                 status=status, rows_in_file=rows, encoding=encoding,
                 report=json.dumps(report, ensure_ascii=False)))
 
-    def _switch(self, kind: str, version_id: int, previous: VersionInfo | None, ver: str, rows: int,
-                encoding: str, retire_previous: VersionInfo | None = None) -> VersionInfo:
-        """``previous``: merge its rows that this version does not carry (incremental files);
-        ``retire_previous``: only supersede it (a file that is complete in itself)."""
+    @staticmethod
+    def _merge(conn: Any, version_id: int, previous: VersionInfo | None) -> None:
+        """An incremental file carries the changes: the rest comes from the version before."""
+        if previous is None:
+            return
+        changed = select(_entry.c.code).where(_entry.c.version_id == version_id)
+        columns = [c for c in _entry.c if c.name != "version_id"]
+        conn.execute(insert(_entry).from_select(
+            ["version_id", *[c.name for c in columns]],
+            select(literal(version_id), *columns[:-1], literal(0))
+            .where(_entry.c.version_id == previous.id, _entry.c.code.not_in(changed)),
+        ))
+
+    def _activate(self, kind: str, version_id: int, previous: VersionInfo | None) -> VersionInfo:
+        """The switch: one transaction, so readers see the old version or the new, never a mix."""
         with self.store.begin() as conn:
-            if retire_previous is not None:
-                conn.execute(update(_version).where(_version.c.id == retire_previous.id).values(status="superseded"))
             if previous is not None:
-                # An incremental file carries the changes: the rest comes from the version before.
-                changed = select(_entry.c.code).where(_entry.c.version_id == version_id)
-                columns = [c for c in _entry.c if c.name != "version_id"]
-                conn.execute(insert(_entry).from_select(
-                    ["version_id", *[c.name for c in columns]],
-                    select(literal(version_id), *columns[:-1], literal(0))
-                    .where(_entry.c.version_id == previous.id, _entry.c.code.not_in(changed)),
-                ))
                 conn.execute(update(_version).where(_version.c.id == previous.id).values(status="superseded"))
-            total = conn.execute(select(func.count()).where(_entry.c.version_id == version_id)).scalar_one()
             conn.execute(update(_version).where(_version.c.id == version_id).values(
-                status="active", ver=ver, rows_in_file=rows, rows_total=total, encoding=encoding,
-                activated_at=utcnow()))
+                status="active", activated_at=utcnow()))
         active = self.active(kind)
         assert active is not None
         return active

@@ -24,7 +24,7 @@ from adapter.centre.ledger import CentreLedger
 CATALOGUE_FAULTS = (
     "not_zip", "truncated", "two_members", "zip_slip", "bomb", "gbk", "mixed_encoding",
     "few_columns", "bad_code", "bad_date", "empty_required", "duplicate", "regression",
-    "count_mismatch", "mass_retire",
+    "count_mismatch", "mass_retire", "bom_crlf", "not_txt",
 )
 
 
@@ -77,6 +77,10 @@ def _build(spec: CatalogSpec, rows: list[CatalogRow], fault: str, filename: str)
     text = "".join(line + "\n" for line in lines)
     if fault == "not_zip":
         return text.encode("utf-8"), declared
+    if fault == "bom_crlf":  # tolerated: a BOM and Windows line ends
+        return _zip({member: b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8")}), declared
+    if fault == "not_txt":
+        return _zip({member.removesuffix(".txt") + ".xlsx": text.encode("utf-8")}), declared
     if fault == "gbk":
         return _zip({member: text.encode("gb18030")}), declared
     if fault == "mixed_encoding":
