@@ -270,3 +270,20 @@ def test_bad_paged_download_is_refused(adapter, centre, fault, words):
     with pytest.raises(CatalogRefused, match=words.replace("?", r"\?")):
         adapter.catalog_sync.sync("1318")
     assert adapter.catalogs.active("1318") is None
+
+
+def test_reference_list_keeps_one_record_per_rid_and_checks_nothing(adapter, centre, sample_his):
+    from tests.helpers import lines_by_status, run_until_done
+
+    published = centre.ledger.catalogues["1312"]
+    kept_code = published[0]["hilist_code"]
+    published[:] = [item for item in published if item["hilist_code"] == kept_code]  # two areas, one code
+
+    version = adapter.catalog_sync.sync("1312").version
+    run_until_done(adapter)
+
+    assert version.rows_total == 2  # one record per rid, though the code repeats
+    # A reference list is not a code catalogue: lines with codes it lacks are not refused.
+    parked = lines_by_status(adapter).get("parked", [])
+    assert not [r for r in parked if "[catalogue-" in (r.park_reason or "")]
+    assert {line.med_list_codg for line in centre.ledger.fee_lines.values()} - {kept_code}

@@ -21,8 +21,6 @@ from adapter.spool.store import StateStore
 from adapter.validate.engine import Finding, Severity
 
 _CHUNK = 500
-#: kinds that only cap prices of codes kept in other catalogues (1318 医保目录限价)
-PRICE_LISTS = frozenset({"1318"})
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,8 @@ class CatalogView:
     """The active catalogue rows of a set of codes, fetched in a few queries."""
 
     def __init__(self, store: StateStore, specs: Mapping[str, CatalogSpec], codes: Iterable[str]) -> None:
-        self.specs = dict(specs)
+        self.specs = {kind: spec for kind, spec in specs.items() if spec.role == "codes"}
+        price_lists = {kind for kind, spec in specs.items() if spec.role == "price_caps"}
         version, entry = schema.catalog_version, schema.catalog_entry
         with store.begin() as conn:
             self.active = dict(conn.execute(
@@ -57,19 +56,21 @@ class CatalogView:
                     .where(version.c.status == "active", entry.c.code.in_(wanted[start:start + _CHUNK]))
                 ).all()
                 for row in rows:
-                    if row.kind in PRICE_LISTS or row.kind.startswith("policy:"):
+                    if row.kind in price_lists or row.kind.startswith("policy:"):
                         cap = _decimal(row.price_cap)
                         held = self.local_caps.get(row.code)
                         if cap is not None and (held is None or cap < held[0]):  # the strictest applies
                             self.local_caps[row.code] = (cap, row.kind)
                         continue
+                    if row.kind not in self.specs:
+                        continue  # reference data: kept, compared, not checked against
                     self.entries[row.code] = Entry(row.kind, row.ver, row.valid, row.begin_date, row.end_date,
                                                    row.restricted, row.price_cap)
 
     def kind_of(self, code: str) -> str | None:
         """The catalogue kind a code belongs to, if that kind has an active version."""
         for kind, spec in self.specs.items():
-            if kind in self.active and kind not in PRICE_LISTS and spec.code_ok(code):
+            if kind in self.active and spec.code_ok(code):
                 return kind
         return None
 

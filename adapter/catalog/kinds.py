@@ -7,6 +7,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+#: what a catalogue is for: national codes lines are checked against, price caps of codes
+#: kept elsewhere (1318), or reference data that is kept and compared but checks nothing
+CatalogRole = Literal["codes", "price_caps", "reference"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class CatalogSpec:
     #: for a paged query (1312, 1316-1319): the JSON field of each column, in column order;
     #: empty for a file catalogue
     paged_fields: tuple[str, ...] = ()
+    role: CatalogRole = "codes"
     _compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -624,4 +624,12 @@ def sample_catalogues(extra_drugs: int = 200) -> dict[str, list[Any]]:
          "hilist_pric_uplmt_amt": str(Decimal(price) * 2), "rid": f"R{index:010d}"}
         for index, (_c, name, _cat, price, national) in enumerate(_ITEMS) if national
     ]
-    return {"1301": drugs, "1305": services, "1307": diagnoses, "1318": caps}
+    # 1312 医保目录: one record per code and insurance area (two areas here), keyed by rid.
+    insurance_list = [
+        {"hilist_code": national, "hilist_name": name, "updt_time": "2026-11-01 00:00:00",
+         "begndate": "2020-01-01", "enddate": "", "vali_flag": "1", "insu_admdvs": area,
+         "rid": f"ZG{area}{index:010d}"}
+        for area in ("430000", "431199")
+        for index, (_c, name, _cat, _price, national) in enumerate(_ITEMS) if national
+    ]
+    return {"1301": drugs, "1305": services, "1307": diagnoses, "1318": caps, "1312": insurance_list}

@@ -33,8 +33,29 @@ PRICE_CAPS = CatalogSpec(
     price_column=7, required=(7, 8), date_columns=(3,), number_columns=(7,),
     paged_fields=("hilist_code", "hilist_name", "updt_time", "begndate", "enddate", "vali_flag",
                   "hilist_pric_uplmt_amt", "rid"),
+    role="price_caps",
 )
 
+
+def _paged_reference(kind: str, name: str) -> CatalogSpec:
+    """1312 and 1316/1317/1319: kept by their record id (``rid``): one code may have several
+    records (per area, per matched HIS item). The fields all of them share (reference §3.4)."""
+    return CatalogSpec(
+        kind=kind, name=name, columns=7, code_column=7, name_column=2, version_column=3,
+        code_pattern=r"[A-Za-z0-9]{1,40}", valid_column=6, begin_column=4, end_column=5,
+        required=(1,), date_columns=(3,),
+        paged_fields=("hilist_code", "hilist_name", "updt_time", "begndate", "enddate", "vali_flag", "rid"),
+        role="reference",
+    )
+
+
+INSURANCE_LIST = _paged_reference("1312", "医保目录")
+LIST_MATCHING = _paged_reference("1316", "医疗目录与医保目录匹配")
+INSTITUTION_MATCHING = _paged_reference("1317", "医药机构目录匹配")
+SELF_PAY_SHARES = _paged_reference("1319", "医保目录先自付比例")
+
 CATALOGUES = {
-    spec.kind: spec for spec in (WESTERN_AND_PATENT_DRUGS, SERVICE_ITEMS, DIAGNOSES, OPERATIONS, PRICE_CAPS)
+    spec.kind: spec
+    for spec in (WESTERN_AND_PATENT_DRUGS, SERVICE_ITEMS, DIAGNOSES, OPERATIONS, PRICE_CAPS, INSURANCE_LIST,
+                 LIST_MATCHING, INSTITUTION_MATCHING, SELF_PAY_SHARES)
 }
