@@ -368,6 +368,9 @@ def demo(directory: Path | None, visits: int, seed: int) -> None:
     click.echo("")
     _echo_transactions(result)
     click.echo("")
+    for kind, (ver, rows) in sorted(result.catalogues.items()):
+        click.echo(f"  catalogue {kind:<5} version {ver:<20} {rows:>6} rows (downloaded, validated, in use)")
+    click.echo("")
     for kind, reason in result.parked_examples.items():
         click.echo(f"  e.g. [{kind}] {reason[:150]}")
     click.echo(

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from types import FrameType
 
 from adapter.app import Adapter
-from adapter.errors import AdapterError
+from adapter.errors import AdapterError, DeliveryError
 from adapter.pipeline import CycleReport
 from adapter.spool import outbox
 from adapter.spool.store import utcnow
@@ -75,8 +75,8 @@ class Daemon:
         adapter.pipeline.stop_event = self.stop_event
         self.interval = timedelta(minutes=adapter.settings.schedule.interval_minutes)
         self.catalog_interval = timedelta(hours=adapter.settings.catalog.interval_hours)
-        #: when the configured catalogues were last synced (None: at the first cycle)
-        self.catalogs_synced_at: datetime | None = None
+        #: kind -> when it was last synced or refused (a missing kind is due)
+        self.catalogs_synced_at: dict[str, datetime] = {}
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -121,20 +121,23 @@ class Daemon:
         return due
 
     def sync_catalogues_if_due(self) -> None:
-        """Download the configured catalogues every ``[catalog] interval_hours``. A refused or
-        failed download is logged with its reason and the version in use stays in use."""
-        kinds = self.adapter.settings.catalog.kinds
+        """Download the configured catalogues every ``[catalog] interval_hours``. A refused file
+        is logged with its reason (the version in use stays) and tried again after the interval;
+        a kind the centre could not be reached for is tried again at the next cycle."""
         now = utcnow()
-        if not kinds or (self.catalogs_synced_at is not None and now < self.catalogs_synced_at + self.catalog_interval):
-            return
-        self.catalogs_synced_at = now
-        for kind in kinds:
-            if self.stop_event.is_set():
-                return
+        for kind in self.adapter.settings.catalog.kinds:
+            synced = self.catalogs_synced_at.get(kind)
+            if self.stop_event.is_set() or (synced is not None and now < synced + self.catalog_interval):
+                continue
             try:
                 self.adapter.catalog_sync.sync(kind)
+            except DeliveryError as exc:
+                logger.warning("catalogue %s not synced, trying again next cycle: %s", kind, exc,
+                               extra={"action": "catalog_sync_deferred"})
+                continue
             except AdapterError as exc:
                 logger.error("catalogue %s not synced: %s", kind, exc, extra={"action": "catalog_sync_failed"})
+            self.catalogs_synced_at[kind] = now
 
     def _cycle(self) -> CycleReport:
         self.sync_catalogues_if_due()

@@ -73,6 +73,9 @@ retry_cap_seconds = 1.0
 in_process_attempts = 2
 in_process_wait_seconds = 0.05
 
+[catalog]
+kinds = ["1301", "1305", "1307", "1318"]
+
 [logging]
 level = "WARNING"
 """
@@ -91,6 +94,8 @@ class DemoResult:
     parked_examples: dict[str, str] = field(default_factory=dict)
     #: infno -> status -> records (the transactions other than 2301)
     records_by_status: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: catalogue kind -> (active version, rows), synced by the daemon's first cycle
+    catalogues: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -99,6 +104,8 @@ class DemoResult:
         if any(self.lines_by_status.get(status, 0) for status in unsent):
             return False
         if any(counts.get(status, 0) for counts in self.records_by_status.values() for status in unsent):
+            return False
+        if len(self.catalogues) < 4:  # every configured catalogue was downloaded and switched in
             return False
         totals = self.centre_totals
         inpatient_lines = totals["fee_lines"] - totals["outpatient_fee_lines"]
@@ -165,16 +172,23 @@ def run_demo(
             daemon = Daemon(adapter)
             report = daemon.run_once()
             cycles = 1
-            while unsent_count(adapter.store) and time.monotonic() - started < time_limit_seconds:
+            def catalogues_missing() -> bool:
+                return len(daemon.catalogs_synced_at) < len(settings.catalog.kinds)
+
+            while (unsent_count(adapter.store) or catalogues_missing()) and (
+                time.monotonic() - started < time_limit_seconds
+            ):
                 due = outbox.next_due_at(adapter.store)
                 if due is not None:
                     wait = (due - utcnow()).total_seconds()
                     if wait > 0:
                         time.sleep(min(wait, 1.0))
+                daemon.sync_catalogues_if_due()  # a kind the centre did not answer for is retried
                 report.add(adapter.pipeline.run_cycle())
                 cycles += 1
             lines_by_status, parked_by_kind, examples = _line_summary(adapter.store)
             records_by_status = _record_summary(adapter.store)
+            catalogues = {v.kind: (v.ver, v.rows_total) for v in adapter.catalogs.versions() if v.status == "active"}
         finally:
             adapter.close()
         totals = centre.ledger.totals()
@@ -189,6 +203,7 @@ def run_demo(
         parked_by_kind=parked_by_kind,
         parked_examples=examples,
         records_by_status=records_by_status,
+        catalogues=catalogues,
     )
 
 

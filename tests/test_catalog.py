@@ -229,11 +229,27 @@ def test_daemon_syncs_configured_catalogues_and_survives_a_refusal(make_adapter,
     assert len(centre.ledger.fee_lines) > 0  # uploads went on regardless
 
     set_faults(centre)
-    daemon.run_once()  # not due yet: interval_hours has not passed
+    daemon.run_once()  # not due yet: interval_hours has not passed since the refusal
     assert adapter.catalogs.active("1301") is None
-    daemon.catalogs_synced_at = None
+    daemon.catalogs_synced_at.clear()
     daemon.run_once()
     assert adapter.catalogs.active("1301") is not None and adapter.catalogs.active("1307") is not None
+
+
+def test_daemon_retries_a_catalogue_the_centre_did_not_answer_for_at_the_next_cycle(
+    make_adapter, centre, sample_his, tmp_path
+):
+    from adapter.daemon import Daemon
+
+    adapter = make_adapter(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                           centre_url=centre.url, his_extra='\n[catalog]\nkinds = ["1301"]\n')
+    set_faults(centre, error_rate=1.0)
+    daemon = Daemon(adapter)
+    daemon.run_once()
+    assert adapter.catalogs.active("1301") is None and "1301" not in daemon.catalogs_synced_at
+    set_faults(centre)
+    daemon.run_once()
+    assert adapter.catalogs.active("1301") is not None
 
 
 def test_paged_price_caps_are_fetched_page_by_page_and_enforced(make_adapter, centre, sample_his, tmp_path):
@@ -287,3 +303,19 @@ def test_reference_list_keeps_one_record_per_rid_and_checks_nothing(adapter, cen
     parked = lines_by_status(adapter).get("parked", [])
     assert not [r for r in parked if "[catalogue-" in (r.park_reason or "")]
     assert {line.med_list_codg for line in centre.ledger.fee_lines.values()} - {kept_code}
+
+
+def test_extra_trailing_columns_are_tolerated(tmp_path):
+    from adapter.catalog.kinds import CatalogSpec
+    from adapter_nhsa.catalogues import SERVICE_ITEMS
+
+    wider = CatalogSpec(**{**{f: getattr(SERVICE_ITEMS, f) for f in (
+        "kind", "name", "code_column", "name_column", "version_column", "code_pattern", "valid_column",
+        "begin_column", "end_column")}, "columns": SERVICE_ITEMS.columns + 3})
+    path = tmp_path / "1305_newer_spec.txt.zip"
+    write_catalog(path, wider, [CatalogRow("001105000010000", "床位费", "1")])
+    rows = list(CatalogFile(path).rows())
+    assert len(rows[0][1]) == 19
+    from adapter.catalog.store import _RowChecker
+    checker = _RowChecker(SERVICE_ITEMS, path.name, "")
+    assert checker.check(*rows[0])["code"] == "001105000010000" and checker.total == 0
