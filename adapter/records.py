@@ -42,6 +42,21 @@ class FeeLine:
     init_feedetl_sn: str = ""
     drord_no: str = ""
     insuplc_admdvs: str = ""
+    # What the policy rules look at, where the HIS query provides it (all optional):
+    #: the HIS's own item category (drug, service, consumable, bed...) and standard price
+    his_item_category: str = ""
+    his_std_price: Decimal | None = None
+    #: prescription number and days of supply (drug lines)
+    rxno: str = ""
+    prd_days: Decimal | None = None
+    #: 出院带药 discharge medication (1), emergency (1)
+    dscg_tkdrug_flag: str = ""
+    er_flag: str = ""
+    #: the stay: main diagnosis (ICD-10), injury cause if any, admission and discharge
+    main_diag_code: str = ""
+    injury_cause: str = ""
+    adm_time: datetime | None = None
+    dscg_time: datetime | None = None
 
     @property
     def is_refund(self) -> bool:
@@ -127,7 +142,24 @@ def fee_line_from_row(row: dict[str, Any], source_key: str) -> FeeLine:
         init_feedetl_sn=text["init_feedetl_sn"],
         drord_no=text["drord_no"],
         insuplc_admdvs=text["insuplc_admdvs"],
+        his_item_category=text["his_item_category"],
+        his_std_price=_optional(row.get("his_std_price"), "his_std_price", _decimal),
+        rxno=text["rxno"],
+        prd_days=_optional(row.get("prd_days"), "prd_days", _decimal),
+        dscg_tkdrug_flag=text["dscg_tkdrug_flag"],
+        er_flag=text["er_flag"],
+        main_diag_code=text["main_diag_code"],
+        injury_cause=text["injury_cause"],
+        adm_time=_optional(row.get("adm_time"), "adm_time", _datetime),
+        dscg_time=_optional(row.get("dscg_time"), "dscg_time", _datetime),
     )
+
+
+def _optional(value: Any, field: str, parse: Any) -> Any:
+    """An optional column: empty is None, anything else must parse."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return parse(value, field)
 
 
 def _text(value: Any) -> str:

@@ -1,0 +1,124 @@
+"""Each built-in policy rule on a stay that should trigger it and one that should not, and how
+a region's rule set and the configuration change them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from adapter.errors import ConfigError
+from adapter.policy.builtin import BUILTIN_POLICY_RULES
+from adapter.policy.engine import EarlierStay, Stay, evaluate, resolve
+from adapter.records import FeeLine, MappedFeeLine
+from adapter.validate.engine import Severity
+
+T0 = datetime(2026, 11, 3, 9, 0, 0)
+
+
+def line(sn: str, item: str = "YP0001", *, at: datetime = T0, cnt: str = "1", pric: str = "10", code: str = "XJ01CAA040E001010101919",
+         **extra) -> MappedFeeLine:  # noqa: ANN003
+    fee = FeeLine(
+        source_key=sn, mdtrt_id="Z1", psn_no="P1", feedetl_sn=sn, fee_ocur_time=at, his_item_code=item,
+        his_item_name="药", cnt=Decimal(cnt), pric=Decimal(pric), det_item_fee_sumamt=Decimal(cnt) * Decimal(pric),
+        his_dept_code="NK01", his_dept_name="内科", his_doctor_code="YS001", his_doctor_name="王", **extra,
+    )
+    return MappedFeeLine(fee, code, "A03", "D431199000100")
+
+
+def run(*lines: MappedFeeLine, earlier=(), region=None, config=None):  # noqa: ANN001, ANN002, ANN202
+    active = resolve(BUILTIN_POLICY_RULES, "test", region or {}, config or {})
+    return [(f.rule_id, f.line.line.feedetl_sn, f.amount) for f in evaluate(active, Stay("Z1", lines, earlier))]
+
+
+def test_duplicate_charge():
+    assert run(line("1"), line("2")) == [("duplicate-charge", "2", Decimal("10"))]
+    assert run(line("1"), line("2", at=T0.replace(hour=10))) == []
+    assert run(line("1"), line("2", at=T0.replace(minute=20)), config={"duplicate-charge": {"window_minutes": 30}}) \
+        == [("duplicate-charge", "2", Decimal("10"))]
+    # refunded in full: the second charge is the correction, not a duplicate
+    assert run(line("1"), line("R", cnt="-1", init_feedetl_sn="1"), line("2")) == []
+
+
+def test_over_standard_price():
+    assert run(line("1", pric="12", cnt="2", his_std_price=Decimal("10"))) == [
+        ("over-standard-price", "1", Decimal("4.00"))]
+    assert run(line("1", pric="10", his_std_price=Decimal("10"))) == []
+
+
+def test_refund_without_original_or_over_refund():
+    assert run(line("R", cnt="-1", init_feedetl_sn="9")) == [("refund-exceeds-original", "R", Decimal("10"))]
+    assert run(line("1", cnt="2"), line("R1", cnt="-1", init_feedetl_sn="1", at=T0.replace(hour=10)),
+               line("R2", cnt="-2", init_feedetl_sn="1", at=T0.replace(hour=11))) == [
+        ("refund-exceeds-original", "R2", Decimal("10.00"))]
+    assert run(line("1", cnt="2"), line("R1", cnt="-2", init_feedetl_sn="1")) == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "days", "hit"),
+    [
+        ({}, "7", False), ({}, "8", True),  # acute 7
+        ({"main_diag_code": "I10.x00"}, "15", False), ({"main_diag_code": "I10.x00"}, "16", True),  # chronic 15
+        ({"main_diag_code": "E11.900"}, "30", False), ({"main_diag_code": "C34.900"}, "31", True),  # specified 30
+        ({"dscg_tkdrug_flag": "1"}, "15", False), ({"dscg_tkdrug_flag": "1", "main_diag_code": "E11.900"}, "16", True),
+        ({"er_flag": "1"}, "4", True),
+    ],
+)
+def test_dispensing_days_by_disease_class(extra, days, hit):
+    found = run(line("1", prd_days=Decimal(days), his_item_category="drug", **extra))
+    assert (found != []) is hit
+
+
+def test_dispensing_days_with_a_regional_rule_set():
+    township = {"dispensing-days": {"acute_days": 3, "chronic_days": 7, "source": "000 §10-六"}}
+    assert run(line("1", prd_days=Decimal("4")), region=township) == [("dispensing-days", "1", Decimal("2.50"))]
+
+
+def test_drugs_per_prescription():
+    six = [line(str(n), f"YP000{n}", rxno="CF1", his_item_category="drug", at=T0.replace(minute=n)) for n in range(6)]
+    assert run(*six) == [("drugs-per-prescription", "5", Decimal("10"))]
+    assert run(*six[:5]) == []
+
+
+def test_split_hospitalisation():
+    earlier = [EarlierStay("Z0", None, datetime(2026, 11, 1, 10), "J18.900")]
+    stay = line("1", adm_time=datetime(2026, 11, 8, 9), main_diag_code="J18.000")
+    assert [r[0] for r in run(stay, earlier=earlier)] == ["split-hospitalisation"]
+    late = line("1", adm_time=datetime(2026, 11, 20, 9), main_diag_code="J18.000")
+    assert run(late, earlier=earlier) == []
+    other = line("1", adm_time=datetime(2026, 11, 8, 9), main_diag_code="K35.800")
+    assert run(other, earlier=earlier) == []
+
+
+def test_bed_hanging():
+    bed = dict(his_item_category="bed", item="ZL0001", code="001105000010000")
+    care = line("2", "ZL0003", code="002000000030000", his_item_category="service")
+    assert run(line("1", **bed), care) == []
+    assert run(line("1", **bed), care, line("3", at=T0.replace(day=4), **bed)) == [
+        ("bed-hanging", "3", Decimal("10"))]
+
+
+def test_excluded_cause():
+    assert [r[0] for r in run(line("1", injury_cause="traffic"))] == ["excluded-cause"]
+    assert run(line("1", injury_cause="")) == []
+
+
+def test_item_substitution():
+    assert [r[0] for r in run(line("1", his_item_category="drug", code="001105000010000"))] == ["item-substitution"]
+    assert run(line("1", his_item_category="drug")) == []
+
+
+def test_settings_are_checked_and_applied():
+    with pytest.raises(ConfigError, match="unknown rule"):
+        resolve(BUILTIN_POLICY_RULES, "x", {"no-such-rule": {}}, {})
+    with pytest.raises(ConfigError, match="has no parameter 'acute'"):
+        resolve(BUILTIN_POLICY_RULES, "x", {}, {"dispensing-days": {"acute": 3}})
+    active = {a.rule.id: a for a in resolve(BUILTIN_POLICY_RULES, "zhejiang",
+                                            {"dispensing-days": {"acute_days": 3, "source": "000 §5-四"}},
+                                            {"dispensing-days": {"severity": "block"},
+                                             "bed-hanging": {"enabled": False}})}
+    assert active["dispensing-days"].params["acute_days"] == 3
+    assert active["dispensing-days"].severity is Severity.BLOCK
+    assert active["bed-hanging"].enabled is False
+    assert run(line("1", injury_cause="traffic"), config={"excluded-cause": {"enabled": False}}) == []
