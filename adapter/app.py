@@ -10,6 +10,8 @@ from adapter.errors import ConfigError
 from adapter.catalog.store import CatalogStore
 from adapter.catalog.sync import CatalogSync
 from adapter.extract.sql import SqlSource
+from adapter.policy.engine import resolve
+from adapter.policy.stage import PolicyStage
 from adapter.outbound.files import FileTransfer
 from adapter.outbound.client import CentreClient
 from adapter.outbound.envelope import Institution
@@ -138,6 +140,7 @@ def build_adapter(
         region=region,
         rules=host.rules(),
         records=records,
+        policy=PolicyStage(store, resolve(host.policy_rules(), region.name, region.rule_set, settings.rules)),
         stop_event=stop_event,
     )
     return Adapter(settings, host, region, store, pipeline, transport, source)

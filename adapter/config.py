@@ -211,6 +211,8 @@ class Settings(_Model):
     schedule: ScheduleConfig = ScheduleConfig()
     logging: LoggingConfig = LoggingConfig()
     catalog: CatalogConfig = CatalogConfig()
+    #: policy-rule settings by rule id (parameters, enabled, severity), over the region's rule set
+    rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
 

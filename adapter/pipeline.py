@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select, update
 
 from adapter.catalog.check import CatalogView
+from adapter.policy.stage import PolicyStage
 from adapter.config import Settings
 from adapter.errors import BusinessRejection, DeliveryError, OutcomeUnknown, TransientDeliveryError
 from adapter.extract.sql import SqlSource
@@ -100,6 +101,7 @@ class Pipeline:
         region: RegionProfile,
         rules: RuleSet,
         records: RecordFlow,
+        policy: PolicyStage | None = None,
         stop_event: threading.Event | None = None,
     ) -> None:
         self.settings = settings
@@ -109,6 +111,7 @@ class Pipeline:
         self.region = region
         self.rules = rules
         self.records = records
+        self.policy = policy
         self.mappings = MappingStore(store)
         self.stop_event = stop_event or threading.Event()
         #: set when the centre looked down (see send_due); sending resumes after it
@@ -208,6 +211,7 @@ class Pipeline:
         now = utcnow()
         updates: list[dict[str, Any]] = []
         lines: dict[int, FeeLine] = {}
+        ready: dict[int, MappedFeeLine] = {}
         results = []
         for row in rows:
             line = lines[row.id] = fee_line_from_row(json.loads(row.raw), source_key=row.source_key)
@@ -232,7 +236,7 @@ class Pipeline:
                 reason = "; ".join(f"[{p.rule_id}] {p.message}" for p in problems)
                 updates.append(_park(row.id, ParkKind.INVALID, reason, now))
                 continue
-            report.ready += 1
+            ready[row.id] = mapped
             updates.append(
                 {
                     "b_id": row.id,
@@ -243,6 +247,14 @@ class Pipeline:
                     "updated_at": now,
                 }
             )
+        # Policy rules see whole stays: the lines ready now with those of the same stays before.
+        stopped = self.policy.run(ready) if self.policy is not None else {}
+        for index, item in enumerate(updates):
+            reason = stopped.get(item["b_id"])
+            if reason is not None:
+                updates[index] = _park(item["b_id"], ParkKind.INVALID, reason, now)
+        report.invalid += len(stopped)
+        report.ready += len(ready) - len(stopped)
         self._hold_refunds_of_parked_originals(updates, lines)
         # executemany needs one statement per set of columns: parked rows carry no "mapped".
         by_columns: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)

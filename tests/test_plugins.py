@@ -87,6 +87,24 @@ def test_hook_adapter_register_rules():
     assert "no-weekend" in {rule.id for rule in host.rules().rules}
 
 
+def test_hook_adapter_register_policy_rules():
+    from adapter.policy.engine import PolicyRule
+    from adapter.validate.engine import Severity
+
+    builtin = {rule.id for rule in PluginHost.load().policy_rules()}
+    assert {"duplicate-charge", "dispensing-days", "split-hospitalisation"} <= builtin
+
+    class Extra:
+        @hookimpl
+        def adapter_register_policy_rules(self, register):  # noqa: ANN001, ANN201
+            register(PolicyRule("no-sunday-surgery", "no elective surgery on Sundays", "local", Severity.WARN,
+                                (), (), lambda stay, params: []))
+
+    host = PluginHost.load()
+    host.register(Extra(), name="extra", version="1", origin="test")
+    assert "no-sunday-surgery" in {rule.id for rule in host.policy_rules()}
+
+
 def test_hook_adapter_register_regions():
     nhsa = PluginHost.load().region("nhsa")
 

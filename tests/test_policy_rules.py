@@ -122,3 +122,10 @@ def test_settings_are_checked_and_applied():
     assert active["dispensing-days"].severity is Severity.BLOCK
     assert active["bed-hanging"].enabled is False
     assert run(line("1", injury_cause="traffic"), config={"excluded-cause": {"enabled": False}}) == []
+
+
+def test_refund_of_a_line_parked_here_is_left_to_wait():
+    from adapter.policy.engine import Stay as S
+    active = resolve(BUILTIN_POLICY_RULES, "test", {}, {})
+    refund = line("R", cnt="-1", init_feedetl_sn="9")
+    assert evaluate(active, S("Z1", [refund], (), frozenset({"9", "R"}))) == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adapter.plugin import hookimpl
+from adapter.policy.builtin import BUILTIN_POLICY_RULES
+from adapter.policy.engine import PolicyRule
 from adapter.validate.engine import Rule
 from adapter.validate.rules import BUILTIN_RULES
 
@@ -12,4 +14,10 @@ from adapter.validate.rules import BUILTIN_RULES
 @hookimpl
 def adapter_register_rules(register: Callable[[Rule], None]) -> None:
     for rule in BUILTIN_RULES:
+        register(rule)
+
+
+@hookimpl
+def adapter_register_policy_rules(register: Callable[[PolicyRule], None]) -> None:
+    for rule in BUILTIN_POLICY_RULES:
         register(rule)

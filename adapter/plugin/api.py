@@ -117,6 +117,9 @@ class RegionProfile:
     catalogues: Mapping[str, CatalogSpec] = field(default_factory=dict)
     #: regional XML policy files, by kind ("policy:..."), each with the XSD the plugin ships
     policies: Mapping[str, PolicySpec] = field(default_factory=dict)
+    #: policy-rule settings from this region's documents, by rule id: parameters, and optionally
+    #: "enabled", "severity" and "source" (the document the numbers come from)
+    rule_set: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: the ``ver`` of a first download (regional: "0", "v0000", "F001_0000_A"...)
     catalogue_initial_ver: str = "0"
     #: the form of 9101 this region's centre accepts (reference §2.3)

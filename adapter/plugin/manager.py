@@ -19,9 +19,10 @@ from typing import Any
 
 import pluggy
 
-from adapter.errors import UnknownRegionError
+from adapter.errors import PluginError, UnknownRegionError
 from adapter.plugin import NAME, spec
 from adapter.plugin.api import RegionProfile, SignerSpec
+from adapter.policy.engine import PolicyRule
 from adapter.validate.engine import RuleSet
 
 logger = logging.getLogger(__name__)
@@ -170,6 +171,17 @@ class PluginHost:
         rules = RuleSet()
         self._collect("adapter_register_rules", rules.register)
         return rules
+
+    def policy_rules(self) -> list[PolicyRule]:
+        found: dict[str, PolicyRule] = {}
+
+        def register(rule: PolicyRule) -> None:
+            if rule.id in found:
+                raise PluginError(f"policy rule {rule.id} is registered twice")
+            found[rule.id] = rule
+
+        self._collect("adapter_register_policy_rules", register)
+        return list(found.values())
 
     def plugins(self) -> list[PluginInfo]:
         return sorted(self._info.values(), key=lambda info: (info.version == "builtin", info.name))

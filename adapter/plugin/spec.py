@@ -16,6 +16,7 @@ from adapter.plugin import NAME
 
 if TYPE_CHECKING:
     from adapter.plugin.api import RegionProfile, SignerSpec
+    from adapter.policy.engine import PolicyRule
     from adapter.validate.engine import Rule
 
 _spec = pluggy.HookspecMarker(NAME)
@@ -48,4 +49,16 @@ def adapter_register_rules(register: Callable[[Rule], None]) -> None:
     :param register: call with each :class:`~adapter.validate.engine.Rule`.
 
     .. versionadded:: 0.1
+    """
+
+
+@_spec
+def adapter_register_policy_rules(register: Callable[[PolicyRule], None]) -> None:
+    """Contribute policy rules run over each stay before upload (duplicate charges, dispensing
+    days...). Their parameters are set per region (``RegionProfile.rule_set``) and in
+    ``[rules."<id>"]``.
+
+    :param register: call with each :class:`~adapter.policy.engine.PolicyRule`.
+
+    .. versionadded:: 0.2
     """

@@ -64,6 +64,8 @@ def refund_exceeds_original(stay: Stay, params: Mapping[str, Any]) -> Iterator[H
     for m in sorted((m for m in stay.lines if m.line.is_refund), key=lambda m: m.line.fee_ocur_time):
         line = m.line
         original = originals.get(line.init_feedetl_sn)
+        if original is None and line.init_feedetl_sn in stay.known_sns:
+            continue  # the original is parked here: the refund waits for it (see the pipeline)
         if original is None:
             yield Hit(m, f"refund {line.feedetl_sn} names line {line.init_feedetl_sn or '(none)'}, which this stay "
                          "does not have; link it to the charge it refunds", -line.det_item_fee_sumamt, {})
@@ -99,8 +101,10 @@ def dispensing_days(stay: Stay, params: Mapping[str, Any]) -> Iterator[Hit]:
             kind, limit = f"specified disease {diagnosis}", params["specified_days"]
         elif diagnosis and _in_ranges(diagnosis, params["chronic_icd"]):
             kind, limit = f"chronic disease {diagnosis}", params["chronic_days"]
-        else:
+        elif not params["acute_icd"] or (diagnosis and _in_ranges(diagnosis, params["acute_icd"])):
             kind, limit = "acute illness" + (f" {diagnosis}" if diagnosis else ""), params["acute_days"]
+        else:
+            kind, limit = f"general illness {diagnosis}", params["general_days"]
         if line.prd_days > limit:
             share = (line.prd_days - limit) / line.prd_days
             yield Hit(m, f"{line.his_item_code} {line.his_item_name} dispensed for {line.prd_days} days; at most "
@@ -212,7 +216,9 @@ BUILTIN_POLICY_RULES = (
                 Param("emergency_days", 3, "emergency prescriptions"),
                 Param("specified_icd", SPECIFIED_ICD, "ICD-10 ranges of the specified diseases (hepatitis, tuberculosis, "
                                                       "psychiatric, cancer, diabetes, coronary heart disease)"),
-                Param("chronic_icd", CHRONIC_ICD, "ICD-10 ranges counted as chronic")),
+                Param("chronic_icd", CHRONIC_ICD, "ICD-10 ranges counted as chronic"),
+                Param("acute_icd", (), "ICD-10 ranges counted as acute; empty: every other illness is acute"),
+                Param("general_days", 7, "illnesses neither acute (acute_icd set) nor chronic nor specified")),
                ("prd_days",), dispensing_days),
     PolicyRule("drugs-per-prescription", "more drugs on one prescription than allowed", "000 §5-四", Severity.WARN,
                (Param("max_drugs", 5, "drugs per prescription"),), ("rxno",), drugs_per_prescription),

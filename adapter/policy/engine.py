@@ -54,6 +54,9 @@ class Stay:
     lines: Sequence[MappedFeeLine]
     #: the same patient's other stays, from the lines the adapter saw before
     earlier: Sequence[EarlierStay] = ()
+    #: every feedetl_sn the adapter holds for this stay, parked ones too (``lines`` has only
+    #: what is charged: ready, queued or sent)
+    known_sns: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

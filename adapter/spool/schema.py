@@ -184,3 +184,41 @@ catalog_entry = Table(
     #: the file line it came from (for reports; 0 when copied from the version before)
     Column("line_no", Integer, nullable=False, default=0),
 )
+
+
+#: What the policy rules found, one row per (rule, stay, line); kept for the self-inspection
+#: report whether the line was parked (block) or sent (warn, or found after it was sent).
+finding = Table(
+    "finding",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", String(64), nullable=False),
+    Column("severity", String(8), nullable=False),
+    #: parked, reported (sent and reported), late (found after the line had already gone)
+    Column("outcome", String(16), nullable=False),
+    Column("stay_key", String(64), nullable=False),
+    Column("feedetl_sn", String(30), nullable=False),
+    Column("line_id", Integer),
+    Column("his_item_code", String(150), nullable=False, default=""),
+    Column("dept", String(100), nullable=False, default=""),
+    Column("doctor", String(50), nullable=False, default=""),
+    Column("fee_time", DateTime, nullable=False),
+    Column("amount", String(24), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("evidence", Text, nullable=False, default="{}"),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("rule_id", "stay_key", "feedetl_sn", name="uq_finding"),
+)
+Index("ix_finding_time", finding.c.fee_time)
+
+#: Stays as the policy rules remember them (for readmission checks across stays).
+policy_stay = Table(
+    "policy_stay",
+    metadata,
+    Column("stay_key", String(64), primary_key=True),
+    Column("psn_no", String(30), nullable=False),
+    Column("adm_time", DateTime),
+    Column("dscg_time", DateTime),
+    Column("main_diag_code", String(30), nullable=False, default=""),
+)
+Index("ix_policy_stay_psn", policy_stay.c.psn_no)

@@ -31,6 +31,11 @@ HUNAN = dataclasses.replace(
     recer_sys_code="99",
     gateway_options={"api_version": "1.0.0"},
     file_upload="multipart",
+    rule_set={
+        # 000 §10-六 (township outpatient care): acute 3 days, chronic 7 days.
+        "dispensing-days": {"acute_days": 3, "chronic_days": 7, "specified_days": 15,
+                            "source": "000 §10-六 (township outpatient)"},
+    },
     areas=("430000", "431199", "430100"),
 )
 

@@ -61,6 +61,13 @@ NHSA = RegionProfile(
     paths=PATHS,
     transactions=TRANSACTIONS,
     catalogues=CATALOGUES,
+    rule_set={
+        # 000 §2-二.3 (Shaanxi hospital rules): acute 7 / chronic 15 / specified diseases a month,
+        # discharge medication half a month; 000 §2-三.3 readmission within 10 days.
+        "dispensing-days": {"acute_days": 7, "chronic_days": 15, "specified_days": 30, "discharge_days": 15,
+                            "source": "000 §2-二.3"},
+        "split-hospitalisation": {"days": 10, "source": "000 §2-三.3"},
+    },
 )
 
 

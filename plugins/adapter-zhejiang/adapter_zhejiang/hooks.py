@@ -35,6 +35,14 @@ ZHEJIANG = dataclasses.replace(
     recer_sys_code="FSI_LOCAL",
     extra_envelope={"dev_no": "1"},
     areas=("330000", "330100", "330183"),
+    rule_set={
+        # 000 §5-四 (Ningbo/Cixi hospital rules): acute 3 / general 7 / chronic half a month, at
+        # most 5 drugs per prescription.
+        "dispensing-days": {"acute_days": 3, "general_days": 7, "chronic_days": 15, "specified_days": 15,
+                            "acute_icd": ("J00-J06", "J20-J22", "A09-A09", "K52-K52"),
+                            "source": "000 §5-四 (Ningbo/Cixi)"},
+        "drugs-per-prescription": {"max_drugs": 5, "source": "000 §5-四 (Ningbo/Cixi)"},
+    },
     policies={
         "policy:price-limits": PolicySpec(
             kind="policy:price-limits",

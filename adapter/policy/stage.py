@@ -1,0 +1,106 @@
+"""The policy stage of a cycle: the rules in force run over every stay that has lines ready
+to go; blocking findings park those lines, every finding is stored for the report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import delete, insert, select
+
+from adapter.policy.engine import ActiveRule, EarlierStay, Finding, Stay, evaluate
+from adapter.records import MappedFeeLine
+from adapter.spool import schema
+from adapter.spool.states import LineStatus
+from adapter.spool.store import StateStore, utcnow
+from adapter.validate.engine import Severity
+
+logger = logging.getLogger(__name__)
+
+_line = schema.fee_line
+_finding = schema.finding
+_stay = schema.policy_stay
+#: lines of a stay that count as charged (what the centre has or will get)
+_CHARGED = (LineStatus.READY.value, LineStatus.QUEUED.value, LineStatus.SENT.value)
+
+
+class PolicyStage:
+    def __init__(self, store: StateStore, active: Sequence[ActiveRule]) -> None:
+        self.store = store
+        self.active = list(active)
+
+    @property
+    def enabled(self) -> bool:
+        return any(rule.enabled for rule in self.active)
+
+    def run(self, ready: Mapping[int, MappedFeeLine]) -> dict[int, str]:
+        """``ready``: line id -> a line that passed validation this cycle. Returns the lines a
+        blocking finding stops, with the reason to park them under."""
+        if not ready or not self.enabled:
+            return {}
+        by_stay: dict[str, dict[int, MappedFeeLine]] = defaultdict(dict)
+        for line_id, mapped in ready.items():
+            by_stay[mapped.line.mdtrt_id][line_id] = mapped
+        psn_nos = {m.line.psn_no for m in ready.values()}
+        with self.store.begin() as conn:
+            for row in conn.execute(
+                select(_line.c.id, _line.c.mdtrt_id, _line.c.mapped)
+                .where(_line.c.mdtrt_id.in_(list(by_stay)), _line.c.status.in_(_CHARGED), _line.c.mapped.is_not(None))
+            ):
+                by_stay[row.mdtrt_id].setdefault(row.id, MappedFeeLine.from_json(json.loads(row.mapped)))
+            known: dict[str, set[str]] = defaultdict(set)
+            for mdtrt_id, feedetl_sn in conn.execute(
+                select(_line.c.mdtrt_id, _line.c.feedetl_sn).where(_line.c.mdtrt_id.in_(list(by_stay)))
+            ):
+                known[mdtrt_id].add(feedetl_sn)
+            earlier_rows = conn.execute(select(_stay).where(_stay.c.psn_no.in_(list(psn_nos)))).all()
+        earlier: dict[str, list[EarlierStay]] = defaultdict(list)
+        for row in earlier_rows:
+            earlier[row.psn_no].append(EarlierStay(row.stay_key, row.adm_time, row.dscg_time, row.main_diag_code))
+        blocked: dict[int, list[str]] = defaultdict(list)
+        stored = []
+        now = utcnow()
+        for key, lines in by_stay.items():
+            psn_no = next(iter(lines.values())).line.psn_no
+            stay = Stay(key, list(lines.values()), [e for e in earlier[psn_no] if e.mdtrt_id != key],
+                        frozenset(known[key]))
+            ids = {m.line.feedetl_sn: line_id for line_id, m in lines.items()}
+            for found in evaluate(self.active, stay):
+                line_id = ids.get(found.line.line.feedetl_sn)
+                if found.severity is Severity.BLOCK and line_id in ready:
+                    outcome = "parked"
+                    blocked[line_id].append(f"[{found.rule_id}] {found.message}")
+                else:
+                    outcome = "late" if found.severity is Severity.BLOCK else "reported"
+                stored.append(_row(found, key, line_id, outcome, now))
+        with self.store.begin() as conn:
+            self.store.insert_ignoring_duplicates(conn, _finding, stored)
+            for key, lines in by_stay.items():
+                self._remember_stay(conn, key, list(lines.values()))
+        if stored:
+            logger.info("policy rules: %d finding(s), %d line(s) stopped", len(stored), len(blocked),
+                        extra={"action": "policy_findings"})
+        return {line_id: "; ".join(reasons) for line_id, reasons in blocked.items()}
+
+    @staticmethod
+    def _remember_stay(conn: object, key: str, lines: list[MappedFeeLine]) -> None:
+        first = lines[0].line
+        admitted = min((m.line.adm_time for m in lines if m.line.adm_time), default=None)
+        discharged = max((m.line.dscg_time for m in lines if m.line.dscg_time), default=None)
+        diagnosis = next((m.line.main_diag_code for m in lines if m.line.main_diag_code), "")
+        conn.execute(delete(_stay).where(_stay.c.stay_key == key))  # type: ignore[attr-defined]
+        conn.execute(insert(_stay).values(  # type: ignore[attr-defined]
+            stay_key=key, psn_no=first.psn_no, adm_time=admitted, dscg_time=discharged, main_diag_code=diagnosis))
+
+
+def _row(found: Finding, key: str, line_id: int | None, outcome: str, now: object) -> dict[str, object]:
+    line = found.line.line
+    return {
+        "rule_id": found.rule_id, "severity": found.severity.value, "outcome": outcome, "stay_key": key,
+        "feedetl_sn": line.feedetl_sn, "line_id": line_id, "his_item_code": line.his_item_code,
+        "dept": line.his_dept_name or line.his_dept_code, "doctor": line.his_doctor_name or line.his_doctor_code,
+        "fee_time": line.fee_ocur_time, "amount": str(found.amount), "message": found.message,
+        "evidence": json.dumps(found.evidence, ensure_ascii=False, default=str), "created_at": now,
+    }
