@@ -40,7 +40,16 @@ SELECT f.line_id            AS line_id,
        f.dept_code          AS his_dept_code,
        d.dept_name          AS his_dept_name,
        f.doctor_code        AS his_doctor_code,
-       dr.doctor_name       AS his_doctor_name
+       dr.doctor_name       AS his_doctor_name,
+       i.category           AS his_item_category,
+       i.unit_price         AS his_std_price,
+       f.rxno               AS rxno,
+       f.rx_days            AS prd_days,
+       f.dscg_drug          AS dscg_tkdrug_flag,
+       v.main_diag_code     AS main_diag_code,
+       v.injury_cause       AS injury_cause,
+       v.admitted_at        AS adm_time,
+       v.discharged_at      AS dscg_time
 FROM fee_lines f
 JOIN inpatient_visits v ON v.visit_id = f.visit_id
 JOIN patients p ON p.patient_id = v.patient_id
@@ -50,6 +59,18 @@ LEFT JOIN doctors dr ON dr.doctor_code = f.doctor_code
 WHERE f.line_id > :watermark
 ORDER BY f.line_id
 LIMIT :limit
+"""
+
+#: Settlements in a period (:start, :end as yyyy-MM-dd HH:mm:ss), for the self-inspection
+#: indicators and reconciliation. drug_sumamt/drug_selfpay_amt are optional columns.
+DEFAULT_SETTLEMENT_QUERY = """
+SELECT s.setl_id, v.mdtrt_id, s.psn_no, s.insutype, s.clr_type, s.setl_time, s.medfee_sumamt,
+       s.fund_pay_sumamt, s.acct_pay, s.psn_cash_pay, s.fulamt_ownpay_amt, s.refd_setl_flag,
+       s.drug_sumamt, s.drug_selfpay_amt
+FROM settlements s
+JOIN inpatient_visits v ON v.visit_id = s.visit_id
+WHERE s.setl_time >= :start AND s.setl_time < :end
+ORDER BY s.setl_time
 """
 
 _ADMDVS = r"^\d{6}$"
@@ -90,6 +111,7 @@ class HisConfig(_Model):
 
     url: str
     fee_query: str = DEFAULT_FEE_QUERY
+    settlement_query: str = DEFAULT_SETTLEMENT_QUERY
     watermark_column: str = "line_id"
     #: transactions uploaded on the interval, in this order; 2301 is the fee query above, the
     #: others read [sources."<infno>"] (defaults: the sample HIS schema's queries)

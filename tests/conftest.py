@@ -34,7 +34,7 @@ GATEWAY_CREDENTIALS = {
     "zhejiang": {"key": "H43111100255", "secret": "test-zj-secret"},
 }
 #: The place-of-treatment area each region's tests use (the centre checks it).
-REGION_AREA = {"nhsa": "431199", "guangdong": "440300", "hunan": "431199", "zhejiang": "330100"}
+REGION_AREA = {"nhsa": "431199", "guangdong": "440300", "hunan": "431199", "zhejiang": "330100", "jiangxi": "360100"}
 
 
 @functools.cache

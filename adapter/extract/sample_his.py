@@ -68,6 +68,8 @@ inpatient_visits = Table(
     Column("discharged_at", String(19)),
     Column("discharge_seq", Integer),
     Column("dscg_way", String(6)),
+    #: injuries: traffic, work_injury, fight, self_harm (the fund does not pay for these)
+    Column("injury_cause", String(20)),
 )
 diagnoses = Table(
     "diagnoses",
@@ -156,6 +158,10 @@ settlements = Table(
     Column("acct_pay", Numeric(16, 2), nullable=False),
     Column("psn_cash_pay", Numeric(16, 2), nullable=False),
     Column("refd_setl_flag", String(3), nullable=False, default="0"),
+    #: 全自费 costs outside the insurance scope, and the drug costs with their self-paid part
+    Column("fulamt_ownpay_amt", Numeric(16, 2), nullable=False, default=0),
+    Column("drug_sumamt", Numeric(16, 2), nullable=False, default=0),
+    Column("drug_selfpay_amt", Numeric(16, 2), nullable=False, default=0),
 )
 charge_items = Table(
     "charge_items",
@@ -182,6 +188,10 @@ fee_lines = Table(
     Column("charged_at", String(19), nullable=False),
     Column("dept_code", String(20), nullable=False),
     Column("doctor_code", String(20), nullable=False),
+    #: drug lines: prescription number, days of supply, discharge medication (1)
+    Column("rxno", String(30)),
+    Column("rx_days", String(10)),
+    Column("dscg_drug", String(3)),
 )
 
 _DEPARTMENTS = [
@@ -202,7 +212,7 @@ _ITEMS = [
     ("YP0006", "硝苯地平控释片 30mg", "drug", "4.35", "XC08CAX034A010010101466"),
     ("YP0007", "二甲双胍片 0.5g", "drug", "0.30", "XA10BAE002A001010102911"),
     ("YP0008", "奥美拉唑肠溶胶囊 20mg", "drug", "0.88", "XA02BCA211E001010104023"),
-    ("ZL0001", "床位费(三人间)", "service", "45.00", "001105000010000"),
+    ("ZL0001", "床位费(三人间)", "bed", "45.00", "001105000010000"),
     ("ZL0002", "一级护理", "service", "28.00", "001104000010000"),
     ("ZL0003", "静脉输液", "service", "12.00", "002000000030000"),
     ("ZL0004", "血常规", "service", "20.00", "250101015000000"),
@@ -497,6 +507,8 @@ def _settle_and_cancel(conn: Any, rng: random.Random, summary: SampleHis) -> Non
         if stay.discharged_at is None:
             continue
         total = sum((Decimal(r["amount"]) for r in clean if r is not withdrawn), Decimal(0))
+        drugs = sum((Decimal(r["amount"]) for r in clean if r is not withdrawn and r["item_code"].startswith("YP")),
+                    Decimal(0))
         fund = (total * Decimal("0.70")).quantize(Decimal("0.01"))
         account = (total * Decimal("0.10")).quantize(Decimal("0.01"))
         conn.execute(insert(settlements), {
@@ -504,6 +516,8 @@ def _settle_and_cancel(conn: Any, rng: random.Random, summary: SampleHis) -> Non
             "insutype": stay.insutype, "clr_type": "21", "setl_time": stay.discharged_at,
             "medfee_sumamt": total, "fund_pay_sumamt": fund, "acct_pay": account,
             "psn_cash_pay": total - fund - account, "refd_setl_flag": "0",
+            "fulamt_ownpay_amt": (total * Decimal("0.03")).quantize(Decimal("0.01")),
+            "drug_sumamt": drugs, "drug_selfpay_amt": (drugs * Decimal("0.08")).quantize(Decimal("0.01")),
         })
         summary.settlements += 1
     if cancels:
@@ -615,7 +629,7 @@ def sample_catalogues(extra_drugs: int = 200) -> dict[str, list[Any]]:
              if national and cat == "drug"]
     drugs += [CatalogRow(code, f"示例药品{n}", version) for n, code in enumerate(drug_codes(extra_drugs, 10_000))]
     services = [CatalogRow(national, name, version) for _c, name, cat, _p, national in _ITEMS
-                if national and cat == "service"]
+                if national and cat in ("service", "bed")]
     diagnoses = [CatalogRow(code, name, version) for code, name in _DIAGNOSES]
     # 1318 caps each mapped item at twice its sample price (nothing is over the cap at first).
     caps = [
@@ -633,3 +647,75 @@ def sample_catalogues(extra_drugs: int = 200) -> dict[str, list[Any]]:
         for index, (_c, name, _cat, _price, national) in enumerate(_ITEMS) if national
     ]
     return {"1301": drugs, "1305": services, "1307": diagnoses, "1318": caps, "1312": insurance_list}
+
+
+@dataclass
+class PolicyCases:
+    """Stays added on purpose for the policy rules: rule id -> lines it must find."""
+
+    expected: dict[str, int] = field(default_factory=dict)
+    #: lines a blocking rule must stop
+    blocked: int = 0
+
+
+def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
+    """Append stays that break the rules (after ``generate_sample_his``): a duplicate charge,
+    a price above the standard, a traffic-accident stay, 10 days of an antibiotic for
+    pneumonia, and a readmission 3 days after discharge with the same main diagnosis."""
+    engine = create_engine(url, future=True)
+    cases = PolicyCases()
+    with engine.begin() as conn:
+        next_visit = (conn.execute(select(inpatient_visits.c.visit_id).order_by(inpatient_visits.c.visit_id.desc())).scalar() or 0) + 1
+        next_patient = (conn.execute(select(patients.c.patient_id).order_by(patients.c.patient_id.desc())).scalar() or 0) + 1
+        start = datetime(2026, 11, 20, 8, 0, 0)
+
+        def stay(patient: int, admitted: datetime, diag: tuple[str, str], lines: list[dict[str, Any]],
+                 discharged: datetime | None = None, injury: str | None = None) -> None:
+            nonlocal next_visit
+            visit = next_visit
+            next_visit += 1
+            conn.execute(insert(inpatient_visits), {
+                "visit_id": visit, "patient_id": patient, "mdtrt_id": f"{admdvs}9{visit:08d}", "med_type": "21",
+                "insutype": "310", "admitted_at": f"{admitted:%Y-%m-%d %H:%M:%S}", "dept_code": "NK02",
+                "doctor_code": "YS010", "certno": f"{admdvs}1980010{visit % 10}{1000 + visit}",
+                "main_diag_code": diag[0], "main_diag_name": diag[1],
+                "discharged_at": f"{discharged:%Y-%m-%d %H:%M:%S}" if discharged else None,
+                "injury_cause": injury,
+            })
+            conn.execute(insert(fee_lines), [
+                {"visit_id": visit, "feedetl_sn": f"P{visit:06d}{n:03d}", "init_feedetl_sn": None,
+                 "order_no": None, "dept_code": "NK02", "doctor_code": "YS010", **line}
+                for n, line in enumerate(lines, start=1)
+            ])
+
+        def patient() -> int:
+            nonlocal next_patient
+            number = next_patient
+            next_patient += 1
+            conn.execute(insert(patients), {"patient_id": number, "patient_name": "测试患者",
+                                            "psn_no": f"{admdvs[:2]}9{number:017d}", "insuplc_admdvs": admdvs})
+            return number
+
+        def charge(item: str, at: datetime, qty: str = "1", price: str | None = None, **extra: Any) -> dict[str, Any]:
+            unit = price or next(i[3] for i in _ITEMS if i[0] == item)
+            return {"item_code": item, "qty": qty, "unit_price": unit,
+                    "amount": str((Decimal(qty) * Decimal(unit)).quantize(Decimal("0.01"))),
+                    "charged_at": f"{at:%Y-%m-%d %H:%M:%S}", **extra}
+
+        pneumonia = ("J18.900", "肺炎")
+        t = start
+        stay(patient(), t, pneumonia, [charge("YP0001", t), charge("YP0001", t)])  # duplicate
+        stay(patient(), t, pneumonia, [charge("ZL0004", t, price="25.00")])  # standard price is 20.00
+        stay(patient(), t, ("S72.000", "股骨颈骨折"), [charge("ZL0003", t), charge("HC0002", t)], injury="traffic")
+        stay(patient(), t, pneumonia, [charge("YP0002", t, rxno="CF9001", rx_days="10", dscg_drug="1")])
+        again = patient()
+        stay(again, t - timedelta(days=10), pneumonia, [charge("ZL0007", t - timedelta(days=10))],
+             discharged=t - timedelta(days=3))
+        stay(again, t, pneumonia, [charge("ZL0007", t)])
+        # 10 days of discharge medication against a limit of 15 is fine; make it 20
+        conn.execute(fee_lines.update().where(fee_lines.c.rx_days == "10").values(rx_days="20"))
+    engine.dispose()
+    cases.expected = {"duplicate-charge": 1, "over-standard-price": 1, "excluded-cause": 2,
+                      "dispensing-days": 1, "split-hospitalisation": 1}
+    cases.blocked = 4
+    return cases

@@ -92,6 +92,17 @@ class SignerSpec:
 
 
 @dataclass(frozen=True)
+class PenaltyBand:
+    """One row of a penalty discretion table: a fund loss up to ``max_share`` of last year's
+    fund payments (None: no upper bound) is fined ``min_multiple``-``max_multiple`` times."""
+
+    max_share: float | None
+    min_multiple: float
+    max_multiple: float
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class RegionProfile:
     """Everything that differs between regions, stated as data plus a dialect."""
 
@@ -120,6 +131,9 @@ class RegionProfile:
     #: policy-rule settings from this region's documents, by rule id: parameters, and optionally
     #: "enabled", "severity" and "source" (the document the numbers come from)
     rule_set: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: penalty discretion table for art. 38 losses, if the region publishes one (source, bands)
+    penalty_table: tuple[PenaltyBand, ...] = ()
+    penalty_source: str = ""
     #: the ``ver`` of a first download (regional: "0", "v0000", "F001_0000_A"...)
     catalogue_initial_ver: str = "0"
     #: the form of 9101 this region's centre accepts (reference §2.3)

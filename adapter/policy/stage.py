@@ -56,15 +56,19 @@ class PolicyStage:
             ):
                 known[mdtrt_id].add(feedetl_sn)
             earlier_rows = conn.execute(select(_stay).where(_stay.c.psn_no.in_(list(psn_nos)))).all()
-        earlier: dict[str, list[EarlierStay]] = defaultdict(list)
+        earlier: dict[str, dict[str, EarlierStay]] = defaultdict(dict)
         for row in earlier_rows:
-            earlier[row.psn_no].append(EarlierStay(row.stay_key, row.adm_time, row.dscg_time, row.main_diag_code))
+            earlier[row.psn_no][row.stay_key] = EarlierStay(row.stay_key, row.adm_time, row.dscg_time,
+                                                            row.main_diag_code)
+        for key, lines in by_stay.items():  # stays of this batch see each other too
+            summary = _summary(key, list(lines.values()))
+            earlier[summary[0]][key] = summary[1]
         blocked: dict[int, list[str]] = defaultdict(list)
         stored = []
         now = utcnow()
         for key, lines in by_stay.items():
             psn_no = next(iter(lines.values())).line.psn_no
-            stay = Stay(key, list(lines.values()), [e for e in earlier[psn_no] if e.mdtrt_id != key],
+            stay = Stay(key, list(lines.values()), [e for k, e in earlier[psn_no].items() if k != key],
                         frozenset(known[key]))
             ids = {m.line.feedetl_sn: line_id for line_id, m in lines.items()}
             for found in evaluate(self.active, stay):
@@ -86,13 +90,19 @@ class PolicyStage:
 
     @staticmethod
     def _remember_stay(conn: object, key: str, lines: list[MappedFeeLine]) -> None:
-        first = lines[0].line
-        admitted = min((m.line.adm_time for m in lines if m.line.adm_time), default=None)
-        discharged = max((m.line.dscg_time for m in lines if m.line.dscg_time), default=None)
-        diagnosis = next((m.line.main_diag_code for m in lines if m.line.main_diag_code), "")
+        psn_no, stay = _summary(key, lines)
         conn.execute(delete(_stay).where(_stay.c.stay_key == key))  # type: ignore[attr-defined]
         conn.execute(insert(_stay).values(  # type: ignore[attr-defined]
-            stay_key=key, psn_no=first.psn_no, adm_time=admitted, dscg_time=discharged, main_diag_code=diagnosis))
+            stay_key=key, psn_no=psn_no, adm_time=stay.adm_time, dscg_time=stay.dscg_time,
+            main_diag_code=stay.main_diag_code))
+
+
+def _summary(key: str, lines: list[MappedFeeLine]) -> tuple[str, EarlierStay]:
+    """(psn_no, the stay's dates and main diagnosis) from its lines."""
+    admitted = min((m.line.adm_time for m in lines if m.line.adm_time), default=None)
+    discharged = max((m.line.dscg_time for m in lines if m.line.dscg_time), default=None)
+    diagnosis = next((m.line.main_diag_code for m in lines if m.line.main_diag_code), "")
+    return lines[0].line.psn_no, EarlierStay(key, admitted, discharged, diagnosis)
 
 
 def _row(found: Finding, key: str, line_id: int | None, outcome: str, now: object) -> dict[str, object]:

@@ -1,0 +1,1 @@
+"""Jiangxi: the national interface, plus the province's penalty discretion table (002)."""
