@@ -40,6 +40,7 @@ main.add_command(rules)
 def check_config(config_path: Path) -> None:
     """Validate the whole configuration file (and that its region and gateway exist)."""
     from adapter.plugin.manager import PluginHost
+    from adapter.policy.engine import resolve
 
     settings = load_settings(config_path)
     host = PluginHost.load()
@@ -58,6 +59,10 @@ def check_config(config_path: Path) -> None:
             ref.resolve()
         except AdapterError as exc:
             problems.append(f"[centre.credentials] {name}: {exc}")
+    try:
+        resolve(host.policy_rules(), region.name, region.rule_set, settings.rules)
+    except AdapterError as exc:
+        problems.append(str(exc))
     if problems:
         raise AdapterError(f"{config_path}: " + "; ".join(problems))
     click.echo(

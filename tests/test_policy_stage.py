@@ -119,3 +119,12 @@ def test_self_inspection_report_in_every_format(tmp_path, make_centre):
     assert {"汇总 Summary", "按规则 By rule", "按科室 By department", "按医生 By doctor", "指标 Indicators",
             "明细 Findings"} <= set(book.sheetnames)
     assert book["明细 Findings"].max_row == 1 + len(data["findings"])
+
+
+def test_check_config_names_a_wrong_rule_parameter(tmp_path, centre, sample_his):
+    config = tmp_path / "adapter.toml"
+    config.write_text(config_text(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 's.db'}",
+                                  centre_url=centre.url) + '\n[rules."dispensing-days"]\nacute = 3\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["check-config", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "rule dispensing-days has no parameter 'acute'" in result.output
