@@ -11,7 +11,7 @@ from adapter.catalog.store import CatalogStore
 from adapter.catalog.sync import CatalogSync
 from adapter.extract.sql import SqlSource
 from adapter.policy.engine import resolve
-from adapter.policy.stage import PolicyStage
+from adapter.policy.stage import BatchPolicy, PolicyStage
 from adapter.outbound.files import FileTransfer
 from adapter.outbound.client import CentreClient
 from adapter.outbound.envelope import Institution
@@ -125,12 +125,14 @@ def build_adapter(
         ),
         opter=settings.centre.opter,
     )
+    policy = PolicyStage(store, resolve(host.policy_rules(), region.name, region.rule_set, settings.rules))
     records = RecordFlow(
         store=store,
         specs={infno: region.transactions[infno] for infno in record_infnos},
         sources={infno: _record_source(settings, infno) for infno in record_infnos},
         batch_size=settings.schedule.batch_size,
         defaults={infno: region.dialect.record_defaults(infno) for infno in record_infnos},
+        policy=BatchPolicy(policy),
     )
     pipeline = Pipeline(
         settings=settings,
@@ -140,7 +142,7 @@ def build_adapter(
         region=region,
         rules=host.rules(),
         records=records,
-        policy=PolicyStage(store, resolve(host.policy_rules(), region.name, region.rule_set, settings.rules)),
+        policy=policy,
         stop_event=stop_event,
     )
     return Adapter(settings, host, region, store, pipeline, transport, source)

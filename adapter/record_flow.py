@@ -17,6 +17,8 @@ from sqlalchemy import bindparam, insert, select, update
 from adapter import jsonio
 from adapter.extract.sql import SqlSource
 from adapter.mapping.store import MappingKind, MappingRow, MappingStore, unmapped_reason
+from adapter.policy.stage import BatchPolicy
+from adapter.records import MalformedRow, MappedFeeLine, fee_line_from_row
 from adapter.spool import outbox, schema
 from adapter.spool.states import LineStatus, ParkKind
 from adapter.spool.store import StateStore, utcnow
@@ -41,11 +43,15 @@ class RecordFlow:
         sources: Mapping[str, SqlSource],
         batch_size: int,
         defaults: Mapping[str, Mapping[str, str]] | None = None,
+        policy: BatchPolicy | None = None,
     ) -> None:
         """``defaults``: per infno, values the region puts into empty fields (see
         ``Dialect.record_defaults``)."""
         self.store = store
         self.defaults = dict(defaults or {})
+        self.policy = policy
+        #: policy lines of the batch being extracted, by group (not in the ledger yet)
+        self._batch_lines: dict[str, list[MappedFeeLine]] = {}
         self.specs = dict(specs)
         self.sources = dict(sources)
         self.batch_size = batch_size
@@ -64,6 +70,7 @@ class RecordFlow:
             if not rows:
                 return ready, parked
             now = utcnow()
+            self._batch_lines = {}
             entries = [self._entry(spec, row, tables, now) for row in rows]
             ready += sum(1 for e in entries if e["status"] == LineStatus.READY.value)
             parked += sum(1 for e in entries if e["status"] == LineStatus.PARKED.value)
@@ -125,10 +132,32 @@ class RecordFlow:
         problems = check_record(spec, record)
         if problems:
             return {**base, **_parked(ParkKind.INVALID, f"{spec.infno} {base['business_key']}: " + "; ".join(problems))}
+        if self.policy is not None and spec.policy_node:
+            lines = policy_lines(spec, record, raw, base["business_key"])
+            group = base["group_key"]
+            history = self._policy_history(spec, group) + self._batch_lines.get(group, [])
+            reasons = self.policy.check(group.split(":", 1)[1], lines, history)
+            if reasons:
+                return {**base, **_parked(ParkKind.INVALID, f"{spec.infno} {base['business_key']}: {reasons}")}
+            self._batch_lines.setdefault(group, []).extend(lines)
         return {
             **base, "status": LineStatus.READY.value, "park_kind": None, "park_reason": None,
             "payload": jsonio.dumps(spec.input_for(record)),
         }
+
+    def _policy_history(self, spec: TransactionSpec, group: str) -> list[MappedFeeLine]:
+        """The policy lines of the visit's records already on their way (ready, queued, sent)."""
+        with self.store.begin() as conn:
+            rows = conn.execute(select(_record.c.payload, _record.c.raw, _record.c.business_key).where(
+                _record.c.infno == spec.infno, _record.c.group_key == group,
+                _record.c.status.in_([LineStatus.READY.value, LineStatus.QUEUED.value, LineStatus.SENT.value]),
+            )).all()
+        history: list[MappedFeeLine] = []
+        for row in rows:
+            payload = jsonio.loads(row.payload)
+            history += policy_lines(spec, {spec.policy_node: payload.get(spec.policy_node) or []},
+                                    json.loads(row.raw), row.business_key)
+        return history
 
     # -- cancels of what never left -----------------------------------------------------------
     def settle_cancels(self) -> tuple[int, set[int]]:
@@ -248,6 +277,40 @@ def _apply_mappings(
             else:
                 holder[field_name] = found.national_code
     return sorted(set(missing))
+
+
+def policy_lines(
+    spec: TransactionSpec, record: Mapping[str, Any], raw: Mapping[str, Any], business_key: str
+) -> list[MappedFeeLine]:
+    """The entries of ``spec.policy_node`` as fee lines for the policy rules: national fields
+    from the record, HIS facts (category, standard price, diagnosis) from the HIS row's
+    underscore columns (``_category``, ``_std_price``, ``_item_name``, ``_main_diag``,
+    ``_er_flag``), which are never sent."""
+    lines = []
+    raw_entries = raw.get(spec.policy_node) or []
+    for index, entry in enumerate(record.get(spec.policy_node) or []):
+        extra = raw_entries[index] if index < len(raw_entries) and isinstance(raw_entries[index], Mapping) else {}
+        row = {
+            "mdtrt_id": entry.get("mdtrt_id"), "psn_no": entry.get("psn_no"), "feedetl_sn": entry.get("feedetl_sn"),
+            "fee_ocur_time": entry.get("fee_ocur_time"), "his_item_code": entry.get("medins_list_codg"),
+            "his_item_name": extra.get("_item_name"), "cnt": entry.get("cnt"), "pric": entry.get("pric"),
+            "det_item_fee_sumamt": entry.get("det_item_fee_sumamt"),
+            "his_dept_code": extra.get("bilg_dept_codg") or entry.get("bilg_dept_codg"),
+            "his_dept_name": entry.get("bilg_dept_name"),
+            "his_doctor_code": extra.get("bilg_dr_codg") or entry.get("bilg_dr_codg"),
+            "his_doctor_name": entry.get("bilg_dr_name"), "med_type": "11", "rxno": entry.get("rxno"),
+            "prd_days": entry.get("prd_days"), "his_item_category": extra.get("_category"),
+            "his_std_price": extra.get("_std_price"), "er_flag": extra.get("_er_flag"),
+            "main_diag_code": extra.get("_main_diag") or entry.get("dise_codg"),
+            "dscg_tkdrug_flag": entry.get("dscg_tkdrug_flag"),
+        }
+        try:
+            line = fee_line_from_row(row, source_key=f"{spec.infno}:{business_key}:{entry.get('feedetl_sn')}")
+        except MalformedRow:
+            continue  # the field checks above already refused anything unreadable
+        lines.append(MappedFeeLine(line, str(entry.get("med_list_codg") or ""), str(entry.get("bilg_dept_codg") or ""),
+                                   str(entry.get("bilg_dr_codg") or "")))
+    return lines
 
 
 def _fill_defaults(record: dict[str, Any], defaults: Mapping[str, str]) -> None:

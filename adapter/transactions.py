@@ -79,6 +79,8 @@ class TransactionSpec:
     #: the infno whose uploads this transaction cancels (2302 -> 2301 lines, 2205 -> 2204
     #: batches), matched by business key; a cancel of something never uploaded is not sent
     cancels: str = ""
+    #: the child list whose entries are fee lines the policy rules check (2204: feedetail)
+    policy_node: str = ""
 
     def key_of(self, record: Mapping[str, Any]) -> str:
         return "|".join(str(record.get(name) or "") for name in self.key)

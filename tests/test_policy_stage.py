@@ -26,7 +26,8 @@ def test_rule_breaking_stays_are_stopped_or_reported(make_adapter, centre, tmp_p
     his = generate_sample_his(f"sqlite:///{tmp_path / 'his.db'}", visits=4, lines_per_visit=6, seed=3,
                               unmapped_share=0, invalid_share=0, malformed_share=0)
     cases = add_policy_cases(his.url)
-    adapter = make_adapter(his_url=his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}", centre_url=centre.url)
+    adapter = make_adapter(his_url=his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}", centre_url=centre.url,
+                           his_extra='transactions = ["2201", "2203", "2204", "2301"]')
     import_sample_mapping(adapter, his)
 
     run_until_done(adapter)
@@ -41,12 +42,18 @@ def test_rule_breaking_stays_are_stopped_or_reported(make_adapter, centre, tmp_p
     held = {(line.mdtrt_id, line.feedetl_sn) for line in centre.ledger.fee_lines.values()}
     assert not {r.feedetl_sn for r in stopped} & {sn for _, sn in held}
     # warn findings went to the centre and are reported
-    warned = [f for f in findings if f.rule_id in ("dispensing-days", "split-hospitalisation")]
+    warned = [f for f in findings if f.rule_id in ("dispensing-days", "split-hospitalisation")
+              and not f.stay_key.startswith("MZ")]
     assert {f.outcome for f in warned} == {"reported"}
     assert {f.feedetl_sn for f in warned} <= {sn for _, sn in held}
-    dispensing = next(f for f in warned if f.rule_id == "dispensing-days")
+    dispensing = next(f for f in warned if f.rule_id == "dispensing-days" and f.stay_key.startswith("431199"))
     assert "dispensed for 20 days; at most 15 for discharge medication" in dispensing.message
     assert json.loads(dispensing.evidence)["limit"] == 15
+    # Outpatient charge batches are checked too (2204): warned, and sent.
+    outpatient = [f for f in findings if f.stay_key.startswith("MZ")]
+    assert Counter(f.rule_id for f in outpatient) == Counter({"dispensing-days": 6, "drugs-per-prescription": 1})
+    assert all("at most 7 for acute illness J18.900" in f.message for f in outpatient if f.rule_id == "dispensing-days")
+    assert len(centre.ledger.registrations) == his.outpatient_visits + 1
 
 
 def test_rules_list_shows_regional_numbers(tmp_path, centre, sample_his):

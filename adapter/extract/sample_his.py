@@ -127,6 +127,8 @@ outpatient_fees = Table(
     Column("unit_price", String(20), nullable=False),
     Column("amount", String(20), nullable=False),
     Column("charged_at", String(19), nullable=False),
+    #: days of supply of a drug line
+    Column("rx_days", String(10)),
 )
 #: Charges withdrawn after upload: 2302 names inpatient lines, 2205 an outpatient batch.
 fee_cancels = Table(
@@ -555,19 +557,20 @@ def _outpatient(
         for batch in range(1, rng.randrange(2, 4)):
             bchno = f"{otp_no}{batch:02d}"
             summary.outpatient_batches += 1
-            for _ in range(rng.randrange(1, 4)):
+            # distinct items: one item twice in one batch at one time is a duplicate charge
+            for item in rng.sample(drugs, rng.randrange(1, 4)):
                 sn += 1
-                item = rng.choice(drugs)
                 qty = Decimal(rng.choice([1, 1, 2, 6]))
                 lines.append({
                     "visit_id": visit_no, "chrg_bchno": bchno, "feedetl_sn": f"{visit_no:06d}{sn:04d}",
                     "rxno": f"CF{visit_no:06d}{batch:02d}" if item[2] == "drug" else None,
+                    "rx_days": "3" if item[2] == "drug" else None,
                     "item_code": item[0], "qty": str(qty), "unit_price": item[3],
                     "amount": str((qty * Decimal(item[3])).quantize(Decimal("0.01"))),
                     "charged_at": f"{seen_at + timedelta(minutes=10 * batch):%Y-%m-%d %H:%M:%S}",
                 })
                 summary.outpatient_lines += 1
-            if batch > 1 and rng.random() < 0.2:
+            if batch > 1 and (rng.random() < 0.2 or not cancels):  # at least one, to show 2205
                 cancels.append({
                     "infno": "2205", "visit_no": otp_no, "psn_no": patient.psn_no, "feedetl_sn": None,
                     "chrg_bchno": bchno, "cancelled_at": _later(f"{seen_at:%Y-%m-%d %H:%M:%S}", hours=2),
@@ -714,8 +717,22 @@ def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
         stay(again, t, pneumonia, [charge("ZL0007", t)])
         # 10 days of discharge medication against a limit of 15 is fine; make it 20
         conn.execute(fee_lines.update().where(fee_lines.c.rx_days == "10").values(rx_days="20"))
+        # Outpatient: one prescription of six drugs for 10 days each, for pneumonia (acute).
+        visit = (conn.execute(select(outpatient_visits.c.visit_id).order_by(outpatient_visits.c.visit_id.desc()))
+                 .scalar() or 0) + 1
+        number = patient()
+        otp_no = f"MZ{admdvs}9{visit:07d}"
+        conn.execute(insert(outpatient_visits), {
+            "visit_id": visit, "patient_id": number, "otp_no": otp_no, "med_type": "11", "insutype": "310",
+            "begntime": f"{t:%Y-%m-%d %H:%M:%S}", "dept_code": "NK02", "doctor_code": "YS010",
+            "certno": f"{admdvs}19800101{visit:04d}", "diag_code": pneumonia[0], "diag_name": pneumonia[1]})
+        conn.execute(insert(outpatient_fees), [
+            {"visit_id": visit, "chrg_bchno": f"{otp_no}01", "feedetl_sn": f"{visit:06d}{n:04d}", "rxno": "CF8001",
+             "rx_days": "10", **{k: v for k, v in charge(item, t).items() if k != "init_feedetl_sn"}}
+            for n, item in enumerate(("YP0001", "YP0002", "YP0003", "YP0005", "YP0006", "YP0008"), start=1)
+        ])
     engine.dispose()
     cases.expected = {"duplicate-charge": 1, "over-standard-price": 1, "excluded-cause": 2,
-                      "dispensing-days": 1, "split-hospitalisation": 1}
+                      "dispensing-days": 1 + 6, "split-hospitalisation": 1, "drugs-per-prescription": 1}
     cases.blocked = 4
     return cases

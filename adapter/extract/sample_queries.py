@@ -118,9 +118,12 @@ SELECT min(f.line_id) AS first_line, v.otp_no AS mdtrt_id, f.chrg_bchno AS chrg_
            'fee_ocur_time', f.charged_at, 'medins_list_codg', f.item_code,
            'det_item_fee_sumamt', f.amount, 'cnt', f.qty, 'pric', f.unit_price,
            'bilg_dept_codg', v.dept_code, 'bilg_dept_name', d.dept_name,
-           'bilg_dr_codg', v.doctor_code, 'bilg_dr_name', dr.doctor_name)) AS feedetail
+           'bilg_dr_codg', v.doctor_code, 'bilg_dr_name', dr.doctor_name, 'prd_days', f.rx_days,
+           '_category', i.category, '_std_price', i.unit_price, '_item_name', i.item_name,
+           '_main_diag', v.diag_code)) AS feedetail
 FROM outpatient_fees f
 JOIN outpatient_visits v ON v.visit_id = f.visit_id
+LEFT JOIN charge_items i ON i.item_code = f.item_code
 JOIN patients p ON p.patient_id = v.patient_id
 LEFT JOIN departments d ON d.dept_code = v.dept_code
 LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code

@@ -114,3 +114,32 @@ def _row(found: Finding, key: str, line_id: int | None, outcome: str, now: objec
         "fee_time": line.fee_ocur_time, "amount": str(found.amount), "message": found.message,
         "evidence": json.dumps(found.evidence, ensure_ascii=False, default=str), "created_at": now,
     }
+
+
+def _outcome(found: Finding, stoppable: bool) -> str:
+    if found.severity is Severity.BLOCK:
+        return "parked" if stoppable else "late"
+    return "reported"
+
+
+class BatchPolicy:
+    """The policy rules over a batch of lines that travels as one record (2204: a charge
+    batch of an outpatient visit), seen with the visit's earlier batches."""
+
+    def __init__(self, stage: PolicyStage) -> None:
+        self.stage = stage
+
+    def check(self, key: str, lines: Sequence[MappedFeeLine], history: Sequence[MappedFeeLine]) -> str | None:
+        """Stores the findings on ``lines``; returns the reasons to park the batch, if any."""
+        if not lines or not self.stage.enabled:
+            return None
+        mine = {m.line.feedetl_sn for m in lines}
+        everything = [*history, *lines]
+        stay = Stay(key, everything, (), frozenset(m.line.feedetl_sn for m in everything))
+        found = [f for f in evaluate(self.stage.active, stay) if f.line.line.feedetl_sn in mine]
+        now = utcnow()
+        rows = [_row(f, key, None, _outcome(f, True), now) for f in found]
+        with self.stage.store.begin() as conn:
+            self.stage.store.insert_ignoring_duplicates(conn, _finding, rows)
+        reasons = [f"[{f.rule_id}] {f.message}" for f in found if f.severity is Severity.BLOCK]
+        return "; ".join(reasons) or None

@@ -266,6 +266,7 @@ OUTPATIENT_FEES = TransactionSpec(
         "feedetail.bilg_dr_codg": (MappingKind.DOCTOR, "bilg_dr_codg"),
     },
     binds_visit=True,
+    policy_node="feedetail",
 )
 
 OUTPATIENT_FEES_CANCEL = TransactionSpec(
