@@ -6,6 +6,8 @@ stops anywhere resumes at the same point: nothing is lost and nothing is taken t
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 import threading
@@ -224,6 +226,9 @@ class Pipeline:
                 report.unmapped += 1
                 updates.append(_park(row.id, ParkKind.UNMAPPED, unmapped_reason(missing), now))
                 continue
+            cap = catalogue.cap_for(mapped.med_list_codg)
+            if cap is not None:
+                mapped = dataclasses.replace(mapped, price_cap=cap[0], price_cap_source=cap[1])
             findings = self.rules.check(mapped) + catalogue.check(mapped)
             for finding in findings:
                 if finding.severity is Severity.WARN:

@@ -86,6 +86,9 @@ class MappedFeeLine:
     bilg_dept_codg: str
     bilg_dr_codg: str
     hilist_name: str = ""
+    #: the lowest price cap a catalogue or regional price list sets for the national code
+    price_cap: Decimal | None = None
+    price_cap_source: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +97,8 @@ class MappedFeeLine:
             "bilg_dept_codg": self.bilg_dept_codg,
             "bilg_dr_codg": self.bilg_dr_codg,
             "hilist_name": self.hilist_name,
+            "price_cap": None if self.price_cap is None else str(self.price_cap),
+            "price_cap_source": self.price_cap_source,
         }
 
     @classmethod
@@ -104,6 +109,8 @@ class MappedFeeLine:
             bilg_dept_codg=data["bilg_dept_codg"],
             bilg_dr_codg=data["bilg_dr_codg"],
             hilist_name=data.get("hilist_name", ""),
+            price_cap=None if data.get("price_cap") is None else Decimal(data["price_cap"]),
+            price_cap_source=data.get("price_cap_source", ""),
         )
 
 

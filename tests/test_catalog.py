@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from adapter.catalog.generate import CatalogRow, drug_codes, write_catalog
 from adapter.catalog.reader import CatalogFile, ZipLimits
@@ -275,8 +276,13 @@ def test_paged_price_caps_are_fetched_page_by_page_and_enforced(make_adapter, ce
     run_until_done(adapter)
 
     parked = [r for r in lines_by_status(adapter).get(LineStatus.PARKED.value, [])
-              if "[price-cap]" in (r.park_reason or "")]
-    assert parked and all("above the limit 2.50 of C0201020020000200002 (1318)" in r.park_reason for r in parked)
+              if "[over-standard-price]" in (r.park_reason or "")]
+    assert parked and all("above the 1318 limit of C0201020020000200002 2.50" in r.park_reason for r in parked)
+    with adapter.store.begin() as conn:  # and the finding is on record for the self-inspection report
+        from adapter.spool import schema
+        found = conn.execute(select(schema.finding.c.amount).where(
+            schema.finding.c.rule_id == "over-standard-price")).scalars().all()
+    assert len(found) == len(parked)
 
 
 @pytest.mark.parametrize(("fault", "words"), [("bad_code", "code '?' is not a 1318 national code"),

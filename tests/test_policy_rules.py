@@ -129,3 +129,12 @@ def test_refund_of_a_line_parked_here_is_left_to_wait():
     active = resolve(BUILTIN_POLICY_RULES, "test", {}, {})
     refund = line("R", cnt="-1", init_feedetl_sn="9")
     assert evaluate(active, S("Z1", [refund], (), frozenset({"9", "R"}))) == []
+
+
+def test_same_day_outpatient_visits():
+    morning = EarlierStay("MZ1", datetime(2026, 11, 3, 8), None, "", outpatient=True)
+    yesterday = EarlierStay("MZ0", datetime(2026, 11, 2, 8), None, "", outpatient=True)
+    visit = line("1", med_type="11")
+    assert [r[0] for r in run(visit, earlier=[morning])] == ["same-day-outpatient-visits"]
+    assert run(visit, earlier=[yesterday]) == []
+    assert run(line("1"), earlier=[morning]) == []  # an inpatient stay is not an outpatient visit

@@ -51,9 +51,10 @@ def test_rule_breaking_stays_are_stopped_or_reported(make_adapter, centre, tmp_p
     assert json.loads(dispensing.evidence)["limit"] == 15
     # Outpatient charge batches are checked too (2204): warned, and sent.
     outpatient = [f for f in findings if f.stay_key.startswith("MZ")]
-    assert Counter(f.rule_id for f in outpatient) == Counter({"dispensing-days": 6, "drugs-per-prescription": 1})
+    assert Counter(f.rule_id for f in outpatient) == Counter(
+        {"dispensing-days": 6, "drugs-per-prescription": 1, "same-day-outpatient-visits": 1})
     assert all("at most 7 for acute illness J18.900" in f.message for f in outpatient if f.rule_id == "dispensing-days")
-    assert len(centre.ledger.registrations) == his.outpatient_visits + 1
+    assert len(centre.ledger.registrations) == his.outpatient_visits + 2
 
 
 def test_rules_list_shows_regional_numbers(tmp_path, centre, sample_his):

@@ -80,8 +80,8 @@ def test_local_price_limit_parks_lines_priced_above_it(make_adapter, make_centre
     run_until_done(adapter)
 
     parked = [r for r in lines_by_status(adapter).get(LineStatus.PARKED.value, [])
-              if "[price-cap]" in (r.park_reason or "")]
-    assert parked and all("above the limit 40.00 of 001105000010000 (policy:price-limits)" in r.park_reason for r in parked)
+              if "[over-standard-price]" in (r.park_reason or "")]
+    assert parked and all("above the policy:price-limits limit of 001105000010000 40.00" in r.park_reason for r in parked)
     assert "001105000010000" not in {line.med_list_codg for line in centre.ledger.fee_lines.values()}
 
 

@@ -1,6 +1,6 @@
 """Checking outgoing lines against the active catalogues (issue: catalogue use): the national
-code exists and is valid on the fee date, the unit price is within the cap, and a
-restricted-use item is reported.
+code exists and is valid on the fee date, and a restricted-use item is reported. The price
+caps found here go onto the line (``price_cap``) for the policy rule over-standard-price.
 
 Only kinds with an active version are checked: before the first download nothing is known,
 and refusing every line would stop uploads for a reason the hospital cannot fix.
@@ -67,6 +67,18 @@ class CatalogView:
                     self.entries[row.code] = Entry(row.kind, row.ver, row.valid, row.begin_date, row.end_date,
                                                    row.restricted, row.price_cap)
 
+    def cap_for(self, code: str) -> tuple[Decimal, str] | None:
+        """The lowest price cap for a code (catalogue column, 1318, regional price list) and
+        where it comes from; the policy rule over-standard-price enforces it."""
+        caps = []
+        if code in self.local_caps:
+            caps.append(self.local_caps[code])
+        entry = self.entries.get(code)
+        cap = _decimal(entry.price_cap) if entry is not None else None
+        if cap is not None and entry is not None:
+            caps.append((cap, entry.kind))
+        return min(caps, default=None, key=lambda c: c[0])
+
     def kind_of(self, code: str) -> str | None:
         """The catalogue kind a code belongs to, if that kind has an active version."""
         for kind, spec in self.specs.items():
@@ -76,12 +88,7 @@ class CatalogView:
 
     def check(self, mapped: MappedFeeLine) -> list[Finding]:
         code = mapped.med_list_codg
-        findings = []
-        local = self.local_caps.get(code)
-        if local is not None and mapped.line.pric > local[0]:
-            findings.append(Finding("price-cap", Severity.BLOCK,
-                                    f"unit price {mapped.line.pric} is above the limit {local[0]} of {code} "
-                                    f"({local[1]})"))
+        findings: list[Finding] = []
         kind = self.kind_of(code)
         if kind is None:
             return findings
@@ -99,10 +106,6 @@ class CatalogView:
             findings.append(Finding("catalogue-valid", Severity.BLOCK,
                                     f"national code {code} is valid {entry.begin_date or '…'} to "
                                     f"{entry.end_date or '…'} in catalogue {kind}, not on {day}"))
-        cap = _decimal(entry.price_cap)
-        if cap is not None and mapped.line.pric > cap:
-            findings.append(Finding("catalogue-price-cap", Severity.BLOCK,
-                                    f"unit price {mapped.line.pric} is above the cap {cap} of {code}"))
         if entry.restricted:
             findings.append(Finding("catalogue-restricted-use", Severity.WARN,
                                     f"{code} is restricted: {entry.restricted[:200]}"))

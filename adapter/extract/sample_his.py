@@ -731,8 +731,17 @@ def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
              "rx_days": "10", **{k: v for k, v in charge(item, t).items() if k != "init_feedetl_sn"}}
             for n, item in enumerate(("YP0001", "YP0002", "YP0003", "YP0005", "YP0006", "YP0008"), start=1)
         ])
+        # ... and the same patient comes back in the afternoon: a second visit the same day.
+        conn.execute(insert(outpatient_visits), {
+            "visit_id": visit + 1, "patient_id": number, "otp_no": f"{otp_no}B", "med_type": "11", "insutype": "310",
+            "begntime": f"{t + timedelta(hours=6):%Y-%m-%d %H:%M:%S}", "dept_code": "NK02", "doctor_code": "YS010",
+            "certno": f"{admdvs}19800101{visit:04d}", "diag_code": pneumonia[0], "diag_name": pneumonia[1]})
+        conn.execute(insert(outpatient_fees), {
+            "visit_id": visit + 1, "chrg_bchno": f"{otp_no}B01", "feedetl_sn": f"{visit + 1:06d}0001",
+            **charge("ZL0005", t + timedelta(hours=6))})
     engine.dispose()
     cases.expected = {"duplicate-charge": 1, "over-standard-price": 1, "excluded-cause": 2,
-                      "dispensing-days": 1 + 6, "split-hospitalisation": 1, "drugs-per-prescription": 1}
+                      "dispensing-days": 1 + 6, "split-hospitalisation": 1, "drugs-per-prescription": 1,
+                      "same-day-outpatient-visits": 1}
     cases.blocked = 4
     return cases

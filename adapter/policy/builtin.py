@@ -51,11 +51,19 @@ def over_standard_price(stay: Stay, params: Mapping[str, Any]) -> Iterator[Hit]:
     tolerance = Decimal(str(params["tolerance_percent"])) / 100
     for m in _charges(stay):
         line = m.line
-        if line.his_std_price is None or line.pric <= line.his_std_price * (1 + tolerance):
+        limits = []
+        if line.his_std_price is not None:
+            limits.append((line.his_std_price, "its standard price"))
+        if m.price_cap is not None:
+            limits.append((m.price_cap, f"the {m.price_cap_source} limit of {m.med_list_codg}"))
+        if not limits:
             continue
-        excess = ((line.pric - line.his_std_price) * line.cnt).quantize(_CENT)
-        yield Hit(m, f"{line.his_item_code} charged at {line.pric}, above its standard price {line.his_std_price}; "
-                     "charge the standard price", excess, {"price": str(line.pric), "standard": str(line.his_std_price)})
+        limit, what = min(limits, key=lambda item: item[0])
+        if line.pric <= limit * (1 + tolerance):
+            continue
+        excess = ((line.pric - limit) * line.cnt).quantize(_CENT)
+        yield Hit(m, f"{line.his_item_code} charged at {line.pric}, above {what} {limit}; charge at most {limit}",
+                  excess, {"price": str(line.pric), "limit": str(limit), "limit_from": what})
 
 
 def refund_exceeds_original(stay: Stay, params: Mapping[str, Any]) -> Iterator[Hit]:
@@ -137,7 +145,7 @@ def split_hospitalisation(stay: Stay, params: Mapping[str, Any]) -> Iterator[Hit
         return
     width = 3 if params["same_category"] else len(diagnosis)
     for earlier in stay.earlier:
-        if earlier.dscg_time is None or earlier.main_diag_code[:width] != diagnosis[:width]:
+        if earlier.outpatient or earlier.dscg_time is None or earlier.main_diag_code[:width] != diagnosis[:width]:
             continue
         gap = admitted - earlier.dscg_time
         if timedelta(0) <= gap <= timedelta(days=params["days"]):
@@ -147,6 +155,19 @@ def split_hospitalisation(stay: Stay, params: Mapping[str, Any]) -> Iterator[Hit
                                   "stay (split hospitalisation)", total,
                       {"earlier_stay": earlier.mdtrt_id, "gap_days": gap.days})
             return
+
+
+def same_day_outpatient_visits(stay: Stay, params: Mapping[str, Any]) -> Iterator[Hit]:
+    charges = _charges(stay)
+    if not charges or not charges[0].line.med_type.startswith("1"):
+        return
+    day = charges[0].line.fee_ocur_time.date()
+    others = sorted(e.mdtrt_id for e in stay.earlier
+                    if e.outpatient and e.adm_time is not None and e.adm_time.date() == day)
+    if len(others) + 1 > params["visits_per_day"]:
+        yield Hit(charges[0], f"the patient has {len(others) + 1} outpatient visits on {day} ({', '.join(others)} and "
+                              f"this one); the card used several times a day counts as one visit",
+                  sum((m.line.det_item_fee_sumamt for m in charges), Decimal(0)), {"same_day": others})
 
 
 def bed_hanging(stay: Stay, params: Mapping[str, Any]) -> Iterator[Hit]:
@@ -204,9 +225,10 @@ BUILTIN_POLICY_RULES = (
                Severity.BLOCK, (Param("window_minutes", 0, "charges of one item this close together are duplicates"),
                                 Param("exempt_categories", (), "HIS item categories that may repeat")), (),
                duplicate_charge),
-    PolicyRule("over-standard-price", "unit price above the item's standard price", _ART38 + " 超标准收费",
-               Severity.BLOCK, (Param("tolerance_percent", 0, "allowed excess over the standard price, %"),),
-               ("his_std_price",), over_standard_price),
+    PolicyRule("over-standard-price",
+               "unit price above the HIS standard price, the 1318 cap or a regional price limit",
+               _ART38 + " 超标准收费", Severity.BLOCK,
+               (Param("tolerance_percent", 0, "allowed excess over the limit, %"),), (), over_standard_price),
     PolicyRule("refund-exceeds-original", "a refund without its original, or refunding more than was charged",
                "reference §5 (refund lines)", Severity.BLOCK, (), (), refund_exceeds_original),
     PolicyRule("dispensing-days", "days of supply over the limit for the disease class",
@@ -227,6 +249,10 @@ BUILTIN_POLICY_RULES = (
                (Param("days", 10, "days after discharge"),
                 Param("same_category", True, "compare the 3-character ICD-10 category, not the full code")),
                ("adm_time", "main_diag_code"), split_hospitalisation),
+    PolicyRule("same-day-outpatient-visits", "several outpatient visits of one patient on one day",
+               "000 §2-三.3 (same card, same day = one visit)", Severity.WARN,
+               (Param("visits_per_day", 1, "outpatient visits a patient may have per day"),), (),
+               same_day_outpatient_visits),
     PolicyRule("bed-hanging", "days with only bed charges and no treatment", _ART38 + " 挂床住院", Severity.WARN,
                (Param("bed_categories", ("bed",), "HIS item categories that are bed fees"),
                 Param("min_days", 1, "report from this many such days")), ("his_item_category",), bed_hanging),

@@ -44,6 +44,8 @@ class EarlierStay:
     adm_time: datetime | None
     dscg_time: datetime | None
     main_diag_code: str
+    #: an outpatient visit (med_type 1x) rather than an inpatient stay
+    outpatient: bool = False
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ class PolicyStage:
         earlier: dict[str, dict[str, EarlierStay]] = defaultdict(dict)
         for row in earlier_rows:
             earlier[row.psn_no][row.stay_key] = EarlierStay(row.stay_key, row.adm_time, row.dscg_time,
-                                                            row.main_diag_code)
+                                                            row.main_diag_code, bool(row.outpatient))
         for key, lines in by_stay.items():  # stays of this batch see each other too
             summary = _summary(key, list(lines.values()))
             earlier[summary[0]][key] = summary[1]
@@ -94,15 +94,23 @@ class PolicyStage:
         conn.execute(delete(_stay).where(_stay.c.stay_key == key))  # type: ignore[attr-defined]
         conn.execute(insert(_stay).values(  # type: ignore[attr-defined]
             stay_key=key, psn_no=psn_no, adm_time=stay.adm_time, dscg_time=stay.dscg_time,
-            main_diag_code=stay.main_diag_code))
+            main_diag_code=stay.main_diag_code, outpatient=int(stay.outpatient)))
+
+    def earlier_stays(self, psn_no: str, key: str) -> list[EarlierStay]:
+        with self.store.begin() as conn:
+            rows = conn.execute(select(_stay).where(_stay.c.psn_no == psn_no, _stay.c.stay_key != key)).all()
+        return [EarlierStay(r.stay_key, r.adm_time, r.dscg_time, r.main_diag_code, bool(r.outpatient)) for r in rows]
 
 
 def _summary(key: str, lines: list[MappedFeeLine]) -> tuple[str, EarlierStay]:
     """(psn_no, the stay's dates and main diagnosis) from its lines."""
+    outpatient = lines[0].line.med_type.startswith("1")
     admitted = min((m.line.adm_time for m in lines if m.line.adm_time), default=None)
+    if outpatient and admitted is None:  # an outpatient visit starts with its first charge
+        admitted = min(m.line.fee_ocur_time for m in lines)
     discharged = max((m.line.dscg_time for m in lines if m.line.dscg_time), default=None)
     diagnosis = next((m.line.main_diag_code for m in lines if m.line.main_diag_code), "")
-    return lines[0].line.psn_no, EarlierStay(key, admitted, discharged, diagnosis)
+    return lines[0].line.psn_no, EarlierStay(key, admitted, discharged, diagnosis, outpatient)
 
 
 def _row(found: Finding, key: str, line_id: int | None, outcome: str, now: object) -> dict[str, object]:
@@ -135,11 +143,13 @@ class BatchPolicy:
             return None
         mine = {m.line.feedetl_sn for m in lines}
         everything = [*history, *lines]
-        stay = Stay(key, everything, (), frozenset(m.line.feedetl_sn for m in everything))
+        earlier = self.stage.earlier_stays(lines[0].line.psn_no, key)
+        stay = Stay(key, everything, earlier, frozenset(m.line.feedetl_sn for m in everything))
         found = [f for f in evaluate(self.stage.active, stay) if f.line.line.feedetl_sn in mine]
         now = utcnow()
         rows = [_row(f, key, None, _outcome(f, True), now) for f in found]
         with self.stage.store.begin() as conn:
             self.stage.store.insert_ignoring_duplicates(conn, _finding, rows)
+            self.stage._remember_stay(conn, key, list(everything))
         reasons = [f"[{f.rule_id}] {f.message}" for f in found if f.severity is Severity.BLOCK]
         return "; ".join(reasons) or None

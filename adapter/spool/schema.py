@@ -220,5 +220,6 @@ policy_stay = Table(
     Column("adm_time", DateTime),
     Column("dscg_time", DateTime),
     Column("main_diag_code", String(30), nullable=False, default=""),
+    Column("outpatient", Integer, nullable=False, default=0),
 )
 Index("ix_policy_stay_psn", policy_stay.c.psn_no)
