@@ -11,6 +11,7 @@ from adapter.catalog.store import CatalogStore
 from adapter.catalog.sync import CatalogSync
 from adapter.extract.sql import SqlSource
 from adapter.policy.engine import resolve
+from adapter.reconcile.run import Reconciler
 from adapter.policy.stage import BatchPolicy, PolicyStage
 from adapter.outbound.files import FileTransfer
 from adapter.outbound.client import CentreClient
@@ -43,6 +44,16 @@ class Adapter:
     @property
     def catalog_sync(self) -> CatalogSync:
         return CatalogSync(self.pipeline.client, self.files, self.region, self.catalogs, self.settings.catalog)
+
+    @property
+    def reconciler(self) -> Reconciler:
+        centre = self.settings.centre
+        return Reconciler(
+            client=self.pipeline.client, files=self.files, store=self.store, his_url=self.settings.his.url,
+            settlement_query=self.settings.his.settlement_query,
+            setl_optins=centre.setl_optins or centre.mdtrtarea_admvs, fixmedins_code=centre.fixmedins_code,
+            fund_of=self.region.dialect.fund_pay_sumamt,
+        )
 
     @property
     def files(self) -> FileTransfer:

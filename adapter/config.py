@@ -146,6 +146,8 @@ class CentreConfig(_Model):
     fixmedins_code: Annotated[str, Field(pattern=r"^[HP][0-9A-Z]{11}$")]
     fixmedins_name: Annotated[str, Field(min_length=1, max_length=200)]
     mdtrtarea_admvs: Annotated[str, Field(pattern=_ADMDVS)]
+    #: 结算经办机构 for 3201/3202 (default: mdtrtarea_admvs)
+    setl_optins: Annotated[str, Field(pattern=_ADMDVS)] | None = None
     insuplc_admdvs: Annotated[str | None, Field(pattern=_ADMDVS)] = None
     recer_sys_code: Annotated[str | None, Field(max_length=10)] = None
     infver: Annotated[str | None, Field(max_length=6)] = None

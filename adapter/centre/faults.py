@@ -38,6 +38,8 @@ class FaultPlan:
     require_admission: bool = False
     #: serve catalogue downloads broken this way (see adapter.centre.catalogues.CATALOGUE_FAULTS)
     catalogue_fault: str = ""
+    #: the encoding of 3202's result.txt ("gbk" as some regions write it)
+    result_encoding: str = ""
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 

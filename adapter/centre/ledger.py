@@ -54,6 +54,8 @@ class CentreLedger:
         self.cancelled_lines: Counter[str] = Counter()
         #: setl_id -> the 4101A settlement list
         self.settlement_lists: dict[str, dict[str, Any]] = {}
+        #: setl_id -> the centre's settlement ledger row (what 3201/3202 compare against)
+        self.settlements: dict[str, dict[str, Any]] = {}
         #: file_qury_no -> (filename, bytes) uploaded with 9101 or published for 9102
         self.files: dict[str, tuple[str, bytes]] = {}
         #: catalogue kind -> the rows the centre publishes (served as files newer than ``ver``)

@@ -15,7 +15,7 @@ from typing import Any
 
 from adapter.centre.faults import FaultPlan
 from adapter.centre.checks import Refusal, check_fee_line, node, require
-from adapter.centre import files, records
+from adapter.centre import files, reconcile, records
 from adapter.centre.ledger import CentreLedger, StoredFeeLine
 
 
@@ -341,4 +341,5 @@ _HANDLERS = {
     **{infno: _inventory for infno in _INVENTORY},
     **records.HANDLERS,
     **files.HANDLERS,
+    **reconcile.HANDLERS,
 }

@@ -186,7 +186,20 @@ def settlement_list(document: Mapping[str, Any], ledger: CentreLedger, faults: F
             ledger.duplicates["4101A"] += 1
         else:
             ledger.settlement_lists[setl_id] = {k: v for k, v in document["input"].items()}
+            ledger.settlements[setl_id] = _settlement_of(info, document)
     return {"setl_list_id": f"QD{setl_id}"}
+
+
+def _settlement_of(info: Mapping[str, Any], document: Mapping[str, Any]) -> dict[str, Any]:
+    """What the centre's own settlement ledger keeps of a settlement list (for 3201/3202)."""
+    fund = sum((Decimal(str(p.get("fund_payamt") or 0)) for p in document["input"]["payinfo"]), Decimal(0))
+    acct, cash = Decimal(str(info.get("acct_pay") or 0)), Decimal(str(info.get("psn_cashpay") or 0))
+    return {
+        "setl_id": str(info["setl_id"]), "mdtrt_id": str(info["mdtrt_id"]), "psn_no": str(info.get("psn_no") or ""),
+        "insutype": str(info.get("hi_type") or ""), "clr_type": "21", "setl_date": str(info["setl_end_date"])[:10],
+        "medfee_sumamt": fund + acct + cash, "fund_pay_sumamt": fund, "acct_pay": acct, "cash_payamt": cash,
+        "refd_setl_flag": "0", "msgid": str(document["msgid"]),
+    }
 
 
 def settlement_list_query(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:

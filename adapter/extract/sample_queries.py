@@ -148,7 +148,8 @@ LIMIT :limit
 #: 4101A: the settlement with the patient, stay and diagnoses, money by fund and by
 #: charge category (from the stay's fee lines).
 SETTLEMENT_LISTS = """
-SELECT s.seq AS seq, s.setl_id AS setl_id, v.mdtrt_id AS mdtrt_id, p.insuplc_admdvs AS insuplc_admdvs,
+SELECT s.seq AS seq, s.setl_id AS setl_id, v.mdtrt_id AS mdtrt_id, p.psn_no AS psn_no,
+       p.insuplc_admdvs AS insuplc_admdvs,
        '示例医院' AS fixmedins_name, 'H43010000001' AS fixmedins_code, v.mdtrt_id AS medcasno,
        p.patient_name AS psn_name, '1' AS gend,
        '19' || substr(v.certno, 9, 2) || '-01-01' AS brdy, v.certno AS certno,

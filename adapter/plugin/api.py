@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from adapter.catalog.kinds import CatalogSpec, PolicySpec
+from adapter.reconcile.local import Settlement
 from adapter.records import MappedFeeLine
 from adapter.transactions import TransactionSpec
 
@@ -67,6 +69,10 @@ class Dialect(Protocol):
 
     def visit_from_inquiry(self, infno: str, payload: Mapping[str, Any], output: Mapping[str, Any]) -> str | None:
         """The mdtrt_id a registration got, from the query that showed it committed."""
+        ...
+
+    def fund_pay_sumamt(self, settlement: Settlement) -> Decimal:
+        """fund_pay_sumamt of a settlement as the region reconciles it (3201/3202)."""
         ...
 
     def record_defaults(self, infno: str) -> Mapping[str, str]:

@@ -223,3 +223,19 @@ policy_stay = Table(
     Column("outpatient", Integer, nullable=False, default=0),
 )
 Index("ix_policy_stay_psn", policy_stay.c.psn_no)
+
+
+#: Every reconciliation run (3201/3202) with its whole report, for `reconcile history`.
+recon_run = Table(
+    "recon_run",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),
+    Column("start_date", String(10), nullable=False),
+    Column("end_date", String(10), nullable=False),
+    Column("balanced", Integer, nullable=False),
+    Column("pairs", Integer, nullable=False),
+    Column("differences", Integer, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("report", Text, nullable=False),
+)

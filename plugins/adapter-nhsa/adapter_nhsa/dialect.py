@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from adapter.errors import BusinessRejection
+from adapter.reconcile.local import Settlement
 from adapter.records import MappedFeeLine
 
 _CENT = Decimal("0.01")
@@ -153,6 +154,11 @@ class NhsaDialect:
             if value:
                 return str(value)
         raise BusinessRejection(f"{infno} answered without output.result.mdtrt_id")
+
+    def fund_pay_sumamt(self, settlement: Settlement) -> Decimal:
+        """What this region counts as fund_pay_sumamt in reconciliation (reference §3.10: some
+        regions subtract parts); nationally the settlement's own figure."""
+        return settlement.fund_pay_sumamt
 
     def exp_content(self, line: MappedFeeLine) -> str:
         """The 扩展内容 field (a JSON text); regions that want extra fields override this."""

@@ -298,7 +298,7 @@ SETTLEMENT_LIST = TransactionSpec(
     description="医疗保障基金结算清单上传 settlement list",
     node="setlinfo",
     fields=(
-        f("mdtrt_id", req=True), f("setl_id", req=True), f("fixmedins_name", length=200, req=True),
+        f("mdtrt_id", req=True), f("setl_id", req=True), f("psn_no"), f("fixmedins_name", length=200, req=True),
         f("fixmedins_code", length=30, req=True), f("hi_setl_lv", length=3), f("hi_no", length=30),
         f("medcasno", length=40, req=True), f("dcla_time", "date"), f("psn_name", length=50, req=True),
         f("gend", length=6, req=True), f("brdy", "date", req=True), f("age", "num", 4, 1),

@@ -1,0 +1,265 @@
+"""One reconciliation: 3201 for every insurance type x clearing type, and for every clearing
+type with a pair that does not balance, the 3202 drill-down (detail file -> 9101 -> 3202 ->
+9102 -> result.txt), each difference classified and linked to the adapter's own messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from adapter.errors import BusinessRejection
+from adapter.outbound.client import CentreClient
+from adapter.outbound.files import FileTransfer
+from adapter.reconcile.local import Period, Settlement, Totals, read_settlements, totals_by_pair
+from adapter.spool import schema
+from adapter.spool.store import StateStore, utcnow
+from adapter.zipped_text import text_from_zip, zip_text
+
+logger = logging.getLogger(__name__)
+
+#: stmt_rslt as the reference gives it, and the variants seen ("000000" for balanced)
+RESULTS = {"0": "balanced 对平", "1": "centre has more 中心多", "2": "institution has more 医药机构多",
+           "3": "mismatch 数据不一致"}
+DETAIL_COLUMNS = ("setl_id", "mdtrt_id", "psn_no", "medfee_sumamt", "fund_pay_sumamt", "acct_pay", "refd_setl_flag")
+RESULT_COLUMNS = ("psn_no", "mdtrt_id", "setl_id", "msgid", "stmt_rslt", "refd_setl_flag", "memo", "medfee_sumamt",
+                  "fund_pay_sumamt", "acct_pay")
+
+
+def normalise_result(value: Any) -> str:
+    """"0", 0, "000000", "00" -> "0"; other codes as their number."""
+    text = str(value).strip()
+    try:
+        return str(int(text))
+    except ValueError:
+        return text
+
+
+@dataclass
+class Difference:
+    setl_id: str
+    #: only_centre, only_hospital, amount, refund_flag, duplicate
+    kind: str
+    detail: str
+    insutype: str = ""
+    mdtrt_id: str = ""
+    psn_no: str = ""
+    field_name: str = ""
+    hospital: str = ""
+    centre: str = ""
+    delta: str = ""
+    #: the msgid the centre names, and the adapter's own message that carried the settlement
+    centre_msgid: str = ""
+    our_msgid: str = ""
+
+
+@dataclass
+class PairResult:
+    insutype: str
+    clr_type: str
+    local: dict[str, Any]
+    stmt_rslt: str
+    description: str
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        return self.stmt_rslt == "0"
+
+
+@dataclass
+class ReconRun:
+    period: Period
+    pairs: list[PairResult]
+    #: day -> (count, medfee_sumamt, fund_pay_sumamt) of the hospital's settlements, for the chart
+    daily: dict[str, list[str]] = field(default_factory=dict)
+    id: int | None = None
+    created_at: Any = None
+
+    @property
+    def balanced(self) -> bool:
+        return all(p.balanced for p in self.pairs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "period": {"start": str(self.period.start), "end": str(self.period.end),
+                                      "kind": self.period.kind},
+            "balanced": self.balanced, "created_at": str(self.created_at or ""),
+            "pairs": [{**asdict(p), "balanced": p.balanced} for p in self.pairs], "daily": self.daily,
+        }
+
+
+class Reconciler:
+    def __init__(self, *, client: CentreClient, files: FileTransfer, store: StateStore, his_url: str,
+                 settlement_query: str, setl_optins: str, fixmedins_code: str,
+                 fund_of: Callable[[Settlement], Decimal] | None = None) -> None:
+        self.client = client
+        self.files = files
+        self.store = store
+        self.his_url = his_url
+        self.settlement_query = settlement_query
+        self.setl_optins = setl_optins
+        self.fixmedins_code = fixmedins_code
+        self.fund_of = fund_of
+
+    def run(self, period: Period) -> ReconRun:
+        settlements = self._bound(read_settlements(self.his_url, self.settlement_query, period))
+        pairs = totals_by_pair(settlements, self.fund_of)
+        results = [self._totals(period, insutype, clr_type, total) for (insutype, clr_type), total in sorted(pairs.items())]
+        for clr_type in sorted({p.clr_type for p in results if not p.balanced}):
+            mine = [s for s in settlements if s.clr_type == clr_type]
+            differences = self._drill_down(period, clr_type, mine)
+            for pair in results:
+                if pair.clr_type == clr_type:
+                    pair.differences = [d for d in differences if d.insutype in ("", pair.insutype)]
+            unplaced = [d for d in differences if d.insutype and d.insutype not in {p.insutype for p in results}]
+            if unplaced:  # the centre has settlements of an insurance type the HIS has none of
+                results.append(PairResult(unplaced[0].insutype, clr_type, asdict(Totals()), "1",
+                                          "only at the centre", unplaced))
+        run = ReconRun(period, results, _daily(settlements))
+        self._store(run)
+        return run
+
+    def _bound(self, settlements: list[Settlement]) -> list[Settlement]:
+        """The centre knows a stay by its own mdtrt_id: use the one the adapter registered."""
+        with self.store.begin() as conn:
+            visits = dict(conn.execute(select(schema.visit.c.his_key, schema.visit.c.mdtrt_id)).all())
+        return [replace(s, mdtrt_id=visits.get(s.mdtrt_id, s.mdtrt_id)) for s in settlements]
+
+    def _totals(self, period: Period, insutype: str, clr_type: str, total: Totals) -> PairResult:
+        _, reply = self.client.call("3201", {"data": {
+            "insutype": insutype, "clr_type": clr_type, "setl_optins": self.setl_optins,
+            "stmt_begndate": str(period.start), "stmt_enddate": str(period.end),
+            "medfee_sumamt": total.medfee_sumamt, "fund_pay_sumamt": total.fund_pay_sumamt,
+            "acct_pay": total.acct_pay, "fixmedins_setl_cnt": total.count,
+        }}, message_id=None)
+        info = (reply.output or {}).get("stmtinfo") or {}
+        if "stmt_rslt" not in info:
+            raise BusinessRejection("3201 answered without stmtinfo.stmt_rslt")
+        code = normalise_result(info["stmt_rslt"])
+        return PairResult(insutype, clr_type, {k: str(v) for k, v in asdict(total).items()}, code,
+                          str(info.get("stmt_rslt_dscr") or RESULTS.get(code, code)))
+
+    def _drill_down(self, period: Period, clr_type: str, mine: list[Settlement]) -> list[Difference]:
+        lines = ["\t".join(str(getattr(s, column)) for column in DETAIL_COLUMNS) for s in mine]
+        name = f"{self.fixmedins_code}_{clr_type}_{period.start:%Y%m%d}_{period.end:%Y%m%d}"
+        uploaded = self.files.upload(f"{name}.zip", zip_text(f"{name}.txt", "".join(f"{line}\n" for line in lines)))
+        total = Totals()
+        for s in mine:
+            total.add(s, self.fund_of(s) if self.fund_of is not None else s.fund_pay_sumamt)
+        _, reply = self.client.call("3202", {"data": {
+            "clr_type": clr_type, "setl_optins": self.setl_optins, "file_qury_no": uploaded.file_qury_no,
+            "stmt_begndate": str(period.start), "stmt_enddate": str(period.end),
+            "medfee_sumamt": total.medfee_sumamt, "fund_pay_sumamt": total.fund_pay_sumamt,
+            "cash_payamt": total.cash_payamt, "fixmedins_setl_cnt": total.count,
+        }}, message_id=None)
+        info = (reply.output or {}).get("fileinfo") or {}
+        if not info.get("file_qury_no"):
+            raise BusinessRejection("3202 answered without fileinfo.file_qury_no")
+        result = text_from_zip(self.files.download(str(info["file_qury_no"]), str(info.get("filename") or "result.zip")))
+        logger.info("3202 result for clr_type %s read as %s", clr_type, result.encoding,
+                    extra={"action": "reconcile_result"})
+        return classify(mine, _parse_result(result.text), self._our_msgids())
+
+    def _our_msgids(self) -> dict[str, str]:
+        """setl_id -> the msgid of the adapter's message that carried it (4101A)."""
+        record, message = schema.record, schema.message
+        with self.store.begin() as conn:
+            rows = conn.execute(select(record.c.business_key, message.c.last_msgid)
+                                .join(message, message.c.id == record.c.message_id)
+                                .where(record.c.infno.like("4101%"))).all()
+        return {key: msgid or "" for key, msgid in rows}
+
+    def _store(self, run: ReconRun) -> None:
+        now = utcnow()
+        with self.store.begin() as conn:
+            run.id = int(conn.execute(insert(schema.recon_run).values(
+                kind=run.period.kind, start_date=str(run.period.start), end_date=str(run.period.end),
+                balanced=int(run.balanced), pairs=len(run.pairs),
+                differences=sum(len(p.differences) for p in run.pairs), created_at=now, report="{}",
+            )).inserted_primary_key[0])
+            run.created_at = now
+            conn.execute(schema.recon_run.update().where(schema.recon_run.c.id == run.id).values(
+                report=json.dumps(run.to_json(), ensure_ascii=False, default=str)))
+
+
+def _daily(settlements: Iterable[Settlement]) -> dict[str, list[str]]:
+    """day -> [count, medfee_sumamt, fund_pay_sumamt] of the hospital's settlements."""
+    days: dict[str, list[Decimal]] = {}
+    for s in settlements:
+        day = days.setdefault(s.setl_time[:10], [Decimal(0), Decimal(0), Decimal(0)])
+        day[0] += 1
+        day[1] += s.medfee_sumamt
+        day[2] += s.fund_pay_sumamt
+    return {day: [str(v) for v in values] for day, values in sorted(days.items())}
+
+
+def _parse_result(text: str) -> list[dict[str, str]]:
+    rows = []
+    for line in text.splitlines():
+        if line.strip():
+            fields = line.split("\t") + [""] * len(RESULT_COLUMNS)
+            rows.append(dict(zip(RESULT_COLUMNS, (f.strip() for f in fields[: len(RESULT_COLUMNS)]), strict=True)))
+    return rows
+
+
+def _money(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value).strip()) if str(value).strip() not in ("", "null") else None
+    except InvalidOperation:
+        return None
+
+
+def classify(mine: Iterable[Settlement], result: list[dict[str, str]], ours: Mapping[str, str]) -> list[Difference]:
+    """Compare result.txt with what the hospital sent; every difference says what and by how much."""
+    local: dict[str, list[Settlement]] = defaultdict(list)
+    for s in mine:
+        local[s.setl_id].append(s)
+    out: list[Difference] = []
+    for setl_id, rows in local.items():
+        if len(rows) > 1:
+            out.append(Difference(setl_id, "duplicate", f"setl_id {setl_id} is {len(rows)} times in the HIS",
+                                  rows[0].insutype, rows[0].mdtrt_id, rows[0].psn_no, our_msgid=ours.get(setl_id, "")))
+    repeated = Counter(r["setl_id"] for r in result)
+    for row in result:
+        setl_id = row["setl_id"]
+        base = dict(mdtrt_id=row["mdtrt_id"], psn_no=row["psn_no"], centre_msgid=row["msgid"],
+                    our_msgid=ours.get(setl_id, ""))
+        if repeated[setl_id] > 1:
+            out.append(Difference(setl_id, "duplicate", f"setl_id {setl_id} is {repeated[setl_id]} times at the centre",
+                                  **base))
+            repeated[setl_id] = 0
+            continue
+        held = local.get(setl_id)
+        if not held:
+            out.append(Difference(setl_id, "only_centre", f"only at the centre: {row['memo']}".rstrip(": "),
+                                  centre=row["medfee_sumamt"], **base))
+            continue
+        s = held[0]
+        base["insutype"] = s.insutype
+        found = False
+        for name in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay"):
+            theirs, ours_value = _money(row[name]), getattr(s, name)
+            if row["stmt_rslt"] == "2":
+                break
+            if theirs is not None and theirs != ours_value:
+                found = True
+                out.append(Difference(setl_id, "amount", f"{name} differs: HIS {ours_value}, centre {theirs} "
+                                      f"(centre - HIS = {theirs - ours_value})", field_name=name,
+                                      hospital=str(ours_value), centre=str(theirs), delta=str(theirs - ours_value),
+                                      **base))
+        if row["refd_setl_flag"] and row["refd_setl_flag"] != s.refd_setl_flag and row["stmt_rslt"] != "2":
+            found = True
+            out.append(Difference(setl_id, "refund_flag", f"refund flag differs: HIS {s.refd_setl_flag}, centre "
+                                  f"{row['refd_setl_flag']}", field_name="refd_setl_flag", hospital=s.refd_setl_flag,
+                                  centre=row["refd_setl_flag"], **base))
+        if row["stmt_rslt"] == "2" or (not found and row["stmt_rslt"] not in ("0", "3")):
+            out.append(Difference(setl_id, "only_hospital", "only in the HIS: the centre has no such settlement",
+                                  hospital=str(s.medfee_sumamt), **base))
+    return out
