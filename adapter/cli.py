@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from adapter.cli_catalog import catalog
+from adapter.cli_reconcile import reconcile
 from adapter.cli_rules import rules
 from adapter.cli_common import EXIT_SOMETHING_FAILED, _settings, config_option, handled, json_option, state_store
 from adapter.config import load_settings
@@ -31,6 +32,7 @@ def main(verbose: bool) -> None:
 
 main.add_command(catalog)
 main.add_command(rules)
+main.add_command(reconcile)
 
 
 # -- configuration and plugins -----------------------------------------------------------

@@ -226,6 +226,22 @@ class CatalogConfig(_Model):
     page_size: Annotated[int, Field(ge=1, le=1000)] = 500
 
 
+class ReconcileConfig(_Model):
+    """When the daemon reconciles with the centre on its own."""
+
+    #: local time (HH:MM) after which yesterday is reconciled; empty: no daily reconciliation
+    daily_at: str = ""
+    #: on the 1st (after daily_at), reconcile the month before
+    month_end: bool = True
+
+    @field_validator("daily_at")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        if value and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError("daily_at must be HH:MM (24-hour), e.g. 02:30")
+        return value
+
+
 class Settings(_Model):
     """The whole configuration file."""
 
@@ -235,6 +251,7 @@ class Settings(_Model):
     schedule: ScheduleConfig = ScheduleConfig()
     logging: LoggingConfig = LoggingConfig()
     catalog: CatalogConfig = CatalogConfig()
+    reconcile: ReconcileConfig = ReconcileConfig()
     #: policy-rule settings by rule id (parameters, enabled, severity), over the region's rule set
     rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -19,8 +19,11 @@ from types import FrameType
 
 from adapter.app import Adapter
 from adapter.errors import AdapterError, DeliveryError
+from sqlalchemy import select
+
 from adapter.pipeline import CycleReport
-from adapter.spool import outbox
+from adapter.reconcile.local import Period
+from adapter.spool import outbox, schema
 from adapter.spool.store import utcnow
 
 logger = logging.getLogger(__name__)
@@ -139,8 +142,51 @@ class Daemon:
                 logger.error("catalogue %s not synced: %s", kind, exc, extra={"action": "catalog_sync_failed"})
             self.catalogs_synced_at[kind] = now
 
+    def reconcile_if_due(self, now: datetime | None = None) -> None:
+        """Yesterday after ``[reconcile] daily_at`` (local time), and the month before on the
+        1st; each once (the stored runs say what was done). A mismatch raises an alert; a
+        centre that does not answer is tried again at the next cycle."""
+        config = self.adapter.settings.reconcile
+        if not config.daily_at:
+            return
+        now = now or datetime.now()
+        hour, minute = (int(part) for part in config.daily_at.split(":"))
+        if (now.hour, now.minute) < (hour, minute):
+            return
+        yesterday = now.date() - timedelta(days=1)
+        due = [Period.day(yesterday)]
+        if config.month_end and now.day == 1:
+            due.append(Period.month(yesterday.year, yesterday.month))
+        for period in due:
+            if self.stop_event.is_set() or self._reconciled(period):
+                continue
+            try:
+                run = self.adapter.reconciler.run(period)
+            except AdapterError as exc:
+                logger.warning("reconciliation of %s not done yet: %s", period, exc,
+                               extra={"action": "reconcile_deferred"})
+                continue
+            if not run.balanced:
+                differences = sum(len(p.differences) for p in run.pairs)
+                self.adapter.host.alert(
+                    "reconcile_mismatch",
+                    f"reconciliation of {period} does not balance: {differences} difference(s); see "
+                    f"`yibao-adapter reconcile history` (run {run.id})",
+                    {"run": run.id, "period": str(period), "pairs": [
+                        {"insutype": p.insutype, "clr_type": p.clr_type, "stmt_rslt": p.stmt_rslt}
+                        for p in run.pairs if not p.balanced]},
+                )
+
+    def _reconciled(self, period: Period) -> bool:
+        run = schema.recon_run
+        with self.adapter.store.begin() as conn:
+            return conn.execute(select(run.c.id).where(
+                run.c.kind == period.kind, run.c.start_date == str(period.start), run.c.end_date == str(period.end),
+            )).first() is not None
+
     def _cycle(self) -> CycleReport:
         self.sync_catalogues_if_due()
+        self.reconcile_if_due()
         try:
             report = self.adapter.pipeline.run_cycle()
         except AdapterError as exc:

@@ -105,6 +105,29 @@ def test_hook_adapter_register_policy_rules():
     assert "no-sunday-surgery" in {rule.id for rule in host.policy_rules()}
 
 
+def test_hook_adapter_alert(caplog):
+    calls = []
+
+    class Pager:
+        @hookimpl
+        def adapter_alert(self, kind, message, details):  # noqa: ANN001, ANN201
+            calls.append((kind, details))
+
+    class Broken:
+        @hookimpl
+        def adapter_alert(self, kind, message, details):  # noqa: ANN001, ANN201
+            raise RuntimeError("SMS gateway down")
+
+    host = PluginHost.load()
+    host.register(Pager(), name="pager", version="1", origin="test")
+    host.register(Broken(), name="broken", version="1", origin="test")
+    with caplog.at_level("ERROR"):
+        host.alert("reconcile_mismatch", "does not balance", {"run": 7})
+    assert calls == [("reconcile_mismatch", {"run": 7})]  # the broken one did not stop it
+    assert "ALERT reconcile_mismatch: does not balance" in caplog.text  # the built-in log line
+    assert "alert plugin broken failed: SMS gateway down" in caplog.text
+
+
 def test_hook_adapter_register_regions():
     nhsa = PluginHost.load().region("nhsa")
 
@@ -145,7 +168,7 @@ class _NoHeaders:
 def test_every_hook_is_documented_with_its_signature():
     doc = (ROOT / "docs" / "writing-plugins.md").read_text(encoding="utf-8")
     for name in HOOKS:
-        assert re.search(rf"^### `{name}\(register\)`", doc, re.M), f"{name} is not documented"
+        assert re.search(rf"^### `{name}\([a-z, ]+\)`", doc, re.M), f"{name} is not documented"
 
 
 def test_every_hook_has_a_test():

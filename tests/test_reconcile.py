@@ -60,3 +60,78 @@ def test_each_kind_of_difference_is_named(settled, centre):
     only_centre = next(d for p in run.pairs for d in p.differences if d.kind == "only_centre")
     assert only_centre.centre_msgid == "H43111100255202611010000000001"
     assert {p.stmt_rslt for p in run.pairs} - {"0"}  # 3201 said which pairs differ
+
+
+def test_reports_and_history_through_the_cli(settled, centre, tmp_path):
+    from click.testing import CliRunner
+    from openpyxl import load_workbook
+
+    from adapter.cli import EXIT_SOMETHING_FAILED, main
+    from tests.conftest import config_text
+
+    config = tmp_path / "adapter.toml"
+    config.write_text(config_text(his_url=settled.settings.his.url, state_url=settled.settings.state.url,
+                                  centre_url=centre.url, his_extra=UPLOAD), encoding="utf-8")
+    runner = CliRunner()
+    balanced = runner.invoke(main, ["reconcile", "--month", "2026-11", "--config", str(config)])
+    assert balanced.exit_code == 0, balanced.output
+    assert "reconciliation 2026-11-01 – 2026-11-30" in balanced.output and "balanced" in balanced.output
+
+    lost = sorted(centre.ledger.settlements)[0]
+    centre.lose_settlement(lost)
+    files = {kind: tmp_path / f"recon.{kind}" for kind in ("csv", "xlsx", "html")}
+    result = runner.invoke(main, ["reconcile", "--from", "2026-11-01", "--to", "2026-11-30", "--config", str(config),
+                                  *(f"--{k}={p}" for k, p in files.items())])
+    assert result.exit_code == EXIT_SOMETHING_FAILED, result.output
+    assert f"{lost}" in result.output and "仅医院有" in result.output
+
+    assert "医疗费总额" in files["csv"].read_text(encoding="utf-8-sig") and lost in files["csv"].read_text(encoding="utf-8-sig")
+    book = load_workbook(files["xlsx"])
+    assert "汇总" in book.sheetnames and "差异明细" in book.sheetnames and len(book.sheetnames) >= 3
+    assert [c.value for c in book["差异明细"][1]][:4] == ["险种", "清算类别", "结算ID", "就诊ID"]
+    assert book["差异明细"].max_row == 2
+    page = files["html"].read_text(encoding="utf-8")
+    assert "<svg" in page and "<script" not in page and lost in page
+
+    history = runner.invoke(main, ["reconcile", "history", "--config", str(config)])
+    lines = [line for line in history.output.splitlines() if line.strip()]
+    assert len(lines) == 2 and "NOT balanced" in lines[1] and "1 difference(s)" in lines[1]
+    wrong = runner.invoke(main, ["reconcile", "--date", "2026-11-01", "--month", "2026-11", "--config", str(config)])
+    assert wrong.exit_code == 2 and "exactly one of" in wrong.output
+
+
+def test_daemon_reconciles_yesterday_and_the_month_once_and_alerts_on_a_mismatch(
+    make_adapter, centre, sample_his, tmp_path
+):
+    from datetime import datetime
+
+    from sqlalchemy import func, select
+
+    from adapter.daemon import Daemon
+    from adapter.plugin import hookimpl
+    from adapter.spool import schema
+
+    adapter = make_adapter(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                           centre_url=centre.url, his_extra=UPLOAD + '\n[reconcile]\ndaily_at = "02:30"\n')
+    import_sample_mapping(adapter, sample_his)
+    run_until_done(adapter)
+    alerts = []
+
+    class Pager:
+        @hookimpl
+        def adapter_alert(self, kind, message, details):  # noqa: ANN001, ANN201
+            alerts.append((kind, message, details))
+
+    adapter.host.register(Pager(), name="pager", version="1", origin="test")
+    centre.lose_settlement(sorted(centre.ledger.settlements)[0])
+    daemon = Daemon(adapter)
+
+    daemon.reconcile_if_due(now=datetime(2026, 12, 1, 2, 0))  # before daily_at: nothing
+    daemon.reconcile_if_due(now=datetime(2026, 12, 1, 3, 0))
+    daemon.reconcile_if_due(now=datetime(2026, 12, 1, 4, 0))  # already done: not again
+
+    with adapter.store.begin() as conn:
+        kinds = dict(conn.execute(select(schema.recon_run.c.kind, func.count()).group_by(schema.recon_run.c.kind)).all())
+    assert kinds == {"day": 1, "month": 1}
+    assert [a[0] for a in alerts] == ["reconcile_mismatch"]
+    assert "2026-11-01 – 2026-11-30 does not balance: 1 difference(s)" in alerts[0][1]

@@ -27,7 +27,7 @@ from adapter.validate.engine import RuleSet
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_MODULES = ("adapter.builtin.signers", "adapter.builtin.rules")
+BUILTIN_MODULES = ("adapter.builtin.signers", "adapter.builtin.rules", "adapter.builtin.alerts")
 
 
 @dataclass
@@ -141,6 +141,15 @@ class PluginHost:
                     f"{hook_name} raised {type(exc).__name__}: {exc}",
                 )
                 self.pm.unregister(name=impl.plugin_name)
+
+    def alert(self, kind: str, message: str, details: dict[str, Any]) -> None:
+        """Hand an alert to every plugin that takes alerts; a failing one is logged, not fatal
+        (an alert must never stop the daemon)."""
+        for impl in self.pm.hook.adapter_alert.get_hookimpls():
+            try:
+                impl.function(kind=kind, message=message, details=details)
+            except Exception as exc:  # noqa: BLE001 - plugin boundary
+                logger.error("alert plugin %s failed: %s", impl.plugin_name, exc, extra={"action": "alert_failed"})
 
     def regions(self) -> dict[str, RegionProfile]:
         if self._regions is None:

@@ -62,3 +62,16 @@ def adapter_register_policy_rules(register: Callable[[PolicyRule], None]) -> Non
 
     .. versionadded:: 0.2
     """
+
+
+@_spec
+def adapter_alert(kind: str, message: str, details: dict) -> None:  # type: ignore[type-arg]
+    """Something a person must look at happened (a reconciliation that does not balance...).
+    Called on every plugin that implements it; send it on (SMS gateway, mail, ticket).
+
+    :param kind: a short tag, e.g. ``reconcile_mismatch``.
+    :param message: one sentence for a person.
+    :param details: JSON-safe facts (period, pairs, differences).
+
+    .. versionadded:: 0.2
+    """

@@ -1,0 +1,137 @@
+"""Reconciliation reports finance can close on: CSV, XLSX with Chinese labels (one sheet per
+insurance type x clearing type and a differences sheet), one self-contained HTML page with a
+small chart of daily totals, and JSON."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from decimal import Decimal
+from typing import Any
+
+from adapter.reconcile.run import RESULTS, ReconRun
+
+#: column labels as finance uses them
+LABELS = {
+    "insutype": "险种", "clr_type": "清算类别", "medfee_sumamt": "医疗费总额", "fund_pay_sumamt": "基金支付总额",
+    "acct_pay": "个人账户支付", "cash_payamt": "现金支付", "count": "结算笔数", "stmt_rslt": "对账结果",
+    "description": "结果说明", "setl_id": "结算ID", "mdtrt_id": "就诊ID", "psn_no": "人员编号", "kind": "差异类型",
+    "detail": "差异说明", "field_name": "字段", "hospital": "医院", "centre": "中心", "delta": "差额(中心-医院)",
+    "centre_msgid": "中心报文ID", "our_msgid": "本机报文ID",
+}
+KINDS = {"only_centre": "仅中心有", "only_hospital": "仅医院有", "amount": "金额不一致", "refund_flag": "退费标志不一致",
+         "duplicate": "重复"}
+_PAIR = ("insutype", "clr_type", "medfee_sumamt", "fund_pay_sumamt", "acct_pay", "cash_payamt", "count", "stmt_rslt",
+         "description")
+_DIFF = ("setl_id", "mdtrt_id", "psn_no", "kind", "detail", "field_name", "hospital", "centre", "delta", "centre_msgid",
+         "our_msgid")
+
+
+def _pair_row(pair: Any) -> list[Any]:
+    return [pair.insutype, pair.clr_type, *(pair.local[k] for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay",
+                                                                      "cash_payamt", "count")),
+            f"{pair.stmt_rslt} {RESULTS.get(pair.stmt_rslt, '')}".strip(), pair.description]
+
+
+def _diff_row(pair: Any, diff: Any) -> list[Any]:
+    values = {**diff.__dict__, "kind": f"{diff.kind} {KINDS.get(diff.kind, '')}".strip()}
+    return [pair.insutype, pair.clr_type, *(values[k] for k in _DIFF)]
+
+
+def as_csv(run: ReconRun) -> str:
+    """The pairs, then the differences, each with a header row of Chinese labels."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([f"对账 {run.period}", "对平" if run.balanced else "不平"])
+    writer.writerow([LABELS[c] for c in _PAIR])
+    writer.writerows(_pair_row(p) for p in run.pairs)
+    writer.writerow([])
+    writer.writerow([LABELS["insutype"], LABELS["clr_type"], *(LABELS[c] for c in _DIFF)])
+    writer.writerows(_diff_row(p, d) for p in run.pairs for d in p.differences)
+    return out.getvalue()
+
+
+def as_xlsx(run: ReconRun) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    summary = book.active
+    summary.title = "汇总"
+    summary.append([f"对账期间 {run.period}", "对平" if run.balanced else "不平"])
+    summary.append([LABELS[c] for c in _PAIR])
+    for pair in run.pairs:
+        summary.append(_numbers(_pair_row(pair)))
+    for pair in run.pairs:
+        sheet = book.create_sheet(f"{pair.insutype}-{pair.clr_type}"[:31])
+        sheet.append([LABELS[c] for c in _PAIR])
+        sheet.append(_numbers(_pair_row(pair)))
+        sheet.append([])
+        sheet.append([LABELS[c] for c in _DIFF])
+        for diff in pair.differences:
+            sheet.append(_diff_row(pair, diff)[2:])
+    diffs = book.create_sheet("差异明细")
+    diffs.append([LABELS["insutype"], LABELS["clr_type"], *(LABELS[c] for c in _DIFF)])
+    for pair in run.pairs:
+        for diff in pair.differences:
+            diffs.append(_diff_row(pair, diff))
+    for sheet in book.worksheets:
+        for cell in sheet[1 if sheet.title != "汇总" else 2]:
+            cell.font = Font(bold=True)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _numbers(row: list[Any]) -> list[Any]:
+    converted = []
+    for value in row:
+        try:
+            converted.append(float(Decimal(str(value))) if isinstance(value, str) and value[:1] in "-0123456789"
+                             and " " not in value else value)
+        except ArithmeticError:
+            converted.append(value)
+    return converted
+
+
+def _chart(daily: dict[str, list[str]]) -> str:
+    """Bars of the daily medical-fee totals as inline SVG (no scripts, no files)."""
+    if not daily:
+        return "<p>no settlements in the period</p>"
+    values = [float(v[1]) for v in daily.values()]
+    top = max(values) or 1.0
+    width, height, bar = 24 * len(values) + 40, 180, 18
+    bars = []
+    for index, (day, value) in enumerate(zip(daily, values, strict=True)):
+        h = value / top * 140
+        x = 30 + index * 24
+        bars.append(f'<rect x="{x}" y="{150 - h:.1f}" width="{bar}" height="{h:.1f}" fill="#4a7bb7">'
+                    f"<title>{html.escape(day)}: {value:.2f}</title></rect>"
+                    f'<text x="{x + bar / 2}" y="168" font-size="8" text-anchor="middle">{day[8:10]}</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+            f'aria-label="daily medical fee totals"><text x="0" y="12" font-size="10">{top:.2f}</text>'
+            f'<line x1="28" y1="150" x2="{width}" y2="150" stroke="#333"/>{"".join(bars)}</svg>')
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def as_html(run: ReconRun) -> str:
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}"
+             "td,th{border:1px solid #999;padding:4px 8px}th{background:#eee}.bad{color:#b00}")
+    verdict = "对平 balanced" if run.balanced else '<span class="bad">不平 not balanced</span>'
+    parts = [
+        f"<h1>医保对账 Reconciliation {html.escape(str(run.period))}</h1><p>{verdict}</p>",
+        "<h2>按险种与清算类别 By insurance type and clearing type</h2>",
+        _table([LABELS[c] for c in _PAIR], [_pair_row(p) for p in run.pairs]),
+        "<h2>每日医疗费总额 Daily medical fee totals (HIS)</h2>", _chart(run.daily),
+        "<h2>差异明细 Differences</h2>",
+        _table([LABELS["insutype"], LABELS["clr_type"], *(LABELS[c] for c in _DIFF)],
+               [_diff_row(p, d) for p in run.pairs for d in p.differences]),
+    ]
+    return (f"<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>医保对账 {run.period}</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
