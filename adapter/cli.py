@@ -379,6 +379,11 @@ def demo(directory: Path | None, visits: int, seed: int) -> None:
     click.echo("")
     for kind, (ver, rows) in sorted(result.catalogues.items()):
         click.echo(f"  catalogue {kind:<5} version {ver:<20} {rows:>6} rows (downloaded, validated, in use)")
+    recon = result.reconciliation
+    if recon is not None:
+        settled = sum(int(p.local["count"]) for p in recon.pairs)
+        click.echo(f"  reconciliation {recon.period}: {'balanced' if recon.balanced else 'NOT balanced'} "
+                   f"({len(recon.pairs)} insurance-type pair(s), {settled} settlements)")
     click.echo("")
     for kind, reason in result.parked_examples.items():
         click.echo(f"  e.g. [{kind}] {reason[:150]}")

@@ -96,6 +96,8 @@ class DemoResult:
     records_by_status: dict[str, dict[str, int]] = field(default_factory=dict)
     #: catalogue kind -> (active version, rows), synced by the daemon's first cycle
     catalogues: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: the month-end reconciliation (3201/3202) after the uploads, if the centre answered
+    reconciliation: Any = None
 
     @property
     def complete(self) -> bool:
@@ -106,6 +108,8 @@ class DemoResult:
         if any(counts.get(status, 0) for counts in self.records_by_status.values() for status in unsent):
             return False
         if len(self.catalogues) < 4:  # every configured catalogue was downloaded and switched in
+            return False
+        if self.reconciliation is None or not self.reconciliation.balanced:
             return False
         totals = self.centre_totals
         inpatient_lines = totals["fee_lines"] - totals["outpatient_fee_lines"]
@@ -188,6 +192,7 @@ def run_demo(
                 cycles += 1
             lines_by_status, parked_by_kind, examples = _line_summary(adapter.store)
             records_by_status = _record_summary(adapter.store)
+            reconciliation = _reconcile(adapter)
             catalogues = {v.kind: (v.ver, v.rows_total) for v in adapter.catalogs.versions() if v.status == "active"}
         finally:
             adapter.close()
@@ -204,7 +209,22 @@ def run_demo(
         parked_examples=examples,
         records_by_status=records_by_status,
         catalogues=catalogues,
+        reconciliation=reconciliation,
     )
+
+
+def _reconcile(adapter: Any) -> Any:
+    """Month-end reconciliation of the demo's November against the centre; the injected
+    faults may fail a call, so it is tried a few times like the daemon would."""
+    from adapter.errors import DeliveryError
+    from adapter.reconcile.local import Period
+
+    for attempt in range(20):
+        try:
+            return adapter.reconciler.run(Period.month(2026, 11))
+        except DeliveryError:
+            time.sleep(0.1 * (attempt + 1))
+    return None
 
 
 def _record_summary(store: StateStore) -> dict[str, dict[str, int]]:
