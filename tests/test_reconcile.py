@@ -135,3 +135,17 @@ def test_daemon_reconciles_yesterday_and_the_month_once_and_alerts_on_a_mismatch
     assert kinds == {"day": 1, "month": 1}
     assert [a[0] for a in alerts] == ["reconcile_mismatch"]
     assert "2026-11-01 – 2026-11-30 does not balance: 1 difference(s)" in alerts[0][1]
+
+
+def test_result_codes_and_duplicates_are_read_as_the_regions_write_them():
+    from adapter.reconcile.local import Settlement
+    from adapter.reconcile.run import classify, normalise_result
+
+    assert [normalise_result(v) for v in ("0", 0, "000000", " 1 ", "3")] == ["0", "0", "0", "1", "3"]
+    twice = Settlement("S1", "M1", "P1", "310", "21", "2026-11-02 10:00:00", Decimal("100"), Decimal("70"),
+                       Decimal("10"), Decimal("20"))
+    row = {"psn_no": "P2", "mdtrt_id": "M2", "setl_id": "S2", "msgid": "", "stmt_rslt": "1", "refd_setl_flag": "0",
+           "memo": "", "medfee_sumamt": "5", "fund_pay_sumamt": "5", "acct_pay": "0"}
+    found = classify([twice, twice], [row, row], {})
+    assert [(d.setl_id, d.kind) for d in found] == [("S1", "duplicate"), ("S2", "duplicate")]
+    assert "2 times in the HIS" in found[0].detail and "2 times at the centre" in found[1].detail

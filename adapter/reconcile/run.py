@@ -234,7 +234,9 @@ def classify(mine: Iterable[Settlement], result: list[dict[str, str]], ours: Map
         if repeated[setl_id] > 1:
             out.append(Difference(setl_id, "duplicate", f"setl_id {setl_id} is {repeated[setl_id]} times at the centre",
                                   **base))
-            repeated[setl_id] = 0
+            repeated[setl_id] = -1  # reported once; its other rows are skipped
+            continue
+        if repeated[setl_id] < 0:
             continue
         held = local.get(setl_id)
         if not held:
