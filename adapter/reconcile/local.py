@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapter.errors import SourceError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Settlement:
     setl_id: str
     mdtrt_id: str
@@ -74,12 +74,13 @@ def read_settlements(his_url: str, query: str, period: Period) -> list[Settlemen
     bounds = {"start": f"{period.start:%Y-%m-%d} 00:00:00", "end": f"{period.end + timedelta(days=1):%Y-%m-%d} 00:00:00"}
     try:
         with engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(text(query), bounds)]
+            # Converted row by row: a month can hold a million settlements.
+            result = conn.execution_options(stream_results=True).execute(text(query), bounds)
+            return [_settlement(dict(row._mapping), index) for index, row in enumerate(result, start=1)]
     except SQLAlchemyError as exc:
         raise SourceError(f"cannot read settlements from the HIS: {exc}") from exc
     finally:
         engine.dispose()
-    return [_settlement(row, index) for index, row in enumerate(rows, start=1)]
 
 
 def _settlement(row: dict[str, Any], index: int) -> Settlement:
