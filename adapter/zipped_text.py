@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -29,9 +30,15 @@ class ZippedText:
 
 def zip_text(member: str, text: str) -> bytes:
     """``text`` as UTF-8 in a zip with one member (deflated)."""
+    return zip_members({member: text.encode("utf-8")})
+
+
+def zip_members(members: Mapping[str, bytes]) -> bytes:
+    """A deflated zip of the given members, in memory."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(member, text.encode("utf-8"))
+        for name, content in members.items():
+            archive.writestr(name, content)
     return buffer.getvalue()
 
 

@@ -6,8 +6,6 @@ refusal of the adapter's validation can be shown end to end."""
 
 from __future__ import annotations
 
-import io
-import zipfile
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date, timedelta
@@ -19,6 +17,7 @@ from adapter.centre import files
 from adapter.centre.checks import Refusal, node, require
 from adapter.centre.faults import FaultPlan
 from adapter.centre.ledger import CentreLedger
+from adapter.zipped_text import zip_members
 
 #: what catalogue_fault may ask for
 CATALOGUE_FAULTS = (
@@ -78,31 +77,23 @@ def _build(spec: CatalogSpec, rows: list[CatalogRow], fault: str, filename: str)
     if fault == "not_zip":
         return text.encode("utf-8"), declared
     if fault == "bom_crlf":  # tolerated: a BOM and Windows line ends
-        return _zip({member: b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8")}), declared
+        return zip_members({member: b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8")}), declared
     if fault == "not_txt":
-        return _zip({member.removesuffix(".txt") + ".xlsx": text.encode("utf-8")}), declared
+        return zip_members({member.removesuffix(".txt") + ".xlsx": text.encode("utf-8")}), declared
     if fault == "gbk":
-        return _zip({member: text.encode("gb18030")}), declared
+        return zip_members({member: text.encode("gb18030")}), declared
     if fault == "mixed_encoding":
-        return _zip({member: text.encode("utf-8") + "错误编码的行\n".encode("gbk")}), declared
+        return zip_members({member: text.encode("utf-8") + "错误编码的行\n".encode("gbk")}), declared
     if fault == "two_members":
-        return _zip({member: text.encode("utf-8"), "readme.txt": b"x"}), declared
+        return zip_members({member: text.encode("utf-8"), "readme.txt": b"x"}), declared
     if fault == "zip_slip":
-        return _zip({"../../etc/" + member: text.encode("utf-8")}), declared
+        return zip_members({"../../etc/" + member: text.encode("utf-8")}), declared
     if fault == "bomb":
-        return _zip({member: b"0" * (50 * 1024 * 1024)}), declared
-    content = _zip({member: text.encode("utf-8")})
+        return zip_members({member: b"0" * (50 * 1024 * 1024)}), declared
+    content = zip_members({member: text.encode("utf-8")})
     if fault == "truncated":
         return content[: len(content) * 2 // 3], declared
     return content, declared
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
 
 
 def _serve_page(infno: str, document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan) -> Any:

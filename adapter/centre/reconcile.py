@@ -7,8 +7,6 @@ Tests change the ledger to create each kind of difference: ``lose_settlement``,
 
 from __future__ import annotations
 
-import io
-import zipfile
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -17,7 +15,7 @@ from adapter.centre import files
 from adapter.centre.checks import Refusal, node, require
 from adapter.centre.faults import FaultPlan
 from adapter.centre.ledger import CentreLedger
-from adapter.zipped_text import text_from_zip
+from adapter.zipped_text import text_from_zip, zip_members
 
 _AMOUNTS = ("medfee_sumamt", "fund_pay_sumamt", "acct_pay")
 
@@ -106,10 +104,8 @@ def details(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan
     columns = ("psn_no", "mdtrt_id", "setl_id", "msgid", "stmt_rslt", "refd_setl_flag", "memo", "medfee_sumamt",
                "fund_pay_sumamt", "acct_pay")
     body = "".join("\t".join(str(r[c]) for c in columns) + "\n" for r in out)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("result.txt", body.encode(faults.result_encoding or "utf-8"))
-    number = files.store(ledger, "result.zip", buffer.getvalue())
+    content = zip_members({"result.txt": body.encode(faults.result_encoding or "utf-8")})
+    number = files.store(ledger, "result.zip", content)
     return {"fileinfo": {"file_qury_no": number, "filename": "result.zip", "dld_endtime": "2099-12-31 23:59:59"}}
 
 

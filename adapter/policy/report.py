@@ -13,9 +13,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
-from adapter.errors import SourceError
+from adapter.html_page import page, table
+from adapter.reconcile.local import Period, settlement_rows
 from adapter.plugin.api import PenaltyBand
 from adapter.spool import schema
 from adapter.spool.store import StateStore
@@ -108,22 +109,14 @@ def build_report(
     report.by_dept = sorted(groups["dept"].values(), key=order)
     report.by_doctor = sorted(groups["doctor"].values(), key=order)
     if his_url and settlement_query:
-        report.indicators = _indicators(his_url, settlement_query, start, upper)
+        report.indicators = _indicators(his_url, settlement_query, start, end)
     if penalty_table:
         report.exposure = _exposure(report.amount, penalty_table, penalty_source, annual_fund_payments)
     return report
 
 
-def _indicators(his_url: str, query: str, start: date, upper: datetime) -> list[Indicator]:
-    engine = create_engine(his_url, future=True)
-    try:
-        with engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(text(query), {
-                "start": f"{start:%Y-%m-%d} 00:00:00", "end": f"{upper:%Y-%m-%d %H:%M:%S}"})]
-    except Exception as exc:  # noqa: BLE001 - any driver error is reported the same way
-        raise SourceError(f"cannot read settlements for the indicators: {exc}") from exc
-    finally:
-        engine.dispose()
+def _indicators(his_url: str, query: str, start: date, end: date) -> list[Indicator]:
+    rows = list(settlement_rows(his_url, query, Period(start, end, "range")))
     totals: dict[str, Decimal] = defaultdict(Decimal)
     columns = set(rows[0]) if rows else set()
     for row in rows:
@@ -178,12 +171,6 @@ def as_csv(report: SelfInspection) -> str:
     return out.getvalue()
 
 
-def _table(title: str, head: list[str], rows: list[list[Any]]) -> str:
-    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<h2>{html.escape(title)}</h2><table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _group_rows(groups: list[Group]) -> list[list[Any]]:
     return [[g.key, g.findings, g.blocked, f"{g.amount:.2f}"] for g in groups]
 
@@ -193,27 +180,25 @@ def as_html(report: SelfInspection) -> str:
     parts = [
         f"<h1>医保自查报告 Self-inspection {report.start} – {report.end} ({html.escape(report.region)})</h1>",
         f"<p>{len(report.findings)} finding(s), amount at stake {report.amount:.2f} yuan.</p>",
-        _table("By rule", ["rule", "findings", "stopped", "amount"], _group_rows(report.by_rule)),
-        _table("By department", ["department", "findings", "stopped", "amount"], _group_rows(report.by_dept)),
-        _table("By doctor", ["doctor", "findings", "stopped", "amount"], _group_rows(report.by_doctor)),
-        _table("Indicators (000 §2-一.11)", ["indicator", "value", "limit", "within", "basis"],
-               [[i.name, "-" if i.value is None else f"{i.value:.2%}", f"{i.limit:.0%}",
-                 {True: "yes", False: "NO", None: "-"}[i.ok], i.note] for i in report.indicators]),
+        table(["rule", "findings", "stopped", "amount"], _group_rows(report.by_rule), "By rule"),
+        table(["department", "findings", "stopped", "amount"], _group_rows(report.by_dept), "By department"),
+        table(["doctor", "findings", "stopped", "amount"], _group_rows(report.by_doctor), "By doctor"),
+        table(["indicator", "value", "limit", "within", "basis"],
+              [[i.name, "-" if i.value is None else f"{i.value:.2%}", f"{i.limit:.0%}",
+                {True: "yes", False: "NO", None: "-"}[i.ok], i.note] for i in report.indicators],
+              "Indicators (000 §2-一.11)"),
     ]
     if report.exposure is not None:
         e = report.exposure
-        parts.append(_table(f"Estimated exposure — {e.label}", ["loss", "share of fund payments", "band", "fine range",
-                                                                "table"],
-                            [[f"{e.loss:.2f}", "-" if e.share is None else f"{e.share:.3%}", e.band,
-                              "-" if e.low is None else f"{e.low:.2f} – {e.high:.2f}", e.source]]))
-    parts.append(_table("Findings", ["time", "rule", "outcome", "stay", "line", "item", "department", "doctor",
-                                     "amount", "what to fix"],
-                        [[f["fee_time"], f["rule"], f["outcome"], f["stay"], f["feedetl_sn"], f["item"], f["dept"],
-                          f["doctor"], f["amount"], f["message"]] for f in report.findings]))
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}"
-             "td,th{border:1px solid #999;padding:4px 8px;text-align:left}th{background:#eee}")
-    return (f"<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>医保自查报告</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+        parts.append(table(["loss", "share of fund payments", "band", "fine range", "table"],
+                           [[f"{e.loss:.2f}", "-" if e.share is None else f"{e.share:.3%}", e.band,
+                             "-" if e.low is None else f"{e.low:.2f} – {e.high:.2f}", e.source]],
+                           f"Estimated exposure — {e.label}"))
+    parts.append(table(["time", "rule", "outcome", "stay", "line", "item", "department", "doctor", "amount",
+                        "what to fix"],
+                       [[f["fee_time"], f["rule"], f["outcome"], f["stay"], f["feedetl_sn"], f["item"], f["dept"],
+                         f["doctor"], f["amount"], f["message"]] for f in report.findings], "Findings"))
+    return page("医保自查报告", parts)
 
 
 def as_xlsx(report: SelfInspection) -> bytes:

@@ -3,7 +3,7 @@ type x clearing type, computed the way the region defines them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -69,18 +69,22 @@ class Period:
         return str(self.start) if self.start == self.end else f"{self.start} – {self.end}"
 
 
-def read_settlements(his_url: str, query: str, period: Period) -> list[Settlement]:
+def settlement_rows(his_url: str, query: str, period: Period) -> Iterator[dict[str, Any]]:
+    """The settlement query's rows for the period, one at a time (a month can hold a million)."""
     engine = create_engine(his_url, future=True)
     bounds = {"start": f"{period.start:%Y-%m-%d} 00:00:00", "end": f"{period.end + timedelta(days=1):%Y-%m-%d} 00:00:00"}
     try:
         with engine.connect() as conn:
-            # Converted row by row: a month can hold a million settlements.
-            result = conn.execution_options(stream_results=True).execute(text(query), bounds)
-            return [_settlement(dict(row._mapping), index) for index, row in enumerate(result, start=1)]
+            for row in conn.execution_options(stream_results=True).execute(text(query), bounds):
+                yield dict(row._mapping)
     except SQLAlchemyError as exc:
         raise SourceError(f"cannot read settlements from the HIS: {exc}") from exc
     finally:
         engine.dispose()
+
+
+def read_settlements(his_url: str, query: str, period: Period) -> list[Settlement]:
+    return [_settlement(row, index) for index, row in enumerate(settlement_rows(his_url, query, period), start=1)]
 
 
 def _settlement(row: dict[str, Any], index: int) -> Settlement:

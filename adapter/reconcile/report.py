@@ -10,6 +10,7 @@ import io
 from decimal import Decimal
 from typing import Any
 
+from adapter.html_page import page, table
 from adapter.reconcile.run import RESULTS, ReconRun
 
 #: column labels as finance uses them
@@ -114,24 +115,14 @@ def _chart(daily: dict[str, list[str]]) -> str:
             f'<line x1="28" y1="150" x2="{width}" y2="150" stroke="#333"/>{"".join(bars)}</svg>')
 
 
-def _table(head: list[str], rows: list[list[Any]]) -> str:
-    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def as_html(run: ReconRun) -> str:
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}"
-             "td,th{border:1px solid #999;padding:4px 8px}th{background:#eee}.bad{color:#b00}")
     verdict = "对平 balanced" if run.balanced else '<span class="bad">不平 not balanced</span>'
     parts = [
         f"<h1>医保对账 Reconciliation {html.escape(str(run.period))}</h1><p>{verdict}</p>",
-        "<h2>按险种与清算类别 By insurance type and clearing type</h2>",
-        _table([LABELS[c] for c in _PAIR], [_pair_row(p) for p in run.pairs]),
+        table([LABELS[c] for c in _PAIR], [_pair_row(p) for p in run.pairs],
+              "按险种与清算类别 By insurance type and clearing type"),
         "<h2>每日医疗费总额 Daily medical fee totals (HIS)</h2>", _chart(run.daily),
-        "<h2>差异明细 Differences</h2>",
-        _table([LABELS["insutype"], LABELS["clr_type"], *(LABELS[c] for c in _DIFF)],
-               [_diff_row(p, d) for p in run.pairs for d in p.differences]),
+        table([LABELS["insutype"], LABELS["clr_type"], *(LABELS[c] for c in _DIFF)],
+              [_diff_row(p, d) for p in run.pairs for d in p.differences], "差异明细 Differences"),
     ]
-    return (f"<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>医保对账 {run.period}</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+    return page(f"医保对账 {run.period}", parts)

@@ -112,9 +112,11 @@ class Reconciler:
         settlements = self._bound(read_settlements(self.his_url, self.settlement_query, period))
         pairs = totals_by_pair(settlements, self.fund_of)
         results = [self._totals(period, insutype, clr_type, total) for (insutype, clr_type), total in sorted(pairs.items())]
-        for clr_type in sorted({p.clr_type for p in results if not p.balanced}):
+        unbalanced = sorted({p.clr_type for p in results if not p.balanced})
+        ours = self._our_msgids() if unbalanced else {}
+        for clr_type in unbalanced:
             mine = [s for s in settlements if s.clr_type == clr_type]
-            differences = self._drill_down(period, clr_type, mine)
+            differences = self._drill_down(period, clr_type, mine, ours)
             for pair in results:
                 if pair.clr_type == clr_type:
                     pair.differences = [d for d in differences if d.insutype in ("", pair.insutype)]
@@ -146,7 +148,8 @@ class Reconciler:
         return PairResult(insutype, clr_type, {k: str(v) for k, v in asdict(total).items()}, code,
                           str(info.get("stmt_rslt_dscr") or RESULTS.get(code, code)))
 
-    def _drill_down(self, period: Period, clr_type: str, mine: list[Settlement]) -> list[Difference]:
+    def _drill_down(self, period: Period, clr_type: str, mine: list[Settlement],
+                    ours: Mapping[str, str]) -> list[Difference]:
         lines = ["\t".join(str(getattr(s, column)) for column in DETAIL_COLUMNS) for s in mine]
         name = f"{self.fixmedins_code}_{clr_type}_{period.start:%Y%m%d}_{period.end:%Y%m%d}"
         uploaded = self.files.upload(f"{name}.zip", zip_text(f"{name}.txt", "".join(f"{line}\n" for line in lines)))
@@ -165,7 +168,7 @@ class Reconciler:
         result = text_from_zip(self.files.download(str(info["file_qury_no"]), str(info.get("filename") or "result.zip")))
         logger.info("3202 result for clr_type %s read as %s", clr_type, result.encoding,
                     extra={"action": "reconcile_result"})
-        return classify(mine, _parse_result(result.text), self._our_msgids())
+        return classify(mine, _parse_result(result.text), ours)
 
     def _our_msgids(self) -> dict[str, str]:
         """setl_id -> the msgid of the adapter's message that carried it (4101A)."""
