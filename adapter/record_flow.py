@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -50,8 +50,6 @@ class RecordFlow:
         self.store = store
         self.defaults = dict(defaults or {})
         self.policy = policy
-        #: policy lines of the batch being extracted, by group (not in the ledger yet)
-        self._batch_lines: dict[str, list[MappedFeeLine]] = {}
         self.specs = dict(specs)
         self.sources = dict(sources)
         self.batch_size = batch_size
@@ -70,12 +68,13 @@ class RecordFlow:
             if not rows:
                 return ready, parked
             now = utcnow()
-            self._batch_lines = {}
             entries = [self._entry(spec, row, tables, now) for row in rows]
+            write_findings = self._policy_pass(spec, entries)
             ready += sum(1 for e in entries if e["status"] == LineStatus.READY.value)
             parked += sum(1 for e in entries if e["status"] == LineStatus.PARKED.value)
             with self.store.begin() as conn:
                 self.store.insert_ignoring_duplicates(conn, _record, entries)
+                write_findings(conn)
                 save_watermark(conn, f"his.{infno}", str(rows[-1][source.watermark_column]))
             if len(rows) < self.batch_size:
                 return ready, parked
@@ -91,16 +90,21 @@ class RecordFlow:
                 )
             ).all()
         now = utcnow()
-        changes = []
+        rechecked: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         for row in rows:
             spec = self.specs.get(row.infno)
-            if spec is None:
-                continue
-            entry = self._entry(spec, json.loads(row.raw), tables, now)
-            if entry["park_kind"] != ParkKind.UNMAPPED.value:
-                changes.append({"b_id": row.id, **{k: entry[k] for k in _RECHECKED}, "updated_at": now})
+            if spec is not None:
+                rechecked.setdefault(row.infno, []).append((row.id, self._entry(spec, json.loads(row.raw), tables, now)))
+        changes = []
+        writers = []
+        for infno, found in rechecked.items():
+            writers.append(self._policy_pass(self.specs[infno], [entry for _id, entry in found]))
+            changes += [{"b_id": record_id, **{k: entry[k] for k in _RECHECKED}, "updated_at": now}
+                        for record_id, entry in found if entry["park_kind"] != ParkKind.UNMAPPED.value]
         if changes:
             with self.store.begin() as conn:
+                for write in writers:
+                    write(conn)
                 conn.execute(
                     update(_record)
                     .where(_record.c.id == bindparam("b_id"))
@@ -132,31 +136,37 @@ class RecordFlow:
         problems = check_record(spec, record)
         if problems:
             return {**base, **_parked(ParkKind.INVALID, f"{spec.infno} {base['business_key']}: " + "; ".join(problems))}
-        if self.policy is not None and spec.policy_node:
-            lines = policy_lines(spec, record, raw, base["business_key"])
-            group = base["group_key"]
-            history = self._policy_history(spec, group) + self._batch_lines.get(group, [])
-            reasons = self.policy.check(group.split(":", 1)[1], lines, history)
-            if reasons:
-                return {**base, **_parked(ParkKind.INVALID, f"{spec.infno} {base['business_key']}: {reasons}")}
-            self._batch_lines.setdefault(group, []).extend(lines)
         return {
             **base, "status": LineStatus.READY.value, "park_kind": None, "park_reason": None,
             "payload": jsonio.dumps(spec.input_for(record)),
         }
 
-    def _policy_history(self, spec: TransactionSpec, group: str) -> list[MappedFeeLine]:
-        """The policy lines of the visit's records already on their way (ready, queued, sent)."""
+    def _policy_pass(self, spec: TransactionSpec, entries: list[dict[str, Any]]) -> Callable[[Any], None]:
+        """Run the policy rules over the ready entries of a batch (parking the ones a blocking
+        finding stops, in place); returns the writer of the findings, to be called in the
+        transaction that stores the entries."""
+        ready = [e for e in entries if e["status"] == LineStatus.READY.value]
+        if self.policy is None or not spec.policy_node or not ready:
+            return lambda _conn: None
+        history = self._policy_history(spec, {e["group_key"] for e in ready})
+        batches = [(e["group_key"].split(":", 1)[1], _entry_lines(spec, e), history.get(e["group_key"], []))
+                   for e in ready]
+        reasons, write = self.policy.check_all(batches)
+        for entry, reason in zip(ready, reasons, strict=True):
+            if reason is not None:
+                entry.update(_parked(ParkKind.INVALID, f"{spec.infno} {entry['business_key']}: {reason}"), payload=None)
+        return write
+
+    def _policy_history(self, spec: TransactionSpec, groups: set[str]) -> dict[str, list[MappedFeeLine]]:
+        """group -> the policy lines of its records already on their way (ready, queued, sent)."""
         with self.store.begin() as conn:
-            rows = conn.execute(select(_record.c.payload, _record.c.raw, _record.c.business_key).where(
-                _record.c.infno == spec.infno, _record.c.group_key == group,
-                _record.c.status.in_([LineStatus.READY.value, LineStatus.QUEUED.value, LineStatus.SENT.value]),
-            )).all()
-        history: list[MappedFeeLine] = []
+            rows = conn.execute(select(_record.c.group_key, _record.c.payload, _record.c.raw, _record.c.business_key)
+                                .where(_record.c.infno == spec.infno, _record.c.group_key.in_(list(groups)),
+                                       _record.c.status.in_([LineStatus.READY.value, LineStatus.QUEUED.value,
+                                                             LineStatus.SENT.value]))).all()
+        history: dict[str, list[MappedFeeLine]] = {}
         for row in rows:
-            payload = jsonio.loads(row.payload)
-            history += policy_lines(spec, {spec.policy_node: payload.get(spec.policy_node) or []},
-                                    json.loads(row.raw), row.business_key)
+            history.setdefault(row.group_key, []).extend(_entry_lines(spec, row._mapping))
         return history
 
     # -- cancels of what never left -----------------------------------------------------------
@@ -311,6 +321,13 @@ def policy_lines(
         lines.append(MappedFeeLine(line, str(entry.get("med_list_codg") or ""), str(entry.get("bilg_dept_codg") or ""),
                                    str(entry.get("bilg_dr_codg") or "")))
     return lines
+
+
+def _entry_lines(spec: TransactionSpec, entry: Mapping[str, Any]) -> list[MappedFeeLine]:
+    """The policy lines of a ledger entry (its payload is the mapped record, raw the HIS row)."""
+    payload = jsonio.loads(entry["payload"])
+    return policy_lines(spec, {spec.policy_node: payload.get(spec.policy_node) or []}, json.loads(entry["raw"]),
+                        entry["business_key"])
 
 
 def _fill_defaults(record: dict[str, Any], defaults: Mapping[str, str]) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import Connection
 
 from adapter.policy.engine import ActiveRule, EarlierStay, Finding, Stay, evaluate
 from adapter.records import MappedFeeLine
@@ -55,11 +56,7 @@ class PolicyStage:
                 select(_line.c.mdtrt_id, _line.c.feedetl_sn).where(_line.c.mdtrt_id.in_(list(by_stay)))
             ):
                 known[mdtrt_id].add(feedetl_sn)
-            earlier_rows = conn.execute(select(_stay).where(_stay.c.psn_no.in_(list(psn_nos)))).all()
-        earlier: dict[str, dict[str, EarlierStay]] = defaultdict(dict)
-        for row in earlier_rows:
-            earlier[row.psn_no][row.stay_key] = EarlierStay(row.stay_key, row.adm_time, row.dscg_time,
-                                                            row.main_diag_code, bool(row.outpatient))
+            earlier = _earlier_by_psn(conn, psn_nos)
         for key, lines in by_stay.items():  # stays of this batch see each other too
             summary = _summary(key, list(lines.values()))
             earlier[summary[0]][key] = summary[1]
@@ -89,17 +86,23 @@ class PolicyStage:
         return {line_id: "; ".join(reasons) for line_id, reasons in blocked.items()}
 
     @staticmethod
-    def _remember_stay(conn: object, key: str, lines: list[MappedFeeLine]) -> None:
+    def _remember_stay(conn: Connection, key: str, lines: list[MappedFeeLine]) -> None:
         psn_no, stay = _summary(key, lines)
-        conn.execute(delete(_stay).where(_stay.c.stay_key == key))  # type: ignore[attr-defined]
-        conn.execute(insert(_stay).values(  # type: ignore[attr-defined]
+        conn.execute(delete(_stay).where(_stay.c.stay_key == key))
+        conn.execute(insert(_stay).values(
             stay_key=key, psn_no=psn_no, adm_time=stay.adm_time, dscg_time=stay.dscg_time,
             main_diag_code=stay.main_diag_code, outpatient=int(stay.outpatient)))
 
-    def earlier_stays(self, psn_no: str, key: str) -> list[EarlierStay]:
-        with self.store.begin() as conn:
-            rows = conn.execute(select(_stay).where(_stay.c.psn_no == psn_no, _stay.c.stay_key != key)).all()
-        return [EarlierStay(r.stay_key, r.adm_time, r.dscg_time, r.main_diag_code, bool(r.outpatient)) for r in rows]
+
+
+
+def _earlier_by_psn(conn: Connection, psn_nos: set[str]) -> dict[str, dict[str, EarlierStay]]:
+    """psn_no -> stay key -> the stay as the policy rules remember it (one query)."""
+    earlier: dict[str, dict[str, EarlierStay]] = defaultdict(dict)
+    for row in conn.execute(select(_stay).where(_stay.c.psn_no.in_(list(psn_nos)))):
+        earlier[row.psn_no][row.stay_key] = EarlierStay(row.stay_key, row.adm_time, row.dscg_time,
+                                                        row.main_diag_code, bool(row.outpatient))
+    return earlier
 
 
 def _summary(key: str, lines: list[MappedFeeLine]) -> tuple[str, EarlierStay]:
@@ -131,25 +134,51 @@ def _outcome(found: Finding, stoppable: bool) -> str:
 
 
 class BatchPolicy:
-    """The policy rules over a batch of lines that travels as one record (2204: a charge
-    batch of an outpatient visit), seen with the visit's earlier batches."""
+    """The policy rules over batches of lines that travel as one record each (2204: a charge
+    batch of an outpatient visit), seen with the visit's earlier batches and the patient's
+    other visits. A whole extraction batch is checked with one query for the patients'
+    stays; what it finds is written in the transaction that stores the records."""
 
     def __init__(self, stage: PolicyStage) -> None:
         self.stage = stage
 
-    def check(self, key: str, lines: Sequence[MappedFeeLine], history: Sequence[MappedFeeLine]) -> str | None:
-        """Stores the findings on ``lines``; returns the reasons to park the batch, if any."""
-        if not lines or not self.stage.enabled:
-            return None
-        mine = {m.line.feedetl_sn for m in lines}
-        everything = [*history, *lines]
-        earlier = self.stage.earlier_stays(lines[0].line.psn_no, key)
-        stay = Stay(key, everything, earlier, frozenset(m.line.feedetl_sn for m in everything))
-        found = [f for f in evaluate(self.stage.active, stay) if f.line.line.feedetl_sn in mine]
-        now = utcnow()
-        rows = [_row(f, key, None, _outcome(f, True), now) for f in found]
+    def check_all(
+        self, batches: Sequence[tuple[str, Sequence[MappedFeeLine], Sequence[MappedFeeLine]]]
+    ) -> tuple[list[str | None], Callable[[Connection], None]]:
+        """``batches``: (stay key, the batch's lines, the stay's lines already on their way),
+        in order; batches of one stay see the ones before them. Returns the reason to park
+        each batch (None: it goes) and a writer of the findings and stays."""
+        if not self.stage.enabled:
+            return [None] * len(batches), lambda _conn: None
+        psn_nos = {lines[0].line.psn_no for _key, lines, _history in batches if lines}
         with self.stage.store.begin() as conn:
+            earlier = _earlier_by_psn(conn, psn_nos)
+        passed: dict[str, list[MappedFeeLine]] = defaultdict(list)
+        stays: dict[str, list[MappedFeeLine]] = {}
+        reasons: list[str | None] = []
+        rows = []
+        now = utcnow()
+        for key, lines, history in batches:
+            if not lines:
+                reasons.append(None)
+                continue
+            mine = {m.line.feedetl_sn for m in lines}
+            everything = [*history, *passed[key], *lines]
+            psn_no = lines[0].line.psn_no
+            stay = Stay(key, everything, [e for k, e in earlier[psn_no].items() if k != key],
+                        frozenset(m.line.feedetl_sn for m in everything))
+            found = [f for f in evaluate(self.stage.active, stay) if f.line.line.feedetl_sn in mine]
+            rows += [_row(f, key, None, _outcome(f, True), now) for f in found]
+            blocked = [f"[{f.rule_id}] {f.message}" for f in found if f.severity is Severity.BLOCK]
+            reasons.append("; ".join(blocked) or None)
+            if not blocked:  # a parked batch is not on its way to the centre
+                passed[key].extend(lines)
+            stays[key] = everything
+            earlier[psn_no][key] = _summary(key, everything)[1]
+
+        def write(conn: Connection) -> None:
             self.stage.store.insert_ignoring_duplicates(conn, _finding, rows)
-            self.stage._remember_stay(conn, key, list(everything))
-        reasons = [f"[{f.rule_id}] {f.message}" for f in found if f.severity is Severity.BLOCK]
-        return "; ".join(reasons) or None
+            for key, lines in stays.items():
+                PolicyStage._remember_stay(conn, key, lines)
+
+        return reasons, write
