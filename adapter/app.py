@@ -1,28 +1,53 @@
-"""Wiring: build every part of a running adapter from validated settings."""
+"""Wiring: build every part of a running adapter from validated settings.
+
+:func:`plan` resolves everything the configuration names (region, gateway, credentials,
+transactions, their HIS queries, policy rules) and raises :class:`ConfigError` for anything
+wrong, without opening a database or the network; ``check-config`` runs it, and
+:func:`build_adapter` runs it before it opens anything, so both refuse the same things.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from adapter.config import Settings
-from adapter.errors import ConfigError
 from adapter.catalog.store import CatalogStore
 from adapter.catalog.sync import CatalogSync
-from adapter.extract.sql import SqlSource
-from adapter.policy.engine import resolve
-from adapter.reconcile.run import Reconciler
-from adapter.policy.stage import BatchPolicy, PolicyStage
-from adapter.outbound.files import FileTransfer
+from adapter.config import Settings, SourceConfig
+from adapter.errors import ConfigError
+from adapter.flow.build import Build
+from adapter.flow.check import Check
+from adapter.flow.cycle import Cycle
+from adapter.flow.extract import Extract
+from adapter.flow.send import Send, SendSettings
+from adapter.flow.settle import Settle
+from adapter.his import SqlSource
 from adapter.outbound.client import CentreClient
 from adapter.outbound.envelope import Institution
+from adapter.outbound.files import FileTransfer
 from adapter.outbound.transport import HttpTransport
-from adapter.extract.sample_queries import SAMPLE_QUERIES
-from adapter.pipeline import Pipeline
-from adapter.record_flow import RecordFlow
-from adapter.plugin.api import RegionProfile
+from adapter.plugin.api import RegionProfile, SignerSpec, TransactionSpec
 from adapter.plugin.manager import PluginHost
-from adapter.spool.store import StateStore
+from adapter.policy.engine import ActiveRule, resolve
+from adapter.policy.stage import PolicyStage
+from adapter.reconcile.run import Reconciler
+from adapter.state.store import StateStore
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the configuration resolves to, checked, before anything is opened."""
+
+    settings: Settings
+    host: PluginHost
+    region: RegionProfile
+    gateway: SignerSpec
+    credentials: Mapping[str, str]
+    #: the transactions uploaded, in the configured order, with the query each reads
+    specs: Mapping[str, TransactionSpec]
+    sources: Mapping[str, SourceConfig]
+    policy_rules: list[ActiveRule]
 
 
 @dataclass
@@ -33,9 +58,10 @@ class Adapter:
     host: PluginHost
     region: RegionProfile
     store: StateStore
-    pipeline: Pipeline
+    client: CentreClient
+    cycle: Cycle
     transport: HttpTransport
-    source: SqlSource
+    sources: Mapping[str, SqlSource]
 
     @property
     def catalogs(self) -> CatalogStore:
@@ -43,14 +69,14 @@ class Adapter:
 
     @property
     def catalog_sync(self) -> CatalogSync:
-        return CatalogSync(self.pipeline.client, self.files, self.region, self.catalogs, self.settings.catalog)
+        return CatalogSync(self.client, self.files, self.region, self.catalogs, self.settings.catalog)
 
     @property
     def reconciler(self) -> Reconciler:
         centre = self.settings.centre
         return Reconciler(
-            client=self.pipeline.client, files=self.files, store=self.store, his_url=self.settings.his.url,
-            settlement_query=self.settings.his.settlement_query,
+            client=self.client, files=self.files, store=self.store, his_url=self.settings.his.url,
+            settlement_query=self.settings.require_settlement_query(),
             setl_optins=centre.setl_optins or centre.mdtrtarea_admvs, fixmedins_code=centre.fixmedins_code,
             fund_of=self.region.dialect.fund_pay_sumamt,
         )
@@ -58,11 +84,12 @@ class Adapter:
     @property
     def files(self) -> FileTransfer:
         """9101/9102 through this adapter's session and gateway."""
-        return FileTransfer(self.pipeline.client, self.region, self.settings.centre.fixmedins_code)
+        return FileTransfer(self.client, self.region, self.settings.centre.fixmedins_code)
 
     def close(self) -> None:
         self.transport.close()
-        self.source.close()
+        for source in self.sources.values():
+            source.close()
         self.store.close()
 
 
@@ -81,22 +108,11 @@ def institution_from(settings: Settings, region: RegionProfile) -> Institution:
     )
 
 
-def _record_source(settings: Settings, infno: str) -> SqlSource:
-    configured = settings.sources.get(infno)
-    if configured is not None:
-        return SqlSource(settings.his.url, configured.query, configured.watermark_column)
-    if infno not in SAMPLE_QUERIES:
-        raise ConfigError(f'[sources."{infno}"]: give the HIS query of transaction {infno}')
-    query, column = SAMPLE_QUERIES[infno]
-    return SqlSource(settings.his.url, query, column)
-
-
-def build_adapter(
-    settings: Settings,
-    host: PluginHost | None = None,
-    stop_event: threading.Event | None = None,
-) -> Adapter:
-    """Load plugins, resolve the region and its gateway, open the stores."""
+def plan(
+    settings: Settings, host: PluginHost | None = None, default_sources: Mapping[str, SourceConfig] | None = None,
+) -> Plan:
+    """Resolve and check the configuration. ``default_sources``: queries for transactions the
+    configuration gives none for (the rehearsal's sample schema; never on the production path)."""
     host = host or PluginHost.load()
     region = host.region(settings.centre.region)
     scheme = settings.centre.gateway or region.gateway
@@ -106,54 +122,76 @@ def build_adapter(
             f"[centre] gateway: no loaded plugin provides the gateway scheme {scheme!r} "
             f"(known: {', '.join(sorted(signers)) or 'none'})"
         )
-    spec = signers[scheme]
-    missing = [name for name in spec.credentials if name not in settings.centre.credentials]
+    gateway = signers[scheme]
+    missing = [name for name in gateway.credentials if name not in settings.centre.credentials]
     if missing:
         raise ConfigError(
             f"[centre.credentials]: the {scheme} gateway needs {', '.join(missing)} "
             f"(write e.g. {missing[0]} = {{ env = \"VAR\" }})"
         )
-    record_infnos = [infno for infno in settings.his.transactions if infno != "2301"]
-    unknown = [infno for infno in record_infnos if infno not in region.transactions]
+    infnos = list(dict.fromkeys(settings.his.transactions))
+    unknown = [infno for infno in infnos if infno not in region.transactions]
     if unknown:
         raise ConfigError(
             f"[his] transactions: region {region.name} does not describe {', '.join(unknown)} "
-            f"(it has 2301, {', '.join(sorted(region.transactions))})"
+            f"(it has {', '.join(sorted(region.transactions))})"
         )
-    signer = spec.factory(settings.centre.resolve_credentials(), region.gateway_options)
+    sources = {}
+    for infno in infnos:
+        source = settings.source_for(infno) or (default_sources or {}).get(infno)
+        if source is None:
+            hint = '[his] fee_query or [sources."2301"]' if infno == "2301" else f'[sources."{infno}"]'
+            raise ConfigError(f"{hint}: give the HIS query of transaction {infno} (it is in [his] transactions)")
+        sources[infno] = source
+    credentials = settings.centre.resolve_credentials()
+    policy_rules = resolve(host.policy_rules(), region.name, region.rule_set, settings.rules)
+    return Plan(settings, host, region, gateway, credentials, {i: region.transactions[i] for i in infnos},
+                sources, policy_rules)
+
+
+def build_adapter(
+    settings: Settings,
+    host: PluginHost | None = None,
+    stop_event: threading.Event | None = None,
+    default_sources: Mapping[str, SourceConfig] | None = None,
+) -> Adapter:
+    """Plan, then open the state store, the HIS sources and the centre client and wire the cycle."""
+    checked = plan(settings, host, default_sources)
+    region, schedule, centre = checked.region, settings.schedule, settings.centre
+    stop_event = stop_event or threading.Event()
+    signer = checked.gateway.factory(checked.credentials, region.gateway_options)
     store = StateStore(settings.state.url)
-    source = SqlSource(settings.his.url, settings.his.fee_query, settings.his.watermark_column)
-    transport = HttpTransport(settings.centre.timeout_seconds)
+    sources = {infno: SqlSource(settings.his.url, source.query, source.watermark_column)
+               for infno, source in checked.sources.items()}
+    transport = HttpTransport(centre.timeout_seconds)
     client = CentreClient(
         store=store,
         institution=institution_from(settings, region),
         region=region,
         signer=signer,
         transport=transport,
-        base_url=settings.centre.base_url,
-        sign_in_input=region.dialect.sign_in_input(
-            settings.centre.opter, settings.centre.mac, settings.centre.ip
+        base_url=centre.base_url,
+        sign_in_input=region.dialect.sign_in_input(centre.opter, centre.mac, centre.ip),
+        opter=centre.opter,
+    )
+    specs = checked.specs
+    cycle = Cycle(
+        extract=Extract(store, specs, sources, schedule.batch_size, stop_event),
+        check=Check(
+            store=store, specs=specs, rules=checked.host.rules(), catalogues=region.catalogues,
+            policy=PolicyStage(store, checked.policy_rules),
+            defaults={infno: region.dialect.record_defaults(infno) for infno in specs},
+            exp_content=region.dialect.exp_content, stop_event=stop_event,
         ),
-        opter=settings.centre.opter,
-    )
-    policy = PolicyStage(store, resolve(host.policy_rules(), region.name, region.rule_set, settings.rules))
-    records = RecordFlow(
-        store=store,
-        specs={infno: region.transactions[infno] for infno in record_infnos},
-        sources={infno: _record_source(settings, infno) for infno in record_infnos},
-        batch_size=settings.schedule.batch_size,
-        defaults={infno: region.dialect.record_defaults(infno) for infno in record_infnos},
-        policy=BatchPolicy(policy),
-    )
-    pipeline = Pipeline(
-        settings=settings,
-        store=store,
-        source=source,
-        client=client,
-        region=region,
-        rules=host.rules(),
-        records=records,
-        policy=policy,
+        build=Build(store, specs, centre.lines_per_message),
+        send=Send(
+            store=store, client=client, region=region, stop_event=stop_event,
+            settings=SendSettings(centre.timeout_seconds, schedule.in_process_attempts,
+                                  schedule.in_process_wait_seconds, schedule.retry_base_seconds,
+                                  schedule.retry_cap_seconds),
+        ),
+        settle=Settle(store=store, region=region, specs=specs, retry_base_seconds=schedule.retry_base_seconds,
+                      retry_cap_seconds=schedule.retry_cap_seconds),
         stop_event=stop_event,
     )
-    return Adapter(settings, host, region, store, pipeline, transport, source)
+    return Adapter(settings, checked.host, region, store, client, cycle, transport, sources)

@@ -20,59 +20,6 @@ from adapter.errors import ConfigError, SecurityError
 DEFAULT_CONFIG_PATH = Path("config/adapter.toml")
 DEFAULT_STATE_URL = "sqlite:///spool/state.db"
 
-#: The sample HIS schema's inpatient fee-line query. ``:watermark`` and ``:limit`` are bound by
-#: the extractor; the query must return rows ordered by the watermark column.
-DEFAULT_FEE_QUERY = """
-SELECT f.line_id            AS line_id,
-       v.mdtrt_id           AS mdtrt_id,
-       p.psn_no             AS psn_no,
-       p.insuplc_admdvs     AS insuplc_admdvs,
-       v.med_type           AS med_type,
-       f.feedetl_sn         AS feedetl_sn,
-       f.init_feedetl_sn    AS init_feedetl_sn,
-       f.order_no           AS drord_no,
-       f.charged_at         AS fee_ocur_time,
-       f.item_code          AS his_item_code,
-       i.item_name          AS his_item_name,
-       f.qty                AS cnt,
-       f.unit_price         AS pric,
-       f.amount             AS det_item_fee_sumamt,
-       f.dept_code          AS his_dept_code,
-       d.dept_name          AS his_dept_name,
-       f.doctor_code        AS his_doctor_code,
-       dr.doctor_name       AS his_doctor_name,
-       i.category           AS his_item_category,
-       i.unit_price         AS his_std_price,
-       f.rxno               AS rxno,
-       f.rx_days            AS prd_days,
-       f.dscg_drug          AS dscg_tkdrug_flag,
-       v.main_diag_code     AS main_diag_code,
-       v.injury_cause       AS injury_cause,
-       v.admitted_at        AS adm_time,
-       v.discharged_at      AS dscg_time
-FROM fee_lines f
-JOIN inpatient_visits v ON v.visit_id = f.visit_id
-JOIN patients p ON p.patient_id = v.patient_id
-LEFT JOIN charge_items i ON i.item_code = f.item_code
-LEFT JOIN departments d ON d.dept_code = f.dept_code
-LEFT JOIN doctors dr ON dr.doctor_code = f.doctor_code
-WHERE f.line_id > :watermark
-ORDER BY f.line_id
-LIMIT :limit
-"""
-
-#: Settlements in a period (:start, :end as yyyy-MM-dd HH:mm:ss), for the self-inspection
-#: indicators and reconciliation. drug_sumamt/drug_selfpay_amt are optional columns.
-DEFAULT_SETTLEMENT_QUERY = """
-SELECT s.setl_id, v.mdtrt_id, s.psn_no, s.insutype, s.clr_type, s.setl_time, s.medfee_sumamt,
-       s.fund_pay_sumamt, s.acct_pay, s.psn_cash_pay, s.fulamt_ownpay_amt, s.refd_setl_flag,
-       s.drug_sumamt, s.drug_selfpay_amt
-FROM settlements s
-JOIN inpatient_visits v ON v.visit_id = s.visit_id
-WHERE s.setl_time >= :start AND s.setl_time < :end
-ORDER BY s.setl_time
-"""
-
 _ADMDVS = r"^\d{6}$"
 
 
@@ -107,21 +54,23 @@ class SecretRef(_Model):
 
 
 class HisConfig(_Model):
-    """The HIS database and the query that reads inpatient fee lines from it."""
+    """The HIS database and the queries that read from it."""
 
     url: str
-    fee_query: str = DEFAULT_FEE_QUERY
-    settlement_query: str = DEFAULT_SETTLEMENT_QUERY
+    #: the 2301 fee-line query (the same as [sources."2301"]; give one of the two)
+    fee_query: str | None = None
+    #: settlements of a period, for reconciliation and the self-inspection indicators
+    settlement_query: str | None = None
     watermark_column: str = "line_id"
-    #: transactions uploaded on the interval, in this order; 2301 is the fee query above, the
-    #: others read [sources."<infno>"] (defaults: the sample HIS schema's queries)
+    #: transactions uploaded on the interval, in this order; each reads [sources."<infno>"]
+    #: (2301 may read fee_query above)
     transactions: list[str] = Field(default_factory=lambda: ["2301"])
 
     @field_validator("fee_query")
     @classmethod
-    def _binds_watermark(cls, value: str) -> str:
+    def _binds_watermark(cls, value: str | None) -> str | None:
         for param in (":watermark", ":limit"):
-            if param not in value:
+            if value is not None and param not in value:
                 raise ValueError(f"the query must use the bind parameter {param}")
         return value
 
@@ -135,7 +84,9 @@ class SourceConfig(_Model):
     @field_validator("query")
     @classmethod
     def _binds_watermark(cls, value: str) -> str:
-        return HisConfig._binds_watermark(value)
+        checked = HisConfig._binds_watermark(value)
+        assert checked is not None
+        return checked
 
 
 class CentreConfig(_Model):
@@ -256,6 +207,20 @@ class Settings(_Model):
     rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
+
+    def source_for(self, infno: str) -> SourceConfig | None:
+        """The HIS query of a transaction, if the configuration gives one."""
+        if infno == "2301" and self.his.fee_query is not None:
+            if "2301" in self.sources:
+                raise ConfigError('give the 2301 query once: [his] fee_query or [sources."2301"], not both')
+            return SourceConfig(query=self.his.fee_query, watermark_column=self.his.watermark_column)
+        return self.sources.get(infno)
+
+    def require_settlement_query(self) -> str:
+        if not self.his.settlement_query:
+            raise ConfigError("[his] settlement_query: give the HIS query of settlements (see "
+                              "config/adapter.example.toml)")
+        return self.his.settlement_query
 
 
 def load_settings(path: Path | str) -> Settings:

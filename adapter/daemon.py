@@ -21,10 +21,11 @@ from adapter.app import Adapter
 from adapter.errors import AdapterError, DeliveryError
 from sqlalchemy import select
 
-from adapter.pipeline import CycleReport
+from adapter.flow.report import CycleReport
 from adapter.reconcile.local import Period
-from adapter.spool import outbox, schema
-from adapter.spool.store import utcnow
+from adapter.spool import outbox
+from adapter.state import schema
+from adapter.state.store import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +71,12 @@ def sd_notify(state: str) -> None:
 
 
 class Daemon:
-    """Runs the pipeline of one wired :class:`Adapter` on its schedule."""
+    """Runs the cycle of one wired :class:`Adapter` on its schedule; ``stop`` (or SIGTERM)
+    ends it after the current send."""
 
-    def __init__(self, adapter: Adapter, stop_event: threading.Event | None = None) -> None:
+    def __init__(self, adapter: Adapter) -> None:
         self.adapter = adapter
-        self.stop_event = stop_event or adapter.pipeline.stop_event
-        adapter.pipeline.stop_event = self.stop_event
+        self.stop_event = adapter.cycle.stop_event
         self.interval = timedelta(minutes=adapter.settings.schedule.interval_minutes)
         self.catalog_interval = timedelta(hours=adapter.settings.catalog.interval_hours)
         #: kind -> when it was last synced or refused (a missing kind is due)
@@ -111,14 +112,14 @@ class Daemon:
                     sd_notify("WATCHDOG=1")
                     self.stop_event.wait(max(0.05, (wake - utcnow()).total_seconds()))
         sd_notify("STOPPING=1")
-        self.adapter.pipeline.client.sign_out()
+        self.adapter.client.sign_out()
         logger.info("stopped", extra={"action": "stopped"})
         return total
 
     def _next_send_at(self) -> datetime | None:
-        """When something is due, but never before a pause the pipeline imposed."""
+        """When something is due, but never before a pause the send stage imposed."""
         due = outbox.next_due_at(self.adapter.store)
-        paused = self.adapter.pipeline.paused_until
+        paused = self.adapter.cycle.paused_until
         if due is not None and paused is not None:
             return max(due, paused)
         return due
@@ -188,7 +189,7 @@ class Daemon:
         self.sync_catalogues_if_due()
         self.reconcile_if_due()
         try:
-            report = self.adapter.pipeline.run_cycle()
+            report = self.adapter.cycle.run()
         except AdapterError as exc:
             # One failed cycle (HIS unreachable, state store busy) must not end the daemon:
             # log it, count it, and try again at the next cycle.
@@ -204,7 +205,7 @@ class Daemon:
     def _send_only(self) -> CycleReport:
         report = CycleReport()
         try:
-            self.adapter.pipeline.send_due(report)
+            self.adapter.cycle.send_due(report)
         except AdapterError as exc:
             logger.error("retry pass failed: %s", exc, extra={"action": "retry_failed"})
             report.errors.append(str(exc))

@@ -11,9 +11,37 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from typing import Any
 
 _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f")
+
+
+class MappingKind(StrEnum):
+    """What a mapping row translates."""
+
+    #: hospital charge item -> national med_list_codg (drug, consumable, service)
+    ITEM = "item"
+    #: hospital department -> the department code registered with the centre
+    DEPT = "dept"
+    #: hospital doctor -> national 医保医师 code
+    DOCTOR = "doctor"
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    setl_id: str
+    mdtrt_id: str
+    psn_no: str
+    insutype: str
+    clr_type: str
+    setl_time: str
+    medfee_sumamt: Decimal
+    fund_pay_sumamt: Decimal
+    acct_pay: Decimal
+    psn_cash_pay: Decimal
+    #: 0 = a settlement, 1 = a refund/cancellation of one
+    refd_setl_flag: str = "0"
 
 
 class MalformedRow(ValueError):

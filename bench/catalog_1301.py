@@ -22,7 +22,7 @@ from pathlib import Path
 
 
 def _build(path: Path, rows: int) -> float:
-    from adapter.catalog.generate import CatalogRow, drug_codes, write_catalog
+    from adapter.rehearsal.sample_catalogues import CatalogRow, drug_codes, write_catalog
     from adapter_nhsa.catalogues import WESTERN_AND_PATENT_DRUGS
 
     started = time.perf_counter()
@@ -46,7 +46,7 @@ def _csv_read(path: Path, queue: multiprocessing.Queue) -> None:
 def _ingest(path: Path, state: Path, queue: multiprocessing.Queue) -> None:
     from adapter.catalog.reader import CatalogFile
     from adapter.catalog.store import CatalogStore
-    from adapter.spool.store import StateStore
+    from adapter.state.store import StateStore
     from adapter_nhsa.catalogues import WESTERN_AND_PATENT_DRUGS
 
     store = StateStore(f"sqlite:///{state}")

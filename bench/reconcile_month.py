@@ -31,7 +31,7 @@ def _rows(count: int):  # noqa: ANN202 - (setl_id, day, medfee, fund, acct, cash
 
 
 def _centre(count: int, port_queue: multiprocessing.Queue, stop: multiprocessing.Event) -> None:
-    from adapter.centre.server import SimulatedCentre
+    from adapter.rehearsal.centre.server import SimulatedCentre
     from adapter.plugin.manager import PluginHost
 
     centre = SimulatedCentre(secrets={"bench": "bench-token"}, region=PluginHost.load().region("nhsa")).start()

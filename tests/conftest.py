@@ -15,13 +15,15 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from adapter.app import Adapter, build_adapter
-from adapter.centre.faults import FaultPlan
-from adapter.centre.server import SimulatedCentre
+from adapter.rehearsal.centre.faults import FaultPlan
+from adapter.rehearsal.centre.server import SimulatedCentre
 from adapter.config import Settings, parse_settings
-from adapter.extract.sample_his import SampleHis, generate_sample_his
-from adapter.mapping.store import MappingKind, MappingRow, MappingStore
+from adapter.rehearsal.sample_his import SampleHis, generate_sample_his
+from adapter.mapping.store import MappingRow, MappingStore
+from adapter.records import MappingKind
 from adapter.plugin.api import RegionProfile
 from adapter.plugin.manager import PluginHost
+from adapter.rehearsal.sample_queries import sample_sources_toml, settlement_query_toml
 
 PAASID = "test_hosp"
 TOKEN = "test-token-not-a-secret"
@@ -144,9 +146,13 @@ def config_text(
     credentials = "\n".join(
         f'{name} = {{ env = "TEST_GW_{name.upper()}" }}' for name in GATEWAY_CREDENTIALS[scheme]
     )
+    # The sample HIS schema's queries (the rehearsal's), unless the test writes its own.
+    sample = "" if "settlement_query" in his_extra else settlement_query_toml()
+    sources = sample_sources_toml(skip=("2301",) if "fee_query" in his_extra else ())
     return f"""
 [his]
 url = "{his_url}"
+{sample}
 {his_extra}
 
 [centre]
@@ -173,6 +179,8 @@ retry_cap_seconds = 0.2
 in_process_attempts = 2
 in_process_wait_seconds = 0.01
 {schedule}
+
+{sources}
 """
 
 

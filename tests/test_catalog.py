@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from adapter.catalog.generate import CatalogRow, drug_codes, write_catalog
+from adapter.rehearsal.sample_catalogues import CatalogRow, drug_codes, write_catalog
 from adapter.catalog.reader import CatalogFile, ZipLimits
 from adapter.catalog.store import CatalogRefused
 from adapter.cli import main
 from adapter.errors import FileFormatError
-from adapter.extract.sample_his import SAMPLE_CATALOGUE_VERSION
+from adapter.rehearsal.sample_his import SAMPLE_CATALOGUE_VERSION
 from adapter_nhsa.catalogues import WESTERN_AND_PATENT_DRUGS as DRUGS
 from tests.conftest import config_text, import_sample_mapping, set_faults
 
@@ -279,7 +279,7 @@ def test_paged_price_caps_are_fetched_page_by_page_and_enforced(make_adapter, ce
               if "[over-standard-price]" in (r.park_reason or "")]
     assert parked and all("above the 1318 limit of C0201020020000200002 2.50" in r.park_reason for r in parked)
     with adapter.store.begin() as conn:  # and the finding is on record for the self-inspection report
-        from adapter.spool import schema
+        from adapter.state import schema
         found = conn.execute(select(schema.finding.c.amount).where(
             schema.finding.c.rule_id == "over-standard-price")).scalars().all()
     assert len(found) == len(parked)
@@ -312,7 +312,7 @@ def test_reference_list_keeps_one_record_per_rid_and_checks_nothing(adapter, cen
 
 
 def test_extra_trailing_columns_are_tolerated(tmp_path):
-    from adapter.catalog.kinds import CatalogSpec
+    from adapter.plugin.catalogues import CatalogSpec
     from adapter_nhsa.catalogues import SERVICE_ITEMS
 
     wider = CatalogSpec(**{**{f: getattr(SERVICE_ITEMS, f) for f in (

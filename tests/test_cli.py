@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from adapter.cli import EXIT_SOMETHING_FAILED, main
-from adapter.extract.sample_his import generate_sample_his, write_mapping_csv
+from adapter.cli import main
+from adapter.cli.common import EXIT_SOMETHING_FAILED
+from adapter.rehearsal.sample_his import generate_sample_his, write_mapping_csv
 from tests.conftest import config_text
 
 
@@ -32,7 +33,7 @@ def test_run_once_exits_zero_when_everything_went(tmp_path, centre):
     status = runner.invoke(main, ["status", "--config", str(config)])
     assert status.exit_code == 0
     assert f"sent {his.lines}" in status.stdout
-    assert f"his.fee_lines = {his.lines}" in status.stdout
+    assert f"his.2301 = {his.lines}" in status.stdout
     assert "oldest unsent: -" in status.stdout
 
 

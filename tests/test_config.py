@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from adapter.app import build_adapter
 from adapter.cli import main
 from adapter.config import load_settings, parse_settings
 from adapter.errors import ConfigError, SecurityError
@@ -85,3 +86,23 @@ def test_check_config_command(tmp_path, monkeypatch):
     monkeypatch.delenv("YIBAO_TIF_TOKEN")
     result = runner.invoke(main, ["check-config", "--config", str(EXAMPLE)])
     assert result.exit_code == 1 and "YIBAO_TIF_TOKEN is not set" in result.output
+
+
+def test_check_config_refuses_what_run_would_refuse(tmp_path, monkeypatch):
+    # check-config runs the same planner as `run`: an unknown transaction, or one without a
+    # HIS query, is refused before the daemon is ever started.
+    monkeypatch.setenv("YIBAO_TIF_PAASID", "p")
+    monkeypatch.setenv("YIBAO_TIF_TOKEN", "t")
+    runner = CliRunner()
+    text = EXAMPLE.read_text(encoding="utf-8")
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text(text.replace('watermark_column = "line_id"', 'watermark_column = "line_id"\ntransactions = ["2301", "9999"]', 1))
+    result = runner.invoke(main, ["check-config", "--config", str(unknown)])
+    assert result.exit_code == 1 and "does not describe 9999" in result.output
+    no_query = tmp_path / "no-query.toml"
+    no_query.write_text(text.replace('watermark_column = "line_id"', 'watermark_column = "line_id"\ntransactions = ["2301", "2401"]', 1))
+    result = runner.invoke(main, ["check-config", "--config", str(no_query)])
+    assert result.exit_code == 1 and 'give the HIS query of transaction 2401' in result.output
+    for path in (unknown, no_query):
+        with pytest.raises(ConfigError):
+            build_adapter(load_settings(path))

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import create_engine, text
 
-from adapter.centre.faults import FaultPlan
+from adapter.rehearsal.centre.faults import FaultPlan
 from adapter.spool.states import LineStatus, ParkKind
 from tests.conftest import import_sample_mapping
 from tests.helpers import lines_by_status, run_until_done

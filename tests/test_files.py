@@ -105,7 +105,7 @@ def test_centre_accepts_the_byte_array_form_and_refuses_what_is_not_a_zip(make_a
                                                                            tmp_path):
     adapter = make_adapter(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
                            centre_url=centre.url)
-    client = adapter.pipeline.client
+    client = adapter.client
     content = zip_text("a.txt", TEXT)
     signed_bytes = [b - 256 if b > 127 else b for b in content]  # Java's Arrays.toString(byte[])
     _, reply = client.call("9101", {"fsUploadIn": {"in": signed_bytes, "filename": "a.zip",

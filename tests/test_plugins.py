@@ -14,7 +14,7 @@ from adapter.cli import main
 from adapter.plugin import hookimpl, spec
 from adapter.plugin.api import RegionProfile, SignerSpec
 from adapter.plugin.manager import PluginHost
-from adapter.validate.engine import Rule
+from adapter.plugin.rules import Rule
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = sorted(name for name in dir(spec) if name.startswith("adapter_"))
@@ -88,8 +88,8 @@ def test_hook_adapter_register_rules():
 
 
 def test_hook_adapter_register_policy_rules():
-    from adapter.policy.engine import PolicyRule
-    from adapter.validate.engine import Severity
+    from adapter.plugin.policy import PolicyRule
+    from adapter.plugin.rules import Severity
 
     builtin = {rule.id for rule in PluginHost.load().policy_rules()}
     assert {"duplicate-charge", "dispensing-days", "split-hospitalisation"} <= builtin

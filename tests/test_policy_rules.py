@@ -10,9 +10,10 @@ import pytest
 
 from adapter.errors import ConfigError
 from adapter.policy.builtin import BUILTIN_POLICY_RULES
-from adapter.policy.engine import EarlierStay, Stay, evaluate, resolve
+from adapter.policy.engine import evaluate, resolve
+from adapter.plugin.policy import EarlierStay, Stay
 from adapter.records import FeeLine, MappedFeeLine
-from adapter.validate.engine import Severity
+from adapter.plugin.rules import Severity
 
 T0 = datetime(2026, 11, 3, 9, 0, 0)
 
@@ -125,7 +126,7 @@ def test_settings_are_checked_and_applied():
 
 
 def test_refund_of_a_line_parked_here_is_left_to_wait():
-    from adapter.policy.engine import Stay as S
+    from adapter.plugin.policy import Stay as S
     active = resolve(BUILTIN_POLICY_RULES, "test", {}, {})
     refund = line("R", cnt="-1", init_feedetl_sn="9")
     assert evaluate(active, S("Z1", [refund], (), frozenset({"9", "R"}))) == []

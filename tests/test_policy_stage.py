@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from adapter.cli import main
-from adapter.extract.sample_his import add_policy_cases, generate_sample_his
-from adapter.spool import schema
+from adapter.rehearsal.sample_his import add_policy_cases, generate_sample_his
+from adapter.state import schema
 from adapter.spool.states import LineStatus
 from tests.conftest import config_text, import_sample_mapping
 from tests.helpers import lines_by_status, run_until_done

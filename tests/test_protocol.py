@@ -13,7 +13,7 @@ from adapter.outbound.envelope import Institution, build_envelope, encode, parse
 from adapter.outbound.msgid import allocate_msgid
 from adapter.outbound.signing import TifSigner, tif_signature, verify_tif
 from adapter.plugin.manager import PluginHost
-from adapter.spool.store import StateStore
+from adapter.state.store import StateStore
 
 CODE = "H43111100255"
 

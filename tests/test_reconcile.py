@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from adapter.centre.faults import FaultPlan
+from adapter.rehearsal.centre.faults import FaultPlan
 from adapter.reconcile.local import Period
 from tests.conftest import import_sample_mapping
 from tests.helpers import run_until_done
@@ -66,7 +66,8 @@ def test_reports_and_history_through_the_cli(settled, centre, tmp_path):
     from click.testing import CliRunner
     from openpyxl import load_workbook
 
-    from adapter.cli import EXIT_SOMETHING_FAILED, main
+    from adapter.cli import main
+    from adapter.cli.common import EXIT_SOMETHING_FAILED
     from tests.conftest import config_text
 
     config = tmp_path / "adapter.toml"
@@ -109,7 +110,7 @@ def test_daemon_reconciles_yesterday_and_the_month_once_and_alerts_on_a_mismatch
 
     from adapter.daemon import Daemon
     from adapter.plugin import hookimpl
-    from adapter.spool import schema
+    from adapter.state import schema
 
     adapter = make_adapter(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
                            centre_url=centre.url, his_extra=UPLOAD + '\n[reconcile]\ndaily_at = "02:30"\n')
@@ -138,7 +139,7 @@ def test_daemon_reconciles_yesterday_and_the_month_once_and_alerts_on_a_mismatch
 
 
 def test_result_codes_and_duplicates_are_read_as_the_regions_write_them():
-    from adapter.reconcile.local import Settlement
+    from adapter.records import Settlement
     from adapter.reconcile.run import classify, normalise_result
 
     assert [normalise_result(v) for v in ("0", 0, "000000", " 1 ", "3")] == ["0", "0", "0", "1", "3"]

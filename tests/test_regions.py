@@ -9,8 +9,8 @@ import json
 import pytest
 from sqlalchemy import select
 
-from adapter.pipeline import BREAKER_FAILURES
-from adapter.spool import schema
+from adapter.flow.send import BREAKER_FAILURES
+from adapter.state import schema
 
 from adapter.spool.states import LineStatus
 from adapter.errors import BusinessRejection
@@ -67,7 +67,7 @@ def test_a_wrong_region_never_gets_data_in(adapter_region, centre_region, why, m
     )
     import_sample_mapping(adapter, sample_his)
 
-    report = adapter.pipeline.run_cycle()
+    report = adapter.cycle.run()
 
     assert report.messages_acked == 0 and report.transient_failures > 0
     assert centre.ledger.fee_lines == {}
@@ -77,7 +77,7 @@ def test_a_wrong_region_never_gets_data_in(adapter_region, centre_region, why, m
     # The pass stops after BREAKER_FAILURES messages fail in a row; the rest wait untouched.
     assert len(tried) == BREAKER_FAILURES < len(rows)
     assert all(why in row.last_error for row in tried)
-    assert adapter.pipeline.paused_until is not None
+    assert adapter.cycle.paused_until is not None
     assert lines_by_status(adapter).get(LineStatus.SENT.value) is None
 
 
@@ -90,5 +90,5 @@ def test_infver_of_another_region_is_refused(make_adapter, make_centre, sample_h
     )
     import_sample_mapping(adapter, sample_his)
     with pytest.raises(BusinessRejection, match="接口版本号"):
-        adapter.pipeline.client.sign_no()
+        adapter.client.sign_no()
     assert region_profile("zhejiang").infver == "1.0"

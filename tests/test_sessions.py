@@ -8,7 +8,7 @@ import threading
 from sqlalchemy import select
 
 from adapter.daemon import Daemon
-from adapter.spool import schema
+from adapter.state import schema
 from adapter.spool.states import LineStatus
 from tests.conftest import import_sample_mapping
 from tests.helpers import lines_by_status, run_until_done
@@ -50,8 +50,8 @@ def test_sign_in_once_then_sign_out_when_the_daemon_stops(make_adapter, centre, 
         his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}", centre_url=centre.url
     )
     import_sample_mapping(adapter, sample_his)
-    stop = threading.Event()
-    daemon = Daemon(adapter, stop_event=stop)
+    daemon = Daemon(adapter)
+    stop = daemon.stop_event
     worker = threading.Thread(target=daemon.run_forever)
     worker.start()
     try:
@@ -67,4 +67,4 @@ def test_sign_in_once_then_sign_out_when_the_daemon_stops(make_adapter, centre, 
     assert centre.ledger.requests["9001"] == 1
     assert centre.ledger.accepted["9002"] == 1 and centre.ledger.sign_outs == 1
     assert centre.ledger.sign_nos == {}, "the session must be closed at the centre"
-    assert adapter.pipeline.client.cached_sign_no() is None
+    assert adapter.client.cached_sign_no() is None

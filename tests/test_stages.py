@@ -12,16 +12,18 @@ from sqlalchemy import create_engine, insert, select
 
 from adapter.cli import main
 from adapter.errors import MappingImportError
-from adapter.extract.sample_his import fee_lines
+from adapter.rehearsal.sample_his import fee_lines
 from adapter.mapping.importer import read_mapping_csv
-from adapter.mapping.store import MappingKind, MappingRow, MappingStore
+from adapter.mapping.store import MappingRow, MappingStore
+from adapter.records import MappingKind
 from adapter.monitor.status import queue_status
-from adapter.pipeline import CycleReport
+from adapter.flow.report import CycleReport
 from adapter.records import FeeLine, MappedFeeLine
-from adapter.spool import schema
+from adapter.state import schema
 from adapter.spool.states import LineStatus, ParkKind
 from adapter.validate.rules import BUILTIN_RULES
-from tests.conftest import import_sample_mapping
+from adapter.validate.fields import check_record, normalise
+from tests.conftest import import_sample_mapping, region_profile
 from tests.helpers import lines_by_status, run_until_done
 
 
@@ -31,9 +33,9 @@ def test_extract_resumes_from_watermark_without_skips_or_repeats(make_adapter, s
     )
     adapter = make_adapter(**settings_kwargs)
     report = CycleReport()
-    adapter.pipeline.extract(report)
+    adapter.cycle.extract.run(report)
     assert report.extracted == sample_his.lines
-    assert adapter.pipeline.watermark() == str(sample_his.lines)
+    assert adapter.cycle.extract.watermark("2301") == str(sample_his.lines)
     # New HIS rows arrive; a fresh adapter on the same state store takes only those.
     engine = create_engine(sample_his.url)
     with engine.begin() as conn:
@@ -45,10 +47,10 @@ def test_extract_resumes_from_watermark_without_skips_or_repeats(make_adapter, s
     engine.dispose()
     again = make_adapter(**settings_kwargs)
     second = CycleReport()
-    again.pipeline.extract(second)
+    again.cycle.extract.run(second)
     assert second.extracted == 3 and second.duplicates_skipped == 0
     with again.store.begin() as conn:
-        keys = [row.source_key for row in conn.execute(select(schema.fee_line.c.source_key))]
+        keys = [row.business_key for row in conn.execute(select(schema.record.c.business_key))]
     assert len(keys) == len(set(keys)) == sample_his.lines + 3
 
 
@@ -138,9 +140,6 @@ def _problems(mapped: MappedFeeLine) -> dict[str, list[str]]:
         ({"med_list_codg": "C0201010010000100001"}, None, None),
         ({"med_list_codg": "001102000000100-110200002.10"}, None, None),
         ({"bilg_dr_codg": "YS000"}, "code-formats", "not a national 医保医师 code"),
-        ({"psn_no": ""}, "required-fields", "psn_no is empty"),
-        ({"feedetl_sn": "x" * 31}, "field-lengths", "feedetl_sn is 31 characters, the centre allows 30"),
-        ({"cnt": Decimal("1.00001"), "det_item_fee_sumamt": Decimal("0.86")}, "number-shapes", "more than 4 decimal"),
         ({"cnt": Decimal("-2"), "det_item_fee_sumamt": Decimal("-1.72")}, "refund-reference", "does not name the original"),
         ({"cnt": Decimal("-2"), "det_item_fee_sumamt": Decimal("-1.72"), "init_feedetl_sn": "0000010000"}, None, None),
     ],
@@ -154,6 +153,35 @@ def test_builtin_rules(changes, rule, words):
         assert words in problems[rule][0]
 
 
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({}, None),
+        ({"psn_no": ""}, "psn_no is required but empty"),
+        ({"feedetl_sn": "x" * 31}, "feedetl_sn is 31 characters, at most 30 allowed"),
+        ({"cnt": "1.00001", "det_item_fee_sumamt": "0.86"}, "cnt 1.00001 has more than 4 decimal places"),
+        ({"cnt": "2.0000000"}, None),  # extra zeros are not extra decimals
+    ],
+)
+def test_2301_field_table(changes, words):
+    # Presence, lengths and decimals of a fee line are the 2301 field table of the national
+    # plugin (they were rules over the line before there was one flow).
+    spec = region_profile("nhsa").transactions["2301"]
+    row = {
+        "mdtrt_id": "431199000000001", "psn_no": "43123456789012345678", "feedetl_sn": "0000010001",
+        "fee_ocur_time": "2026-11-01 09:00:00", "his_item_code": "YP0001", "cnt": "2", "pric": "0.86",
+        "det_item_fee_sumamt": "1.72", "his_dept_code": "NK01", "his_dept_name": "心血管内科",
+        "his_doctor_code": "YS000", "his_doctor_name": "王伟", "med_type": "21", **changes,
+    }
+    record = normalise(spec, row)
+    record["med_list_codg"] = "XJ01CAA040E001010101919"
+    problems = check_record(spec, record)
+    if words is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and words in problems[0]
+
+
 def test_status_reports_states_parked_reasons_and_watermark(make_adapter, sample_his, centre, sqlite_state_url):
     adapter = make_adapter(his_url=sample_his.url, state_url=sqlite_state_url, centre_url=centre.url)
     import_sample_mapping(adapter, sample_his)
@@ -163,7 +191,7 @@ def test_status_reports_states_parked_reasons_and_watermark(make_adapter, sample
     assert state.messages["acked"] > 0 and state.messages["pending"] == 0
     assert state.oldest_unsent_age_seconds is None
     assert state.last_successful_upload is not None
-    assert state.watermarks == {"his.fee_lines": str(sample_his.lines)}
+    assert state.watermarks == {"his.2301": str(sample_his.lines)}
     kinds = {item["kind"] for item in state.parked_reasons}
     assert kinds == {ParkKind.UNMAPPED.value, ParkKind.INVALID.value, ParkKind.MALFORMED.value}
     assert sum(item["lines"] for item in state.parked_reasons) == state.lines["parked"]

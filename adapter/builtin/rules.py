@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from adapter.plugin import hookimpl
 from adapter.policy.builtin import BUILTIN_POLICY_RULES
-from adapter.policy.engine import PolicyRule
-from adapter.validate.engine import Rule
+from adapter.plugin.policy import PolicyRule
+from adapter.plugin.rules import Rule
 from adapter.validate.rules import BUILTIN_RULES
 
 

@@ -14,11 +14,11 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
 
-from adapter.catalog.kinds import CatalogSpec
+from adapter.plugin.catalogues import CatalogSpec
 from adapter.records import MappedFeeLine
-from adapter.spool import schema
-from adapter.spool.store import StateStore
-from adapter.validate.engine import Finding, Severity
+from adapter.state import schema
+from adapter.state.store import StateStore
+from adapter.plugin.rules import Finding, Severity
 
 _CHUNK = 500
 

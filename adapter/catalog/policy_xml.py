@@ -9,7 +9,7 @@ from typing import Any
 
 from lxml import etree
 
-from adapter.catalog.kinds import PolicySpec
+from adapter.plugin.catalogues import PolicySpec
 from adapter.errors import FileFormatError
 
 MAX_POLICY_BYTES = 64 * 1024 * 1024

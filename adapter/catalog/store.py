@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, literal, select, update
 
-from adapter.catalog.kinds import CatalogSpec
+from adapter.plugin.catalogues import CatalogSpec
 from adapter.catalog.reader import RowSource
 from adapter.errors import AdapterError, FileFormatError
-from adapter.spool import schema
-from adapter.spool.store import StateStore, utcnow
+from adapter.state import schema
+from adapter.state.store import StateStore, utcnow
 
 _version = schema.catalog_version
 #: what the duplicate check of a policy file's entries needs to know (the code is "column 1")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapter.catalog.kinds import CatalogSpec
+from adapter.plugin.catalogues import CatalogSpec
 from adapter.catalog.reader import CatalogFile, ZipLimits
 from adapter.catalog.store import CatalogStore, VersionInfo
 from adapter.config import CatalogConfig

@@ -7,7 +7,8 @@ import io
 from pathlib import Path
 
 from adapter.errors import MappingImportError
-from adapter.mapping.store import MappingKind, MappingRow
+from adapter.mapping.store import MappingRow
+from adapter.records import MappingKind
 
 REQUIRED_COLUMNS = ("kind", "his_code", "national_code")
 #: Chinese headers hospital staff use in their spreadsheets, accepted as aliases.

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from adapter.spool import schema
+from adapter.records import MappingKind
+from adapter.state import schema
 from adapter.spool.states import LineStatus, ParkKind
-from adapter.spool.store import StateStore, utcnow
+from adapter.state.store import StateStore, utcnow
 
 
-class MappingKind(StrEnum):
-    """What a mapping row translates."""
-
-    #: hospital charge item -> national med_list_codg (drug, consumable, service)
-    ITEM = "item"
-    #: hospital department -> the department code registered with the centre
-    DEPT = "dept"
-    #: hospital doctor -> national 医保医师 code
-    DOCTOR = "doctor"
 
 
 @dataclass(frozen=True)
@@ -94,8 +85,8 @@ class MappingStore:
             return {kind: n for kind, n in rows}
 
     def unmapped(self) -> list[UnmappedCode]:
-        """Hospital codes that lines are parked on, with how many lines wait on each."""
-        line = schema.fee_line
+        """Hospital codes that records are parked on, with how many records wait on each."""
+        line = schema.record
         with self._store.begin() as conn:
             rows = conn.execute(
                 select(line.c.park_reason, func.count())

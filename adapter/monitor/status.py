@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from adapter.spool import schema
+from adapter.state import schema
 from adapter.spool.states import UNSENT_MESSAGE_STATES, LineStatus, MessageStatus
-from adapter.spool.store import StateStore, utcnow
+from adapter.state.store import StateStore, utcnow
 
 
 @dataclass
@@ -29,7 +29,7 @@ class QueueStatus:
 
 
 def queue_status(store: StateStore, reasons_limit: int = 20) -> QueueStatus:
-    message, line = schema.message, schema.fee_line
+    message, line = schema.message, schema.record
     status = QueueStatus()
     with store.begin() as conn:
         counts = dict(conn.execute(select(message.c.status, func.count()).group_by(message.c.status)).all())
@@ -87,7 +87,7 @@ def queue_status(store: StateStore, reasons_limit: int = 20) -> QueueStatus:
 
 
 def unsent_count(store: StateStore) -> int:
-    """Work still to do: unsent messages, plus lines and records not yet in a message."""
+    """Work still to do: unsent messages, plus records not yet in a message."""
     waiting = [LineStatus.NEW.value, LineStatus.READY.value]
     with store.begin() as conn:
         messages = conn.execute(
@@ -95,13 +95,10 @@ def unsent_count(store: StateStore) -> int:
                 schema.message.c.status.in_([s.value for s in UNSENT_MESSAGE_STATES])
             )
         ).scalar_one()
-        lines = conn.execute(
-            select(func.count()).where(schema.fee_line.c.status.in_(waiting))
-        ).scalar_one()
         records = conn.execute(
             select(func.count()).where(schema.record.c.status.in_(waiting))
         ).scalar_one()
-    return int(messages) + int(lines) + int(records)
+    return int(messages) + int(records)
 
 
 def format_age(seconds: float | None) -> str:

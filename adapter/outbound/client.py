@@ -25,8 +25,8 @@ from adapter.outbound.envelope import (
 from adapter.outbound.msgid import allocate_msgid
 from adapter.outbound.transport import HttpTransport
 from adapter.plugin.api import RegionProfile, Signer
-from adapter.spool import schema
-from adapter.spool.store import StateStore, utcnow
+from adapter.state import schema
+from adapter.state.store import StateStore, utcnow
 
 logger = logging.getLogger(__name__)
 

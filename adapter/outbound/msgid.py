@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select, update
 
-from adapter.spool import schema
+from adapter.state import schema
 
 MSGID_LENGTH = 30
 _STAMP = "%Y%m%d%H%M%S"

@@ -1,16 +1,25 @@
-"""What plugins contribute: region profiles, their dialects, and gateway signers."""
+"""The plugin contract: every type a plugin hands to the core, in one public module.
+
+A regional plugin imports from here (and :data:`hookimpl`), and from nothing else in
+``adapter`` but :mod:`adapter.errors` and :mod:`adapter.jsonio`: region profiles and their
+dialects, gateway signers, transaction specs, catalogue layouts, validation and policy rules,
+penalty tables, and the canonical records those receive (fee lines, settlements). This layer
+imports nothing above it: only the records and the errors.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from adapter.catalog.kinds import CatalogSpec, PolicySpec
-from adapter.reconcile.local import Settlement
-from adapter.records import MappedFeeLine
-from adapter.transactions import TransactionSpec
+from adapter.plugin import hookimpl
+from adapter.plugin.catalogues import CatalogRole, CatalogSpec, PolicySpec
+from adapter.plugin.policy import EarlierStay, Hit, Param, PolicyRule, Stay
+from adapter.plugin.rules import Finding, Rule, Severity
+from adapter.plugin.transactions import ChildSpec, FieldKind, FieldSpec, TransactionSpec, f
+from adapter.records import FeeLine, MappedFeeLine, MappingKind, Settlement
 
 UrlStyle = Literal["single", "per_path", "base_infno"]
 #: how 9101 carries the file: Base64 in fsUploadIn.in, or a multipart/form-data file part
@@ -39,9 +48,6 @@ class Dialect(Protocol):
         """Whether a refusal means the sign_no is no longer valid (sign in again and resend)."""
         ...
 
-    def fee_detail_input(self, lines: Sequence[MappedFeeLine]) -> dict[str, Any]:
-        """The ``input`` of 2301 for lines of one visit."""
-        ...
 
     def outcome_query(self, infno: str, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
         """The query (infno, input) that shows whether ``payload`` reached the centre, if any."""
@@ -77,6 +83,10 @@ class Dialect(Protocol):
 
     def record_defaults(self, infno: str) -> Mapping[str, str]:
         """Values for empty record fields ("node.field" for a child list), e.g. hosp_appr_flag."""
+        ...
+
+    def exp_content(self, line: MappedFeeLine) -> str:
+        """The 扩展内容 (exp_content) of a fee line the HIS left empty ("" for none)."""
         ...
 
 
@@ -130,7 +140,7 @@ class RegionProfile:
     transactions: Mapping[str, TransactionSpec] = field(default_factory=dict)
     #: transactions a 2601 reversal may cancel (reference §5)
     reversible: frozenset[str] = frozenset({"2102", "2103", "2207", "2208", "2304", "2305", "2401"})
-    #: file catalogues this region downloads, by infno (see adapter.catalog.kinds)
+    #: file catalogues this region downloads, by infno (see adapter.plugin.catalogues)
     catalogues: Mapping[str, CatalogSpec] = field(default_factory=dict)
     #: regional XML policy files, by kind ("policy:..."), each with the XSD the plugin ships
     policies: Mapping[str, PolicySpec] = field(default_factory=dict)
@@ -172,3 +182,11 @@ class RegionProfile:
             return base + self.paths[infno]
         except KeyError:
             raise KeyError(f"region {self.name} has no path for transaction {infno}") from None
+
+
+__all__ = [
+    "SINGLE_ENDPOINT", "CatalogRole", "CatalogSpec", "ChildSpec", "Dialect", "EarlierStay", "FeeLine",
+    "FieldKind", "FieldSpec", "FileUpload", "Finding", "Hit", "MappedFeeLine", "MappingKind", "Param",
+    "PenaltyBand", "PolicyRule", "PolicySpec", "RegionProfile", "Rule", "Settlement", "Severity", "Signer",
+    "SignerSpec", "Stay", "TransactionSpec", "UrlStyle", "f", "hookimpl",
+]

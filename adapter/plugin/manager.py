@@ -22,8 +22,8 @@ import pluggy
 from adapter.errors import PluginError, UnknownRegionError
 from adapter.plugin import NAME, spec
 from adapter.plugin.api import RegionProfile, SignerSpec
-from adapter.policy.engine import PolicyRule
-from adapter.validate.engine import RuleSet
+from adapter.plugin.policy import PolicyRule
+from adapter.plugin.rules import RuleSet
 
 logger = logging.getLogger(__name__)
 

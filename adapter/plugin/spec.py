@@ -16,8 +16,8 @@ from adapter.plugin import NAME
 
 if TYPE_CHECKING:
     from adapter.plugin.api import RegionProfile, SignerSpec
-    from adapter.policy.engine import PolicyRule
-    from adapter.validate.engine import Rule
+    from adapter.plugin.policy import PolicyRule
+    from adapter.plugin.rules import Rule
 
 _spec = pluggy.HookspecMarker(NAME)
 

@@ -9,9 +9,9 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from adapter.policy.engine import Hit, Param, PolicyRule, Stay
+from adapter.plugin.policy import Hit, Param, PolicyRule, Stay
 from adapter.records import MappedFeeLine
-from adapter.validate.engine import Severity
+from adapter.plugin.rules import Severity
 
 _CENT = Decimal("0.01")
 

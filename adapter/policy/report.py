@@ -18,8 +18,8 @@ from sqlalchemy import select
 from adapter.html_page import page, table
 from adapter.reconcile.local import Period, settlement_rows
 from adapter.plugin.api import PenaltyBand
-from adapter.spool import schema
-from adapter.spool.store import StateStore
+from adapter.state import schema
+from adapter.state.store import StateStore
 
 #: (name, numerator column, denominator column, limit) — 000 §2-一.11
 INDICATORS = (

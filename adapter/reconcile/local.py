@@ -13,22 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapter.errors import SourceError
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    setl_id: str
-    mdtrt_id: str
-    psn_no: str
-    insutype: str
-    clr_type: str
-    setl_time: str
-    medfee_sumamt: Decimal
-    fund_pay_sumamt: Decimal
-    acct_pay: Decimal
-    psn_cash_pay: Decimal
-    #: 0 = a settlement, 1 = a refund/cancellation of one
-    refd_setl_flag: str = "0"
+from adapter.records import Settlement
 
 
 @dataclass

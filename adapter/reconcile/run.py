@@ -17,9 +17,10 @@ from sqlalchemy import insert, select
 from adapter.errors import BusinessRejection
 from adapter.outbound.client import CentreClient
 from adapter.outbound.files import FileTransfer
-from adapter.reconcile.local import Period, Settlement, Totals, read_settlements, totals_by_pair
-from adapter.spool import schema
-from adapter.spool.store import StateStore, utcnow
+from adapter.reconcile.local import Period, Totals, read_settlements, totals_by_pair
+from adapter.records import Settlement
+from adapter.state import schema
+from adapter.state.store import StateStore, utcnow
 from adapter.zipped_text import text_from_zip, zip_text
 
 logger = logging.getLogger(__name__)

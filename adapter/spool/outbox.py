@@ -6,7 +6,6 @@ earlier message of its group is still unsent, so a refund never overtakes its or
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,14 +16,13 @@ from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from adapter import jsonio
-from adapter.spool import schema
+from adapter.state import schema
 from adapter.spool.states import UNSENT_MESSAGE_STATES, LineStatus, MessageStatus, ParkKind
-from adapter.spool.store import StateStore, utcnow
+from adapter.state.store import StateStore, utcnow
 
 logger = logging.getLogger(__name__)
 
 _message = schema.message
-_line = schema.fee_line
 _record = schema.record
 
 
@@ -45,11 +43,10 @@ def spool_message(
     infno: str,
     group_key: str,
     payload: dict[str, Any],
-    line_ids: Sequence[int],
+    record_ids: Sequence[int],
     insuplc_admdvs: str | None = None,
-    record_ids: Sequence[int] = (),
 ) -> int:
-    """Commit a message and tie its lines to it (inside the caller's transaction)."""
+    """Commit a message and tie its records to it (inside the caller's transaction)."""
     now = utcnow()
     message_id = conn.execute(
         insert(_message)
@@ -59,20 +56,18 @@ def spool_message(
             group_key=group_key,
             insuplc_admdvs=insuplc_admdvs,
             payload=jsonio.dumps(payload),
-            line_count=len(line_ids) + len(record_ids),
+            line_count=len(record_ids),
             attempts=0,
             next_attempt_at=now,
             created_at=now,
         )
         .returning(_message.c.id)
     ).scalar_one()
-    for table, ids in ((_line, line_ids), (_record, record_ids)):
-        if ids:
-            conn.execute(
-                update(table)
-                .where(table.c.id.in_(list(ids)))
-                .values(status=LineStatus.QUEUED.value, message_id=message_id, updated_at=now)
-            )
+    conn.execute(
+        update(_record)
+        .where(_record.c.id.in_(list(record_ids)))
+        .values(status=LineStatus.QUEUED.value, message_id=message_id, updated_at=now)
+    )
     return int(message_id)
 
 
@@ -139,15 +134,12 @@ def mark_acked(store: StateStore, message_id: int, inf_refmsgid: str, note: str 
                 lease_until=None,
             )
         )
-        acked = 0
-        for table in (_line, _record):
-            result = conn.execute(
-                update(table)
-                .where(table.c.message_id == message_id)
-                .values(status=LineStatus.SENT.value, updated_at=now)
-            )
-            acked += int(result.rowcount or 0)
-        return acked
+        result = conn.execute(
+            update(_record)
+            .where(_record.c.message_id == message_id)
+            .values(status=LineStatus.SENT.value, updated_at=now)
+        )
+        return int(result.rowcount or 0)
 
 
 def mark_retry(store: StateStore, message_id: int, error: str, delay_seconds: float) -> datetime:
@@ -208,24 +200,42 @@ def claim_unknown(store: StateStore, limit: int, lease: timedelta) -> list[Spool
     return [_spooled(row) for row in rows]
 
 
-def ack_partly(store: StateStore, message_id: int, committed_sns: set[str], how: str) -> tuple[int, int]:
-    """The centre holds some lines of a message whose reply was lost: those are sent, the
-    rest go back to READY for a new message. Returns (lines acked, lines requeued)."""
+@dataclass(frozen=True)
+class MessageRecord:
+    """A record a message carries: its ledger id, business key and the input built from it."""
+
+    id: int
+    business_key: str
+    payload: dict[str, Any]
+
+
+def records_of(store: StateStore, message_id: int) -> list[MessageRecord]:
+    """The records a message carries, in ledger order."""
+    with store.begin() as conn:
+        rows = conn.execute(
+            select(_record.c.id, _record.c.business_key, _record.c.payload)
+            .where(_record.c.message_id == message_id)
+            .order_by(_record.c.id)
+        ).all()
+    return [MessageRecord(row.id, row.business_key, jsonio.loads(row.payload) if row.payload else {}) for row in rows]
+
+
+def ack_partly(store: StateStore, message_id: int, held: Sequence[int], how: str) -> tuple[int, int]:
+    """The centre holds some records of a message whose reply was lost: those (``held``) are
+    sent, the rest go back to READY for a new message. Returns (acked, requeued)."""
     now = utcnow()
     with store.begin() as conn:
-        lines = conn.execute(
-            select(_line.c.id, _line.c.feedetl_sn).where(_line.c.message_id == message_id)
-        ).all()
-        held = [row.id for row in lines if row.feedetl_sn in committed_sns]
-        missing = [row.id for row in lines if row.feedetl_sn not in committed_sns]
-        if held:
+        ids = [row.id for row in conn.execute(select(_record.c.id).where(_record.c.message_id == message_id))]
+        kept = [i for i in ids if i in set(held)]
+        missing = [i for i in ids if i not in set(held)]
+        if kept:
             conn.execute(
-                update(_line).where(_line.c.id.in_(held)).values(status=LineStatus.SENT.value, updated_at=now)
+                update(_record).where(_record.c.id.in_(kept)).values(status=LineStatus.SENT.value, updated_at=now)
             )
         if missing:
             conn.execute(
-                update(_line)
-                .where(_line.c.id.in_(missing))
+                update(_record)
+                .where(_record.c.id.in_(missing))
                 .values(status=LineStatus.READY.value, message_id=None, updated_at=now)
             )
         conn.execute(
@@ -233,10 +243,10 @@ def ack_partly(store: StateStore, message_id: int, committed_sns: set[str], how:
             .where(_message.c.id == message_id)
             .values(
                 status=MessageStatus.ACKED.value, acked_at=now, lease_until=None,
-                last_error=f"{how}; {len(missing)} line(s) not at the centre were requeued",
+                last_error=f"{how}; {len(missing)} record(s) not at the centre were requeued",
             )
         )
-    return len(held), len(missing)
+    return len(kept), len(missing)
 
 
 def hand_back(store: StateStore, message_id: int) -> None:
@@ -249,34 +259,18 @@ def hand_back(store: StateStore, message_id: int) -> None:
         )
 
 
-def park_rejected(store: StateStore, message_id: int, err_msg: str) -> tuple[int, int]:
-    """A business rejection: park what the centre blamed, requeue the rest.
-
-    The centre refuses a message as a whole, so none of its lines were taken. When err_msg
-    names some of the lines (by feedetl_sn or national code) only those are parked and the
-    others go back to READY for a new message; otherwise every line is parked. Returns
-    (lines parked, lines requeued).
-    """
+def park_rejected(store: StateStore, message_id: int, err_msg: str, blamed: Sequence[int]) -> tuple[int, int]:
+    """A business rejection: park the records ``blamed`` (every record of the message when
+    empty), send the others again in a new message. Returns (parked, requeued)."""
     now = utcnow()
     reason = f"centre rejected the upload: {err_msg}"
     with store.begin() as conn:
-        lines = conn.execute(
-            select(_line.c.id, _line.c.feedetl_sn, _line.c.mapped, _line.c.raw).where(
-                _line.c.message_id == message_id
-            )
-        ).all()
-        blamed = [row.id for row in lines if _is_blamed(row, err_msg)]
-        if not blamed or len(blamed) == len(lines):
-            blamed = [row.id for row in lines]
-        # A refund of a blamed line would only be refused next ("original not found").
-        blamed_sns = {row.feedetl_sn for row in lines if row.id in set(blamed)}
-        blamed += [
-            row.id for row in lines if row.id not in set(blamed) and _refunds(row) in blamed_sns
-        ]
-        innocent = [row.id for row in lines if row.id not in set(blamed)]
+        ids = [row.id for row in conn.execute(select(_record.c.id).where(_record.c.message_id == message_id))]
+        parked = [i for i in ids if i in set(blamed)] or ids
+        innocent = [i for i in ids if i not in set(parked)]
         conn.execute(
-            update(_line)
-            .where(_line.c.id.in_(blamed))
+            update(_record)
+            .where(_record.c.id.in_(parked))
             .values(
                 status=LineStatus.PARKED.value,
                 park_kind=ParkKind.REJECTED.value,
@@ -286,21 +280,11 @@ def park_rejected(store: StateStore, message_id: int, err_msg: str) -> tuple[int
         )
         if innocent:
             conn.execute(
-                update(_line)
-                .where(_line.c.id.in_(innocent))
+                update(_record)
+                .where(_record.c.id.in_(innocent))
                 .values(status=LineStatus.READY.value, message_id=None, updated_at=now)
             )
-        # Record transactions carry one record per message: the record takes the refusal.
-        records = conn.execute(
-            update(_record)
-            .where(_record.c.message_id == message_id)
-            .values(
-                status=LineStatus.PARKED.value, park_kind=ParkKind.REJECTED.value,
-                park_reason=reason, updated_at=now,
-            )
-        )
-        records_parked = int(records.rowcount or 0)
-        note = f" ({len(innocent)} line(s) not named were requeued)" if innocent else ""
+        note = f" ({len(innocent)} record(s) not named were requeued)" if innocent else ""
         conn.execute(
             update(_message)
             .where(_message.c.id == message_id)
@@ -311,20 +295,7 @@ def park_rejected(store: StateStore, message_id: int, err_msg: str) -> tuple[int
                 lease_until=None,
             )
         )
-    return len(blamed) + records_parked, len(innocent)
-
-
-def _is_blamed(row: Any, err_msg: str) -> bool:
-    if row.feedetl_sn and row.feedetl_sn in err_msg:
-        return True
-    mapped = json.loads(row.mapped) if row.mapped else {}
-    code = mapped.get("med_list_codg")
-    return bool(code) and code in err_msg
-
-
-def _refunds(row: Any) -> str | None:
-    original = json.loads(row.raw).get("init_feedetl_sn")
-    return str(original) if original else None
+    return len(parked), len(innocent)
 
 
 def recover_in_flight(store: StateStore) -> int:
@@ -383,21 +354,17 @@ def next_due_at(store: StateStore) -> datetime | None:
 
 
 def requeue_parked(store: StateStore, message_id: int | None = None) -> int:
-    """Put centre-rejected lines and records back to READY (after the cause was fixed)."""
-    now = utcnow()
-    count = 0
+    """Put centre-rejected records back to READY (after the cause was fixed)."""
+    query = update(_record).where(_record.c.status == LineStatus.PARKED.value).where(
+        _record.c.park_kind == ParkKind.REJECTED.value
+    )
+    if message_id is not None:
+        query = query.where(_record.c.message_id == message_id)
     with store.begin() as conn:
-        for table in (_line, _record):
-            query = update(table).where(table.c.status == LineStatus.PARKED.value).where(
-                table.c.park_kind == ParkKind.REJECTED.value
+        result = conn.execute(
+            query.values(
+                status=LineStatus.READY.value, park_kind=None, park_reason=None, message_id=None,
+                updated_at=utcnow(),
             )
-            if message_id is not None:
-                query = query.where(table.c.message_id == message_id)
-            result = conn.execute(
-                query.values(
-                    status=LineStatus.READY.value, park_kind=None, park_reason=None,
-                    message_id=None, updated_at=now,
-                )
-            )
-            count += int(result.rowcount or 0)
-    return count
+        )
+    return int(result.rowcount or 0)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from adapter.errors import BusinessRejection
-from adapter.reconcile.local import Settlement
+from adapter.records import Settlement
 from adapter.records import MappedFeeLine
-
-_CENT = Decimal("0.01")
-_CNT = Decimal("0.0001")
-_PRIC = Decimal("0.000001")
-
 
 class NhsaDialect:
     """The national field names; regions that differ subclass this and override a method."""
@@ -40,43 +35,6 @@ class NhsaDialect:
         return any(word in err_msg for word in self.session_expired_words) and (
             "过期" in err_msg or "无效" in err_msg or "expired" in err_msg.lower()
         )
-
-    def fee_detail_input(self, lines: Sequence[MappedFeeLine]) -> dict[str, Any]:
-        return {"feedetail": [self.fee_detail(mapped) for mapped in lines]}
-
-    def fee_detail(self, mapped: MappedFeeLine) -> dict[str, Any]:
-        """One 2301 feedetail entry, in the spec's field order."""
-        line = mapped.line
-        return {
-            "feedetl_sn": line.feedetl_sn,
-            "init_feedetl_sn": line.init_feedetl_sn,
-            "mdtrt_id": line.mdtrt_id,
-            "drord_no": line.drord_no,
-            "psn_no": line.psn_no,
-            "med_type": line.med_type,
-            "fee_ocur_time": line.fee_ocur_time.strftime("%Y-%m-%d %H:%M:%S"),
-            "med_list_codg": mapped.med_list_codg,
-            "medins_list_codg": line.his_item_code,
-            "det_item_fee_sumamt": line.det_item_fee_sumamt.quantize(_CENT),
-            "cnt": line.cnt.quantize(_CNT),
-            "pric": line.pric.quantize(_PRIC),
-            "bilg_dept_codg": mapped.bilg_dept_codg,
-            "bilg_dept_name": line.his_dept_name,
-            "bilg_dr_codg": mapped.bilg_dr_codg,
-            "bilg_dr_name": line.his_doctor_name,
-            "acord_dept_codg": "",
-            "acord_dept_name": "",
-            "orders_dr_code": "",
-            "orders_dr_name": "",
-            "hosp_appr_flag": self.hosp_appr_flag,
-            "tcmdrug_used_way": "",
-            "etip_flag": "",
-            "etip_hosp_code": "",
-            "dscg_tkdrug_flag": "",
-            "matn_fee_flag": "",
-            "memo": "",
-            "exp_content": self.exp_content(mapped),
-        }
 
     # -- finding out after a lost reply (reference §5) ------------------------------------
     # 5204 lists a visit's fee lines (2301, 2204 and their cancels 2302, 2205), 5303 the stays
@@ -138,6 +96,8 @@ class NhsaDialect:
         """Values this region puts into empty record fields ("node.field" for a child list)."""
         if infno == "2204":
             return {"feedetail.hosp_appr_flag": self.hosp_appr_flag}
+        if infno == "2301":
+            return {"med_type": "21", "hosp_appr_flag": self.hosp_appr_flag}
         return {}
 
     def reversal_input(self, infno: str, payload: Mapping[str, Any], omsgid: str) -> dict[str, Any]:
@@ -161,5 +121,6 @@ class NhsaDialect:
         return settlement.fund_pay_sumamt
 
     def exp_content(self, line: MappedFeeLine) -> str:
-        """The 扩展内容 field (a JSON text); regions that want extra fields override this."""
+        """The 扩展内容 field of a fee line (a JSON text) where the HIS gave none; regions that
+        want extra fields override this."""
         return ""

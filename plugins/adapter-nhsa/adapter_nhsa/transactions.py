@@ -7,8 +7,8 @@ spec in its own profile."""
 
 from __future__ import annotations
 
-from adapter.mapping.store import MappingKind
-from adapter.transactions import ChildSpec, TransactionSpec, f
+from adapter.records import MappingKind
+from adapter.plugin.transactions import ChildSpec, FieldSpec, TransactionSpec, f
 
 _DISEINFO_2401 = ChildSpec(
     "diseinfo",
@@ -44,6 +44,7 @@ ADMISSION = TransactionSpec(
     children=(_DISEINFO_2401,),
     key=("ipt_no",),
     group_field="ipt_no",
+    phase=0,
     mapped={
         "atddr_no": (MappingKind.DOCTOR, "atddr_no"),
         "adm_dept_codg": (MappingKind.DEPT, "adm_dept_codg"),
@@ -82,11 +83,11 @@ DISCHARGE = TransactionSpec(
     ),
     key=("mdtrt_id",),
     group_field="mdtrt_id",
+    phase=2,
     mapped={
         "dscg_dept_codg": (MappingKind.DEPT, "dscg_dept_codg"),
         "diseinfo.dise_dor_no": (MappingKind.DOCTOR, "dise_dor_no"),
     },
-    binds_visit=True,
 )
 
 _ITEM = (
@@ -197,6 +198,7 @@ OUTPATIENT_REGISTRATION = TransactionSpec(
     ),
     key=("ipt_otp_no",),
     group_field="ipt_otp_no",
+    phase=0,
     mapped={"atddr_no": (MappingKind.DOCTOR, "atddr_no"), "dept_code": (MappingKind.DEPT, "dept_code")},
     registers_visit=True,
 )
@@ -227,7 +229,6 @@ OUTPATIENT_VISIT = TransactionSpec(
     key=("mdtrt_id",),
     group_field="mdtrt_id",
     mapped={"diseinfo.dise_dor_no": (MappingKind.DOCTOR, "dise_dor_no")},
-    binds_visit=True,
 )
 
 _FEEDETAIL_2204 = ChildSpec(
@@ -265,8 +266,10 @@ OUTPATIENT_FEES = TransactionSpec(
         "feedetail.bilg_dept_codg": (MappingKind.DEPT, "bilg_dept_codg"),
         "feedetail.bilg_dr_codg": (MappingKind.DOCTOR, "bilg_dr_codg"),
     },
-    binds_visit=True,
-    policy_node="feedetail",
+    fee_lines="feedetail",
+    # HIS facts for the policy rules, from the child entries' underscore keys (never sent)
+    facts={"his_item_category": "_category", "his_std_price": "_std_price", "his_item_name": "_item_name",
+           "main_diag_code": "_main_diag", "er_flag": "_er_flag"},
 )
 
 OUTPATIENT_FEES_CANCEL = TransactionSpec(
@@ -276,7 +279,6 @@ OUTPATIENT_FEES_CANCEL = TransactionSpec(
     fields=(f("mdtrt_id", req=True), f("chrg_bchno", req=True), f("psn_no", req=True)),
     key=("mdtrt_id", "chrg_bchno"),
     group_field="mdtrt_id",
-    binds_visit=True,
     cancels="2204",
 )
 
@@ -289,8 +291,45 @@ INPATIENT_FEES_CANCEL = TransactionSpec(
             f("exp_content", length=4000)),
     key=("mdtrt_id", "feedetl_sn"),
     group_field="mdtrt_id",
-    binds_visit=True,
     cancels="2301",
+)
+
+#: 2301 feedetail, in the spec's field order (reference §3.7)
+_FEEDETAIL_2301: tuple[FieldSpec, ...] = (
+    f("feedetl_sn", req=True), f("init_feedetl_sn"), f("mdtrt_id", req=True), f("drord_no"),
+    f("psn_no", req=True), f("med_type", length=6, req=True), f("fee_ocur_time", "datetime", req=True),
+    f("med_list_codg", length=50, req=True), f("medins_list_codg", length=150, req=True),
+    f("det_item_fee_sumamt", "num", 16, 2, req=True), f("cnt", "num", 16, 4, req=True),
+    f("pric", "num", 16, 6, req=True), f("bilg_dept_codg", req=True), f("bilg_dept_name", length=100, req=True),
+    f("bilg_dr_codg", req=True), f("bilg_dr_name", length=50, req=True), f("acord_dept_codg"),
+    f("acord_dept_name", length=100), f("orders_dr_code"), f("orders_dr_name", length=50),
+    f("hosp_appr_flag", length=3), f("tcmdrug_used_way", length=6), f("etip_flag", length=3),
+    f("etip_hosp_code"), f("dscg_tkdrug_flag", length=3), f("matn_fee_flag", length=6), f("memo", length=500),
+    f("exp_content", length=4000),
+)
+
+INPATIENT_FEES = TransactionSpec(
+    infno="2301",
+    description="住院费用明细上传 inpatient fee details (one record per fee line)",
+    node="feedetail",
+    node_is_list=True,
+    fields=_FEEDETAIL_2301,
+    key=("mdtrt_id", "feedetl_sn"),
+    group_field="mdtrt_id",
+    # The fee query names the HIS codes and names by their HIS meaning ([his] fee_query).
+    his_columns={"medins_list_codg": "his_item_code", "bilg_dept_codg": "his_dept_code",
+                 "bilg_dept_name": "his_dept_name", "bilg_dr_codg": "his_doctor_code",
+                 "bilg_dr_name": "his_doctor_name"},
+    mapped={
+        "med_list_codg": (MappingKind.ITEM, "medins_list_codg"),
+        "bilg_dept_codg": (MappingKind.DEPT, "bilg_dept_codg"),
+        "bilg_dr_codg": (MappingKind.DOCTOR, "bilg_dr_codg"),
+    },
+    fee_lines=".",
+    batched=True,
+    refund_of=("init_feedetl_sn", "feedetl_sn"),
+    blame_fields=("feedetl_sn", "med_list_codg"),
+    line_key="feedetl_sn",
 )
 
 SETTLEMENT_LIST = TransactionSpec(
@@ -349,14 +388,14 @@ SETTLEMENT_LIST = TransactionSpec(
     ),
     key=("setl_id",),
     group_field="mdtrt_id",
+    phase=2,
     mapped={"chfpdr_code": (MappingKind.DOCTOR, "chfpdr_code")},
-    binds_visit=True,
 )
 
 TRANSACTIONS = {
     spec.infno: spec
     for spec in (
         OUTPATIENT_REGISTRATION, OUTPATIENT_VISIT, OUTPATIENT_FEES, OUTPATIENT_FEES_CANCEL,
-        INPATIENT_FEES_CANCEL, ADMISSION, DISCHARGE, SETTLEMENT_LIST, *INVENTORY,
+        INPATIENT_FEES, INPATIENT_FEES_CANCEL, ADMISSION, DISCHARGE, SETTLEMENT_LIST, *INVENTORY,
     )
 }

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from adapter import jsonio
-from adapter.catalog.kinds import PolicySpec
+from adapter.plugin.catalogues import PolicySpec
 from adapter.plugin import hookimpl
 from adapter.plugin.api import RegionProfile
 from adapter.records import MappedFeeLine

@@ -1,0 +1,71 @@
+"""What every command shares: the --config and --json options, error handling, settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from adapter.config import DEFAULT_CONFIG_PATH, Settings, load_settings
+from adapter.errors import AdapterError
+from adapter.logs import configure_logging
+from adapter.state.store import StateStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("adapter.cli")
+
+#: ``run --once`` exits with this when the cycle parked or deferred something.
+EXIT_SOMETHING_FAILED = 3
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=lambda: os.environ.get("ADAPTER_CONFIG", str(DEFAULT_CONFIG_PATH)),
+    show_default="config/adapter.toml or $ADAPTER_CONFIG",
+    help="The configuration file.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+
+
+def handled(func: F) -> F:
+    """Turn an AdapterError into one line on stderr and exit code 1 (traceback with -v)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AdapterError as exc:
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                logger.exception("failed")
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(config_path: Path) -> Settings:
+    """Load the configuration and apply its logging settings (unless -v asked for debug)."""
+    settings = load_settings(config_path)
+    context = click.get_current_context(silent=True)
+    verbose = bool(context and context.find_root().params.get("verbose"))
+    if not verbose:
+        configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
+    return settings
+
+
+@contextmanager
+def state_store(settings: Settings) -> Iterator[StateStore]:
+    """The state database for one command, closed afterwards."""
+    store = StateStore(settings.state.url)
+    try:
+        yield store
+    finally:
+        store.close()

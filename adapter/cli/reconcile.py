@@ -1,0 +1,120 @@
+"""``reconcile``: 3201/3202 against the centre for a day, a range or a month; ``reconcile
+history`` lists the runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+
+from adapter.cli.common import EXIT_SOMETHING_FAILED, _settings, config_option, handled, json_option, state_store
+
+
+def _date(value: str, option: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (yyyy-MM-dd)", param_hint=option) from None
+
+
+@click.group(invoke_without_command=True)
+@click.option("--date", "day", help="One day, yyyy-MM-dd.")
+@click.option("--from", "start", help="First day of a range, yyyy-MM-dd.")
+@click.option("--to", "end", help="Last day of a range (inclusive).")
+@click.option("--month", help="A calendar month, yyyy-MM.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write CSV here.")
+@click.option("--xlsx", "xlsx_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write XLSX here.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write HTML here.")
+@config_option
+@json_option
+@click.pass_context
+@handled
+def reconcile(ctx: click.Context, day: str | None, start: str | None, end: str | None, month: str | None,
+              csv_path: Path | None, xlsx_path: Path | None, html_path: Path | None, config_path: Path,
+              as_json: bool) -> None:
+    """Reconcile with the centre: 3201 per insurance type x clearing type, 3202 where they do
+    not balance. Exit status 3 when something does not balance."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from adapter.app import build_adapter
+    from adapter.reconcile import report
+    from adapter.reconcile.local import Period
+
+    chosen = [name for name, value in (("--date", day), ("--from/--to", start or end), ("--month", month)) if value]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --date D, --from D1 --to D2, --month YYYY-MM")
+    if day:
+        period = Period.day(_date(day, "--date"))
+    elif month:
+        try:
+            first = datetime.strptime(month, "%Y-%m")
+        except ValueError:
+            raise click.BadParameter(f"{month!r} is not a month (yyyy-MM)", param_hint="--month") from None
+        period = Period.month(first.year, first.month)
+    else:
+        if not (start and end):
+            raise click.UsageError("--from and --to go together")
+        period = Period(_date(start, "--from"), _date(end, "--to"), "range")
+        if period.end < period.start:
+            raise click.UsageError("--to is before --from")
+    adapter = build_adapter(_settings(config_path))
+    try:
+        run = adapter.reconciler.run(period)
+    finally:
+        adapter.close()
+    for path, write in ((csv_path, lambda p: p.write_text(report.as_csv(run), encoding="utf-8-sig")),
+                        (xlsx_path, lambda p: p.write_bytes(report.as_xlsx(run))),
+                        (html_path, lambda p: p.write_text(report.as_html(run), encoding="utf-8"))):
+        if path is not None:
+            write(path)
+    if as_json:
+        click.echo(json.dumps(run.to_json(), ensure_ascii=False, default=str))
+    else:
+        _echo(run)
+    if not run.balanced:
+        sys.exit(EXIT_SOMETHING_FAILED)
+
+
+def _echo(run) -> None:  # noqa: ANN001
+    from adapter.reconcile.report import KINDS
+    from adapter.reconcile.run import RESULTS
+
+    click.echo(f"reconciliation {run.period} (run {run.id}): {'balanced' if run.balanced else 'NOT balanced'}")
+    click.echo(f"  {'险种':<6}{'清算':<6}{'医疗费总额':>14}{'基金支付':>14}{'个人账户':>12}{'笔数':>6}  结果")
+    for p in run.pairs:
+        local = p.local
+        click.echo(f"  {p.insutype:<8}{p.clr_type:<8}{local['medfee_sumamt']:>14}{local['fund_pay_sumamt']:>14}"
+                   f"{local['acct_pay']:>12}{local['count']:>8}  {p.stmt_rslt} {RESULTS.get(p.stmt_rslt, '')} "
+                   f"{p.description}")
+        for d in p.differences:
+            link = f" [our msgid {d.our_msgid}]" if d.our_msgid else ""
+            click.echo(f"      {d.setl_id:<24} {KINDS.get(d.kind, d.kind)}: {d.detail}{link}")
+
+
+@reconcile.command("history")
+@config_option
+@json_option
+@handled
+def reconcile_history(config_path: Path, as_json: bool) -> None:
+    """Every reconciliation run: period, result, differences."""
+    from sqlalchemy import select
+
+    from adapter.state import schema
+
+    settings = _settings(config_path)
+    run = schema.recon_run
+    with state_store(settings) as store, store.begin() as conn:
+        rows = conn.execute(select(run.c.id, run.c.kind, run.c.start_date, run.c.end_date, run.c.balanced,
+                                   run.c.pairs, run.c.differences, run.c.created_at).order_by(run.c.id)).all()
+    if as_json:
+        click.echo(json.dumps([dict(r._mapping) for r in rows], ensure_ascii=False, default=str))
+        return
+    if not rows:
+        click.echo("no reconciliation has been run yet")
+        return
+    for r in rows:
+        click.echo(f"{r.id:>4}  {r.created_at:%Y-%m-%d %H:%M}  {r.kind:<6} {r.start_date} – {r.end_date}  "
+                   f"{'balanced' if r.balanced else 'NOT balanced':<13} {r.pairs} pair(s), {r.differences} difference(s)")

@@ -1,0 +1,101 @@
+"""``rules``: the policy rules in force, and the self-inspection report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import click
+
+from adapter.cli.common import _settings, config_option, handled, json_option, state_store
+
+
+@click.group()
+def rules() -> None:
+    """Policy rules (art. 38 behaviours, local limits) and the self-inspection report."""
+
+
+def _active(config_path: Path):  # noqa: ANN202 - (settings, region, active rules)
+    from adapter.plugin.manager import PluginHost
+    from adapter.policy.engine import resolve
+
+    settings = _settings(config_path)
+    host = PluginHost.load()
+    region = host.region(settings.centre.region)
+    return settings, region, resolve(host.policy_rules(), region.name, region.rule_set, settings.rules)
+
+
+@rules.command("list")
+@config_option
+@json_option
+@handled
+def rules_list(config_path: Path, as_json: bool) -> None:
+    """Every policy rule: source document, parameters in force, severity and status."""
+    _settings_, region, active = _active(config_path)
+    if as_json:
+        click.echo(json.dumps([
+            {"id": a.rule.id, "description": a.rule.description, "source": a.rule.source, "enabled": a.enabled,
+             "severity": a.severity.value, "params": dict(a.params), "origin": a.origin, "needs": list(a.rule.needs)}
+            for a in active], ensure_ascii=False, default=str))
+        return
+    click.echo(f"policy rules in force for region {region.name}:")
+    for a in active:
+        status = "on " if a.enabled else "OFF"
+        click.echo(f"\n  [{status}] {a.rule.id} ({a.severity.value}) — {a.rule.description}")
+        click.echo(f"        source: {a.rule.source}; numbers from {a.origin}")
+        for name, value in a.params.items():
+            shown = ", ".join(value) if isinstance(value, tuple) else value
+            click.echo(f"        {name} = {shown}")
+        if a.rule.needs:
+            click.echo(f"        needs from the HIS query: {', '.join(a.rule.needs)}")
+
+
+def _day(value: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (yyyy-MM-dd)") from None
+
+
+@rules.command("report")
+@click.option("--from", "start", required=True, help="First day, yyyy-MM-dd.")
+@click.option("--to", "end", required=True, help="Last day, yyyy-MM-dd (inclusive).")
+@click.option("--format", "fmt", type=click.Choice(["html", "xlsx", "csv", "json"]), default="html", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout; xlsx needs it).")
+@click.option("--annual-fund-payments", type=Decimal, help="Last year's fund payments, for the exposure estimate.")
+@config_option
+@handled
+def rules_report(start: str, end: str, fmt: str, out: Path | None, annual_fund_payments: Decimal | None,
+                 config_path: Path) -> None:
+    """Self-inspection report: findings by rule, department and doctor, amounts at stake, the
+    annual-ratio indicators, and the estimated penalty band where the region has a table."""
+    from adapter.errors import AdapterError
+    from adapter.policy import report as reports
+
+    first, last = _day(start), _day(end)
+    if last < first:
+        raise AdapterError(f"--to {end} is before --from {start}")
+    settings, region, active = _active(config_path)
+    with state_store(settings) as store:
+        result = reports.build_report(
+            store, first, last, region=region.name, descriptions={a.rule.id: a.rule.description for a in active},
+            his_url=settings.his.url, settlement_query=settings.his.settlement_query,
+            penalty_table=region.penalty_table, penalty_source=region.penalty_source,
+            annual_fund_payments=annual_fund_payments,
+        )
+    if fmt == "xlsx":
+        if out is None:
+            raise AdapterError("--format xlsx needs --out FILE.xlsx")
+        out.write_bytes(reports.as_xlsx(result))
+    else:
+        body = {"html": reports.as_html, "csv": reports.as_csv}.get(fmt)
+        content = body(result) if body else json.dumps(reports.as_json(result), ensure_ascii=False, default=str, indent=1)
+        if out is None:
+            sys.stdout.write(content if content.endswith("\n") else content + "\n")
+        else:
+            out.write_text(content, encoding="utf-8")
+    if out is not None:
+        click.echo(f"{len(result.findings)} finding(s), {result.amount:.2f} yuan at stake: wrote {out}", err=True)

@@ -1,1 +1,0 @@
-"""Extract: read records from the HIS database incrementally."""

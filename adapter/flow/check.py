@@ -1,0 +1,264 @@
+"""Map and check: new records, and records parked for a missing mapping, become ready or are
+parked with a reason a person can act on.
+
+In order, for every record of every transaction: the HIS codes are mapped (目录对照), the
+transaction's field table is checked, then the record's fee lines go through the registered
+validation rules and the active catalogues, and the policy rules see each stay whole. A refund
+whose original is parked here is held with it (specs with ``refund_of``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, bindparam, or_, select, update
+
+from adapter import jsonio
+from adapter.catalog.check import CatalogView
+from adapter.flow.report import CycleReport
+from adapter.mapping.store import MappingStore, unmapped_reason
+from adapter.plugin.api import CatalogSpec, MappedFeeLine, TransactionSpec
+from adapter.plugin.rules import RuleSet, Severity, blocking
+from adapter.policy.stage import Candidate, PolicyStage
+from adapter.records import MalformedRow, MappingKind
+from adapter.spool.states import LineStatus, ParkKind
+from adapter.state import schema
+from adapter.state.store import StateStore, utcnow
+from adapter.validate.fields import (
+    apply_mappings,
+    check_record,
+    fee_entries,
+    fee_lines_of,
+    fill_defaults,
+    normalise,
+)
+
+logger = logging.getLogger(__name__)
+
+_record = schema.record
+#: records taken per pass (memory stays flat however large the backlog)
+CHUNK = 2000
+#: records of a stay that count as charged (what the centre has or will get)
+_CHARGED = (LineStatus.READY.value, LineStatus.QUEUED.value, LineStatus.SENT.value)
+
+
+@dataclass
+class _Checked:
+    """One record on its way through the checks."""
+
+    id: int
+    spec: TransactionSpec
+    key: str
+    group_key: str
+    record: dict[str, Any]
+    lines: list[MappedFeeLine]
+    update: dict[str, Any]
+
+
+class Check:
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        specs: Mapping[str, TransactionSpec],
+        rules: RuleSet,
+        catalogues: Mapping[str, CatalogSpec],
+        policy: PolicyStage | None,
+        defaults: Mapping[str, Mapping[str, str]],
+        exp_content: Callable[[MappedFeeLine], str],
+        stop_event: threading.Event,
+    ) -> None:
+        self.store = store
+        self.specs = dict(specs)
+        self.rules = rules
+        self.catalogues = catalogues
+        self.policy = policy
+        self.defaults = defaults
+        self.exp_content = exp_content
+        self.stop_event = stop_event
+        self.mappings = MappingStore(store)
+
+    def run(self, report: CycleReport) -> None:
+        last = 0
+        while not self.stop_event.is_set():
+            with self.store.begin() as conn:
+                tables = self.mappings.load(conn)
+                rows = conn.execute(
+                    select(_record.c.id, _record.c.infno, _record.c.business_key, _record.c.group_key, _record.c.raw)
+                    .where(
+                        _record.c.id > last,
+                        _record.c.infno.in_(list(self.specs)),
+                        or_(
+                            _record.c.status == LineStatus.NEW.value,
+                            and_(_record.c.status == LineStatus.PARKED.value,
+                                 _record.c.park_kind == ParkKind.UNMAPPED.value),
+                        ),
+                    )
+                    .order_by(_record.c.id)
+                    .limit(CHUNK)
+                ).all()
+            if not rows:
+                return
+            last = rows[-1].id
+            self._check_chunk(rows, tables, report)
+
+    def _check_chunk(self, rows: Sequence[Any], tables: Any, report: CycleReport) -> None:
+        now = utcnow()
+        names = {row.national_code: row.national_name for row in tables[MappingKind.ITEM].values()}
+        items = [self._map_and_check(row, tables, names, now, report) for row in rows]
+        ready = [item for item in items if item.update["status"] == LineStatus.READY.value]
+        self._check_fee_lines(ready, now, report)
+        write_findings = self._check_policy(ready, now, report)
+        self._hold_refunds(items, now)
+        for item in items:
+            if item.update["status"] == LineStatus.READY.value:
+                report.ready += 1
+                item.update["payload"] = jsonio.dumps(item.spec.input_for(item.record))
+        # executemany needs one statement per set of columns.
+        by_columns: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
+        for item in items:
+            by_columns[frozenset(item.update)].append(item.update)
+        with self.store.begin() as conn:
+            write_findings(conn)
+            for columns, chunk in by_columns.items():
+                values = {name: bindparam(name) for name in columns if name != "b_id"}
+                conn.execute(update(_record).where(_record.c.id == bindparam("b_id")).values(**values), chunk)
+
+    def _map_and_check(self, row: Any, tables: Any, names: Mapping[str, str], now: Any,
+                       report: CycleReport) -> _Checked:
+        spec = self.specs[row.infno]
+        raw = json.loads(row.raw)
+        record = normalise(spec, raw)
+        fill_defaults(record, self.defaults.get(spec.infno, {}))
+        item = _Checked(row.id, spec, row.business_key, row.group_key, record, [], {"b_id": row.id, "updated_at": now})
+        missing = apply_mappings(spec, record, tables)
+        if missing:
+            report.unmapped += 1
+            return _park(item, ParkKind.UNMAPPED, unmapped_reason(missing))
+        problems = check_record(spec, record)
+        if problems:
+            report.invalid += 1
+            return _park(item, ParkKind.INVALID, f"{spec.infno} {row.business_key}: " + "; ".join(problems))
+        try:
+            item.lines = fee_lines_of(spec, record, raw, row.business_key, names)
+        except MalformedRow as exc:
+            report.malformed += 1
+            return _park(item, ParkKind.MALFORMED, f"malformed HIS row {row.business_key}: {exc}")
+        item.update.update(status=LineStatus.READY.value, park_kind=None, park_reason=None)
+        return item
+
+    def _check_fee_lines(self, ready: list[_Checked], now: Any, report: CycleReport) -> None:
+        """Registered rules and the catalogue rule over every fee line of the ready records."""
+        with_lines = [item for item in ready if item.lines]
+        if not with_lines:
+            return
+        catalogue = CatalogView(self.store, self.catalogues,
+                                (m.med_list_codg for item in with_lines for m in item.lines))
+        for item in with_lines:
+            problems = []
+            entries = [entry for entry, _his in fee_entries(item.spec, item.record, {})]
+            for index, mapped in enumerate(item.lines):
+                cap = catalogue.cap_for(mapped.med_list_codg)
+                if cap is not None:
+                    mapped = item.lines[index] = dataclasses.replace(mapped, price_cap=cap[0], price_cap_source=cap[1])
+                findings = self.rules.check(mapped) + catalogue.check(mapped)
+                for finding in findings:
+                    if finding.severity is Severity.WARN:
+                        report.warnings += 1
+                        logger.info("record %d: [%s] %s", item.id, finding.rule_id, finding.message,
+                                    extra={"action": "finding_warn"})
+                problems += [f"[{p.rule_id}] {p.message}" for p in blocking(findings)]
+                entry = entries[index] if index < len(entries) else None
+                if isinstance(entry, dict) and "exp_content" in entry and not entry["exp_content"]:
+                    entry["exp_content"] = self.exp_content(mapped)
+            if problems:
+                report.invalid += 1
+                _park(item, ParkKind.INVALID, "; ".join(problems))
+
+    def _check_policy(self, ready: list[_Checked], now: Any, report: CycleReport) -> Callable[[Any], None]:
+        """The policy rules over the stays of the ready records, with what those stays already
+        have on its way to the centre."""
+        candidates = [item for item in ready if item.lines and item.update["status"] == LineStatus.READY.value]
+        if self.policy is None or not self.policy.enabled or not candidates:
+            return lambda _conn: None
+        history, known = self._stays(sorted({item.group_key for item in candidates}))
+        stopped, write = self.policy.check(
+            [Candidate(item.id, _stay_key(item.group_key), item.lines) for item in candidates], history, known)
+        for item in candidates:
+            reason = stopped.get(item.id)
+            if reason is not None:
+                report.invalid += 1
+                _park(item, ParkKind.INVALID, reason)
+        return write
+
+    def _stays(self, groups: list[str]) -> tuple[dict[str, list[tuple[int, MappedFeeLine]]], dict[str, set[str]]]:
+        """Per stay: the fee lines of its records already ready, queued or sent, and every
+        feedetl_sn held for it."""
+        fee_infnos = [infno for infno, spec in self.specs.items() if spec.fee_lines]
+        history: dict[str, list[tuple[int, MappedFeeLine]]] = defaultdict(list)
+        known: dict[str, set[str]] = defaultdict(set)
+        with self.store.begin() as conn:
+            for start in range(0, len(groups), 500):
+                rows = conn.execute(
+                    select(_record.c.id, _record.c.infno, _record.c.group_key, _record.c.business_key,
+                           _record.c.status, _record.c.raw, _record.c.payload)
+                    .where(_record.c.group_key.in_(groups[start:start + 500]), _record.c.infno.in_(fee_infnos))
+                    .order_by(_record.c.id)
+                ).all()
+                for row in rows:
+                    spec, raw, stay = self.specs[row.infno], json.loads(row.raw), _stay_key(row.group_key)
+                    if row.status in _CHARGED and row.payload:
+                        record = spec.record_from_input(jsonio.loads(row.payload))
+                        try:
+                            history[stay] += [(row.id, m) for m in fee_lines_of(spec, record, raw, row.business_key)]
+                        except MalformedRow:
+                            pass
+                    known[stay].update(str(entry.get("feedetl_sn") or "")
+                                       for entry, _his in fee_entries(spec, normalise(spec, raw), raw))
+        return history, known
+
+    def _hold_refunds(self, items: list[_Checked], now: Any) -> None:
+        """A refund must not reach the centre while its original is held back here. One query
+        finds which of the refunded originals are parked, however many refunds."""
+        refunds = []
+        for item in items:
+            if item.update["status"] != LineStatus.READY.value or item.spec.refund_of is None:
+                continue
+            refund_field, key_field = item.spec.refund_of
+            original = item.record.get(refund_field)
+            if original:
+                refunds.append((item, original, item.spec.key_of({**item.record, key_field: original})))
+        if not refunds:
+            return
+        held = {(i.spec.infno, i.key) for i in items if i.update["status"] == LineStatus.PARKED.value}
+        wanted = sorted({key for _, _, key in refunds})
+        with self.store.begin() as conn:
+            for start in range(0, len(wanted), 500):
+                held.update(
+                    (row.infno, row.business_key) for row in conn.execute(
+                        select(_record.c.infno, _record.c.business_key).where(
+                            _record.c.status == LineStatus.PARKED.value,
+                            _record.c.business_key.in_(wanted[start:start + 500]),
+                        )
+                    )
+                )
+        for item, original, key in refunds:
+            if (item.spec.infno, key) in held:
+                _park(item, ParkKind.INVALID, f"refund of line {original}, which is parked; resolve that line first")
+
+
+def _park(item: _Checked, kind: ParkKind, reason: str) -> _Checked:
+    item.update.update(status=LineStatus.PARKED.value, park_kind=kind.value, park_reason=reason)
+    item.update.pop("payload", None)
+    return item
+
+
+def _stay_key(group_key: str) -> str:
+    return group_key.split(":", 1)[1]

@@ -1,0 +1,159 @@
+"""Send: every message due when a pass starts goes to the centre, in order within its group;
+every message whose reply was lost is first asked about. What came back is handed, as a
+:class:`Delivery` or an inquiry's :class:`Outcome`, to the settle stage the cycle gives.
+
+A pass takes only what was due at its start, so a message that failed and came due again
+meanwhile waits for the next pass. After ``BREAKER_FAILURES`` messages in a row fail
+transiently the centre is treated as down: the pass ends and sending pauses
+(``paused_until``) instead of trying every queued message against a dead gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from adapter.errors import BusinessRejection, DeliveryError, OutcomeUnknown, TransientDeliveryError
+from adapter.flow.report import CycleReport
+from adapter.outbound.client import CentreClient
+from adapter.outbound.outcome import Outcome, find_outcome
+from adapter.plugin.api import RegionProfile
+from adapter.spool import outbox
+from adapter.spool.deliveries import Delivery, DeliveryKind
+from adapter.spool.retry import backoff_seconds, call_with_quick_retries
+from adapter.spool.visits import bind_visit
+from adapter.state.store import StateStore, utcnow
+
+logger = logging.getLogger(__name__)
+
+#: consecutive transient failures that end a send pass (the centre is treated as down)
+BREAKER_FAILURES = 3
+
+
+Settle = Callable[[outbox.SpooledMessage, Delivery, CycleReport], None]
+Resolve = Callable[[outbox.SpooledMessage, Outcome, CycleReport], None]
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    timeout_seconds: float
+    in_process_attempts: int
+    in_process_wait_seconds: float
+    retry_base_seconds: float
+    retry_cap_seconds: float
+
+
+class Send:
+    def __init__(
+        self, *, store: StateStore, client: CentreClient, region: RegionProfile, settings: SendSettings,
+        stop_event: threading.Event,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.region = region
+        self.settings = settings
+        self.stop_event = stop_event
+        #: set when the centre looked down; sending resumes after it
+        self.paused_until: datetime | None = None
+        self.pause_count = 0
+
+    def run(self, report: CycleReport, settle: Settle, resolve: Resolve) -> None:
+        """One pass: inquiries about lost replies, then every message due at its start."""
+        settings = self.settings
+        lease = timedelta(seconds=settings.timeout_seconds * (settings.in_process_attempts + 2))
+        pass_start = utcnow()
+        if self.paused_until is not None and pass_start < self.paused_until:
+            return
+        self.inquire(report, resolve)
+        failures_in_a_row = 0
+        while not self.stop_event.is_set():
+            due = outbox.claim_due(self.store, limit=10, lease=lease, due_by=pass_start)
+            if not due:
+                return
+            for index, message in enumerate(due):
+                if self.stop_event.is_set() or failures_in_a_row >= BREAKER_FAILURES:
+                    # Hand back what this worker claimed but will not send now.
+                    for rest in due[index:]:
+                        outbox.hand_back(self.store, rest.id)
+                    if failures_in_a_row >= BREAKER_FAILURES:
+                        self._pause_sending()
+                    return
+                delivery = self._send_one(message, report)
+                settle(message, delivery, report)
+                if delivery.kind in (DeliveryKind.ACKED, DeliveryKind.REJECTED):
+                    failures_in_a_row = 0
+                    if delivery.kind is DeliveryKind.ACKED:
+                        self.pause_count = 0
+                else:
+                    failures_in_a_row += 1
+
+    def inquire(self, report: CycleReport, resolve: Resolve) -> None:
+        """Ask the centre about every message whose reply was lost, before any resend."""
+        lease = timedelta(seconds=self.settings.timeout_seconds * 4)
+        while not self.stop_event.is_set():
+            batch = outbox.claim_unknown(self.store, limit=10, lease=lease)
+            if not batch:
+                return
+            for message in batch:
+                try:
+                    outcome = find_outcome(
+                        self.client, self.region, message.infno,
+                        bind_visit(self.store, message.group_key, message.payload),
+                        message.last_msgid, message.insuplc_admdvs,
+                    )
+                except DeliveryError as exc:
+                    if isinstance(exc, TransientDeliveryError):
+                        report.transient_failures += 1
+                    # The inquiry failed too: the message stays unknown (its lease expires and
+                    # the next pass asks again). Stop asking a centre that does not answer.
+                    logger.warning(
+                        "cannot find out what happened to message %d yet: %s", message.id, exc,
+                        extra={"action": "inquiry_failed", "message_id": message.id},
+                    )
+                    return
+                report.outcomes_resolved += 1
+                resolve(message, outcome, report)
+
+    def _pause_sending(self) -> None:
+        self.pause_count += 1
+        delay = backoff_seconds(self.pause_count, self.settings.retry_base_seconds, self.settings.retry_cap_seconds)
+        self.paused_until = utcnow() + timedelta(seconds=delay)
+        logger.warning(
+            "%d messages in a row failed; the centre looks unavailable, pausing sends until %s UTC",
+            BREAKER_FAILURES, self.paused_until.strftime("%H:%M:%S"),
+            extra={"action": "send_paused"},
+        )
+
+    def _send_one(self, message: outbox.SpooledMessage, report: CycleReport) -> Delivery:
+        settings = self.settings
+        failures = 0
+        payload = bind_visit(self.store, message.group_key, message.payload)
+
+        def attempt() -> Any:
+            nonlocal failures
+            try:
+                return self.client.call(
+                    message.infno, payload, message_id=message.id, insuplc_admdvs=message.insuplc_admdvs
+                )
+            except TransientDeliveryError:
+                failures += 1
+                raise
+
+        try:
+            msgid, reply = call_with_quick_retries(
+                attempt, settings.in_process_attempts, settings.in_process_wait_seconds, self.stop_event
+            )
+        except OutcomeUnknown as exc:
+            delivery = Delivery(DeliveryKind.UNKNOWN, error=str(exc))
+        except TransientDeliveryError as exc:
+            delivery = Delivery(DeliveryKind.TRANSIENT, error=str(exc))
+        except BusinessRejection as exc:
+            delivery = Delivery(DeliveryKind.REJECTED, error=exc.err_msg)
+        else:
+            delivery = Delivery(DeliveryKind.ACKED, msgid=msgid, reply=reply)
+        report.transient_failures += failures
+        return delivery

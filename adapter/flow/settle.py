@@ -1,0 +1,138 @@
+"""Settle: what a send or an inquiry came to, written to the spool and the ledger.
+
+An ack sends the message's records (and remembers the centre's mdtrt_id for a registration);
+a business rejection parks the records the centre named (``blame_fields``) and their refunds,
+the others go out again; a transient failure waits with backoff; a lost reply leaves the
+message unknown until an inquiry says what the centre holds (``line_key``: partly).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from adapter.errors import BusinessRejection
+from adapter.flow.report import CycleReport
+from adapter.outbound.outcome import Outcome, Resolution
+from adapter.plugin.api import RegionProfile, TransactionSpec
+from adapter.spool import outbox
+from adapter.spool.deliveries import Delivery, DeliveryKind
+from adapter.spool.retry import backoff_seconds
+from adapter.spool.visits import register_visit
+from adapter.state.store import StateStore
+
+logger = logging.getLogger(__name__)
+
+
+class Settle:
+    def __init__(self, *, store: StateStore, region: RegionProfile, specs: Mapping[str, TransactionSpec],
+                 retry_base_seconds: float, retry_cap_seconds: float) -> None:
+        self.store = store
+        self.region = region
+        self.specs = dict(specs)
+        self.retry_base_seconds = retry_base_seconds
+        self.retry_cap_seconds = retry_cap_seconds
+        #: records sent back to READY (their message was partly rejected or partly held):
+        #: the cycle builds new messages for them
+        self.requeued = 0
+
+    def delivered(self, message: outbox.SpooledMessage, delivery: Delivery, report: CycleReport) -> None:
+        if delivery.kind is DeliveryKind.ACKED:
+            self._acked(message, delivery, report)
+        elif delivery.kind is DeliveryKind.REJECTED:
+            self._rejected(message, delivery.error, report)
+        elif delivery.kind is DeliveryKind.UNKNOWN:
+            report.outcomes_unknown += 1
+            outbox.mark_unknown(self.store, message.id, delivery.error)
+            logger.warning(
+                "message %d: %s; asking the centre before any resend", message.id, delivery.error,
+                extra={"action": "send_outcome_unknown", "message_id": message.id},
+            )
+        else:
+            delay = backoff_seconds(message.attempts + 1, self.retry_base_seconds, self.retry_cap_seconds)
+            next_at = outbox.mark_retry(self.store, message.id, delivery.error, delay)
+            logger.warning(
+                "message %d not delivered (%s); next attempt at %s UTC",
+                message.id, delivery.error, next_at.strftime("%H:%M:%S"),
+                extra={"action": "send_retry_wait", "message_id": message.id},
+            )
+
+    def resolved(self, message: outbox.SpooledMessage, outcome: Outcome, report: CycleReport) -> None:
+        note = f"reply to {message.last_msgid} was lost; {outcome.how}"
+        logger.info(
+            "message %d: %s (%s)", message.id, outcome.resolution.value, outcome.how,
+            extra={"action": "outcome_resolved", "message_id": message.id},
+        )
+        if outcome.resolution is Resolution.COMMITTED:
+            if self._registers(message):
+                if outcome.visit_id is None:
+                    logger.error(
+                        "message %d: the centre holds the registration but the inquiry gave no "
+                        "mdtrt_id; later messages of %s will carry the HIS visit number",
+                        message.id, message.group_key, extra={"action": "visit_unknown"},
+                    )
+                else:
+                    register_visit(self.store, message.group_key, outcome.visit_id, message.last_msgid or "")
+            report.messages_acked += 1
+            report.lines_acked += outbox.mark_acked(self.store, message.id, "", note=note)
+        elif outcome.resolution is Resolution.PARTIAL:
+            spec = self.specs.get(message.infno)
+            field = spec.line_key if spec is not None else ""
+            held = [r.id for r in outbox.records_of(self.store, message.id)
+                    if field and str(self._record(message.infno, r.payload).get(field) or "") in outcome.committed]
+            acked, requeued = outbox.ack_partly(self.store, message.id, held, note)
+            report.lines_acked += acked
+            self.requeued += requeued
+        else:
+            outbox.mark_retry(self.store, message.id, note + "; sending again", 0)
+
+    def _acked(self, message: outbox.SpooledMessage, delivery: Delivery, report: CycleReport) -> None:
+        if self._registers(message):
+            try:
+                mdtrt_id = self.region.dialect.mdtrt_id_from_output(message.infno, (delivery.reply and
+                                                                                   delivery.reply.output) or {})
+            except BusinessRejection as exc:
+                logger.error("message %d: accepted, but %s; later messages of %s will carry the HIS visit number",
+                             message.id, exc, message.group_key, extra={"action": "visit_unknown"})
+            else:
+                register_visit(self.store, message.group_key, mdtrt_id, delivery.msgid)
+        report.messages_acked += 1
+        inf_refmsgid = delivery.reply.inf_refmsgid if delivery.reply is not None else ""
+        report.lines_acked += outbox.mark_acked(self.store, message.id, inf_refmsgid)
+
+    def _rejected(self, message: outbox.SpooledMessage, err_msg: str, report: CycleReport) -> None:
+        blamed = self._blamed(message, err_msg)
+        parked, requeued = outbox.park_rejected(self.store, message.id, err_msg, blamed)
+        report.messages_rejected += 1
+        report.lines_rejected += parked
+        self.requeued += requeued
+        logger.warning(
+            "message %d rejected by the centre: %s (%d record(s) parked, %d requeued)",
+            message.id, err_msg, parked, requeued,
+            extra={"action": "send_rejected", "message_id": message.id},
+        )
+
+    def _blamed(self, message: outbox.SpooledMessage, err_msg: str) -> list[int]:
+        """The records a rejection names by a ``blame_fields`` value, with their refunds (a
+        refund of a blamed record would only be refused next); empty: all of them."""
+        spec = self.specs.get(message.infno)
+        if spec is None or not spec.blame_fields:
+            return []
+        records = [(r.id, self._record(message.infno, r.payload)) for r in outbox.records_of(self.store, message.id)]
+        blamed = {rid for rid, record in records
+                  if any(str(record.get(name) or "") and str(record.get(name)) in err_msg for name in spec.blame_fields)}
+        if not blamed or len(blamed) == len(records):
+            return []
+        if spec.refund_of is not None:
+            refund_field, key_field = spec.refund_of
+            originals = {str(record.get(key_field)) for rid, record in records if rid in blamed}
+            blamed |= {rid for rid, record in records if str(record.get(refund_field) or "") in originals}
+        return sorted(blamed)
+
+    def _registers(self, message: outbox.SpooledMessage) -> bool:
+        spec = self.specs.get(message.infno)
+        return spec is not None and spec.registers_visit
+
+    def _record(self, infno: str, payload: dict[str, object]) -> dict[str, object]:
+        spec = self.specs.get(infno)
+        return spec.record_from_input(payload) if spec is not None else {}

@@ -1,0 +1,272 @@
+"""The simulated centre's HTTP server (stdlib ThreadingHTTPServer, loopback only).
+
+``GET /sim/totals`` returns the ledger's totals as JSON for tests, ``demo`` and people.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import struct
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from adapter import jsonio
+from adapter.rehearsal.centre import catalogues, files
+from adapter.rehearsal.centre.faults import Fault, FaultPlan
+from adapter.rehearsal.centre.ledger import CentreLedger
+from adapter.rehearsal.centre.protocol import Refusal, check_envelope, handle
+from adapter.errors import SecurityError
+from adapter.rehearsal.sample_his import sample_catalogues
+from adapter.outbound.signing import verify_gateway
+from adapter.plugin.api import RegionProfile
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class SimulatedCentre:
+    """Start with :meth:`start`, stop with :meth:`stop`; ``url`` is where it listens."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        gateway: str = "tif",
+        secrets: Mapping[str, str] | None = None,
+        region: RegionProfile | None = None,
+        faults: FaultPlan | None = None,
+        area: str = "430000",
+        max_clock_skew_seconds: float = 300.0,
+    ) -> None:
+        """``secrets`` maps the caller's id (paasid, access key or x-ca-key) to its secret.
+        With a ``region``, the centre also checks its URL style and infver."""
+        if host not in LOOPBACK_HOSTS:
+            raise ValueError(f"the simulated centre listens on loopback only, not {host!r}")
+        self.gateway = gateway
+        self.secrets = dict(secrets or {})
+        self.region = region
+        self.faults = faults or FaultPlan()
+        self.ledger = CentreLedger()
+        self.ledger.catalogues = sample_catalogues()
+        self.area = region.areas[0] if region is not None and region.areas else area
+        self.max_clock_skew_seconds = max_clock_skew_seconds
+        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> SimulatedCentre:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="centre", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SimulatedCentre:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # -- one request ---------------------------------------------------------------------
+    # -- the settlement ledger, changed by tests to create differences ------------------------
+    def lose_settlement(self, setl_id: str) -> None:
+        with self.ledger.lock:
+            del self.ledger.settlements[setl_id]
+
+    def alter_settlement(self, setl_id: str, **changes: Any) -> None:
+        with self.ledger.lock:
+            self.ledger.settlements[setl_id].update(changes)
+
+    def add_settlement(self, row: Mapping[str, Any]) -> None:
+        with self.ledger.lock:
+            self.ledger.settlements[str(row["setl_id"])] = dict(row)
+
+    def publish_file(self, filename: str, content: bytes) -> str:
+        """Offer a file for 9102 (catalogues, 3202 results); returns its file_qury_no."""
+        return files.store(self.ledger, filename, content)
+
+    def respond(
+        self, headers: Mapping[str, str], body: bytes, path: str = "", attachment: bytes | None = None
+    ) -> tuple[int, dict[str, Any] | files.FileReply]:
+        """Verify, dispatch and answer one request (after faults were applied). ``body`` is the
+        JSON message (the ``jsonStr`` part of a multipart request, whose ``file`` part is
+        ``attachment``)."""
+        received = datetime.now()
+        try:
+            verify_gateway(
+                self.gateway, headers, body, self.secrets, time.time(), self.max_clock_skew_seconds
+            )
+        except SecurityError as exc:
+            with self.ledger.lock:
+                self.ledger.faults["gateway_refused"] += 1
+            return 401, {"code": 401, "message": str(exc)}
+        try:
+            routed = self.region.infno_for_path(path) if self.region is not None else None
+        except KeyError:
+            return 404, {"code": 404, "message": f"服务地址不存在: {path}"}
+        infno = "?"
+        try:
+            try:
+                document = jsonio.loads(body.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise Refusal("请求报文不是合法的UTF-8 JSON") from None
+            infno = check_envelope(document, self.ledger, self.faults)
+            self._check_region(infno, routed, headers, document)
+            with self.ledger.lock:
+                self.ledger.requests[infno] += 1
+                self.ledger.paths.setdefault(infno, set()).add(path)
+                self.ledger.gateway_headers.setdefault(infno, set()).update(
+                    key.lower() for key in headers if key.lower().startswith(("x-", "_api_"))
+                )
+            if attachment is not None:
+                upload = document["input"].get("fsUploadIn")
+                if infno != files.UPLOAD or not isinstance(upload, dict):
+                    raise Refusal("只有文件上传[9101]可以附带文件")
+                upload["in"] = attachment
+            if self.region is not None and infno in self.region.catalogues:
+                output = catalogues.serve(document, self.ledger, self.faults, self.region.catalogues)
+            else:
+                output = handle(infno, document, self.ledger, self.faults)
+        except Refusal as exc:
+            with self.ledger.lock:
+                self.ledger.rejected[infno] += 1
+            return 200, self._envelope(-1, str(exc), None, received)
+        with self.ledger.lock:
+            self.ledger.accepted[infno] += 1
+        if isinstance(output, files.FileReply):
+            return 200, output
+        return 200, self._envelope(0, "success", output, received)
+
+    def _check_region(
+        self, infno: str, routed: str | None, headers: Mapping[str, str], document: Mapping[str, Any]
+    ) -> None:
+        if routed is not None and routed != infno:
+            raise Refusal(f"交易编号[{infno}]与服务地址[{routed}]不一致")
+        api_name = {k.lower(): v for k, v in headers.items()}.get("_api_name")
+        if api_name is not None and api_name != infno:
+            raise Refusal(f"交易编号[{infno}]与网关接口名[_api_name={api_name}]不一致")
+        if self.region is not None and self.region.areas:
+            if document.get("mdtrtarea_admvs") not in self.region.areas:
+                raise Refusal(f"就医地医保区划[{document.get('mdtrtarea_admvs')}]不属于本中心")
+        if self.region is not None and document.get("infver") != self.region.infver:
+            raise Refusal(f"接口版本号[infver={document.get('infver')}]错误, 应为{self.region.infver}")
+
+    def _envelope(self, infcode: int, err_msg: str, output: Any, received: datetime) -> dict[str, Any]:
+        serial = self.ledger.next_serial()
+        return {
+            "infcode": infcode,
+            "inf_refmsgid": f"{self.area}{received:%Y%m%d%H%M%S}{serial:010d}",
+            "refmsg_time": received.strftime("%Y%m%d%H%M%S%f")[:17],
+            "respond_time": datetime.now().strftime("%Y%m%d%H%M%S%f")[:17],
+            "err_msg": err_msg,
+            "warn_msg": None,
+            "cainfo": None,
+            "signtype": None,
+            "enctype": None,
+            "output": output,
+        }
+
+
+def _make_handler(centre: SimulatedCentre) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "yibao-simulated-centre"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            logger.debug("centre: " + format, *args)
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            if self.path.rstrip("/") == "/sim/totals":
+                self._send(200, centre.ledger.totals())
+            else:
+                self._send(404, {"code": 404, "message": "not found"})
+
+        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            fault, latency = centre.faults.draw()
+            if latency:
+                time.sleep(latency)
+            if fault is not Fault.NONE:
+                with centre.ledger.lock:
+                    centre.ledger.faults[fault.value] += 1
+            if fault is Fault.SERVER_ERROR:
+                self._send(503, {"code": 503, "message": "服务暂不可用 (injected)"})
+                return
+            if fault is Fault.RESET:
+                self._reset()
+                return
+            if fault is Fault.TIMEOUT:
+                time.sleep(centre.faults.timeout_seconds)
+                self._reset()
+                return
+            headers = dict(self.headers.items())
+            try:
+                body, attachment = files.split_multipart(headers, body)
+            except ValueError as exc:
+                self._send(400, {"code": 400, "message": f"multipart请求格式错误: {exc}"})
+                return
+            try:
+                status, document = centre.respond(headers, body, self.path, attachment)
+            except Exception as exc:  # a bug in the simulator answers 500, as a real server would
+                logger.exception("simulated centre failed on %s", self.path)
+                self._send(500, {"code": 500, "message": f"internal error: {type(exc).__name__}: {exc}"})
+                return
+            if fault is Fault.DROP_REPLY:
+                self._reset()  # committed above; the reply is lost on the way back
+                return
+            self._send(status, document)
+
+        def _send(self, status: int, document: Any) -> None:
+            if isinstance(document, files.FileReply):
+                payload, content_type = document.content, "application/octet-stream"
+            else:
+                payload, content_type = jsonio.dumps(document).encode("utf-8"), "application/json;charset=utf-8"
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def finish(self) -> None:
+            try:
+                super().finish()
+            except (OSError, ValueError):
+                pass  # the connection was reset on purpose (fault injection)
+
+        def _reset(self) -> None:
+            # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+
+    return Handler
+
+
+def totals_from(url: str) -> dict[str, Any]:
+    """Read ``/sim/totals`` of a running simulated centre (loopback)."""
+    import httpx
+
+    response = httpx.get(url.rstrip("/") + "/sim/totals", timeout=5, trust_env=False)
+    response.raise_for_status()
+    return dict(json.loads(response.content))

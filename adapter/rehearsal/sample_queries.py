@@ -1,0 +1,277 @@
+"""The HIS queries of the record transactions for the sample HIS schema (what ``demo`` and
+the tests read). A hospital writes its own in ``[sources."<infno>"]``; these show the shape:
+columns named as the national fields, ``:watermark`` and ``:limit`` bound by the extractor,
+child lists as a JSON array column named after the node (SQLite json_group_array here,
+json_agg on PostgreSQL)."""
+
+from __future__ import annotations
+
+from adapter.config import SourceConfig
+
+#: The sample HIS schema's inpatient fee-line query. ``:watermark`` and ``:limit`` are bound by
+#: the extractor; the query must return rows ordered by the watermark column.
+FEE_LINES = """
+SELECT f.line_id            AS line_id,
+       v.mdtrt_id           AS mdtrt_id,
+       p.psn_no             AS psn_no,
+       p.insuplc_admdvs     AS insuplc_admdvs,
+       v.med_type           AS med_type,
+       f.feedetl_sn         AS feedetl_sn,
+       f.init_feedetl_sn    AS init_feedetl_sn,
+       f.order_no           AS drord_no,
+       f.charged_at         AS fee_ocur_time,
+       f.item_code          AS his_item_code,
+       i.item_name          AS his_item_name,
+       f.qty                AS cnt,
+       f.unit_price         AS pric,
+       f.amount             AS det_item_fee_sumamt,
+       f.dept_code          AS his_dept_code,
+       d.dept_name          AS his_dept_name,
+       f.doctor_code        AS his_doctor_code,
+       dr.doctor_name       AS his_doctor_name,
+       i.category           AS his_item_category,
+       i.unit_price         AS his_std_price,
+       f.rxno               AS rxno,
+       f.rx_days            AS prd_days,
+       f.dscg_drug          AS dscg_tkdrug_flag,
+       v.main_diag_code     AS main_diag_code,
+       v.injury_cause       AS injury_cause,
+       v.admitted_at        AS adm_time,
+       v.discharged_at      AS dscg_time
+FROM fee_lines f
+JOIN inpatient_visits v ON v.visit_id = f.visit_id
+JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN charge_items i ON i.item_code = f.item_code
+LEFT JOIN departments d ON d.dept_code = f.dept_code
+LEFT JOIN doctors dr ON dr.doctor_code = f.doctor_code
+WHERE f.line_id > :watermark
+ORDER BY f.line_id
+LIMIT :limit
+"""
+
+#: Settlements in a period (:start, :end as yyyy-MM-dd HH:mm:ss), for the self-inspection
+#: indicators and reconciliation. drug_sumamt/drug_selfpay_amt are optional columns.
+SETTLEMENTS = """
+SELECT s.setl_id, v.mdtrt_id, s.psn_no, s.insutype, s.clr_type, s.setl_time, s.medfee_sumamt,
+       s.fund_pay_sumamt, s.acct_pay, s.psn_cash_pay, s.fulamt_ownpay_amt, s.refd_setl_flag,
+       s.drug_sumamt, s.drug_selfpay_amt
+FROM settlements s
+JOIN inpatient_visits v ON v.visit_id = s.visit_id
+WHERE s.setl_time >= :start AND s.setl_time < :end
+ORDER BY s.setl_time
+"""
+
+_DISEINFO = """
+(SELECT json_group_array(json_object(
+    'psn_no', p.psn_no, 'mdtrt_id', v.mdtrt_id, 'diag_type', g.diag_type,
+    'maindiag_flag', g.maindiag_flag, 'diag_srt_no', g.srt_no, 'diag_code', g.diag_code,
+    'diag_name', g.diag_name, 'diag_dept', d.dept_name, 'dise_dor_no', g.doctor_code,
+    'dise_dor_name', dr.doctor_name, 'diag_time', g.diag_time, 'adm_cond', ''))
+ FROM diagnoses g
+ LEFT JOIN doctors dr ON dr.doctor_code = g.doctor_code
+ WHERE g.visit_id = v.visit_id) AS diseinfo
+"""
+
+ADMISSIONS = f"""
+SELECT v.visit_id AS visit_id, p.psn_no AS psn_no, p.insuplc_admdvs AS insuplc_admdvs,
+       v.insutype AS insutype, v.admitted_at AS begntime, '02' AS mdtrt_cert_type,
+       v.certno AS mdtrt_cert_no, v.med_type AS med_type, v.mdtrt_id AS ipt_no,
+       v.doctor_code AS atddr_no, dr.doctor_name AS chfpdr_name, v.dept_code AS adm_dept_codg,
+       d.dept_name AS adm_dept_name, v.main_diag_code AS dscg_maindiag_code,
+       v.main_diag_name AS dscg_maindiag_name, p.patient_name AS coner_name,
+       {_DISEINFO}
+FROM inpatient_visits v
+JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN departments d ON d.dept_code = v.dept_code
+LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
+WHERE v.visit_id > :watermark
+ORDER BY v.visit_id
+LIMIT :limit
+"""
+
+DISCHARGES = f"""
+SELECT v.discharge_seq AS discharge_seq, v.mdtrt_id AS mdtrt_id, p.psn_no AS psn_no,
+       p.insuplc_admdvs AS insuplc_admdvs, v.insutype AS insutype, v.discharged_at AS endtime,
+       v.main_diag_code AS dise_codg, v.main_diag_name AS dise_name,
+       v.dept_code AS dscg_dept_codg, d.dept_name AS dscg_dept_name, v.dscg_way AS dscg_way,
+       {_DISEINFO}
+FROM inpatient_visits v
+JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN departments d ON d.dept_code = v.dept_code
+WHERE v.discharge_seq IS NOT NULL AND v.discharge_seq > :watermark
+ORDER BY v.discharge_seq
+LIMIT :limit
+"""
+
+#: Columns every inventory transaction takes from one stock movement; each transaction picks
+#: the ones it has (the others are ignored).
+_STOCK_COLUMNS = """
+SELECT m.move_id AS move_id, m.item_code AS fixmedins_hilist_id, i.item_name AS fixmedins_hilist_name,
+       m.batch_no AS fixmedins_bchno, '1' AS rx_flag, '0' AS trdn_flag,
+       substr(m.moved_at, 1, 10) AS invdate, m.qty AS inv_cnt,
+       m.qty AS cnt, m.price AS pric, '1' AS inv_chg_type, m.moved_at AS inv_chg_time,
+       m.operator AS inv_chg_opter_name,
+       '示例医药有限公司' AS spler_name, '示例制药厂' AS prodentp_name, '国药准字H00000000' AS aprvno,
+       m.price AS finl_trns_pric, abs(m.qty) AS purc_retn_cnt, m.moved_at AS purc_retn_stoin_time,
+       m.operator AS purc_retn_opter_name, m.doc_no AS medins_prod_purc_no,
+       m.operator AS prsc_dr_name, m.operator AS phar_name, 'YS000000' AS phar_prac_cert_no,
+       m.doc_no AS mdtrt_sn, m.doc_no AS rtal_docno, m.doc_no AS stoout_no,
+       abs(m.qty) AS sel_retn_cnt, m.moved_at AS sel_retn_time, m.operator AS sel_retn_opter_name,
+       m.doc_no AS medins_prod_sel_no, '3' AS inv_data_type
+FROM stock_moves m
+LEFT JOIN charge_items i ON i.item_code = m.item_code
+"""
+
+
+def _stock(infno: str) -> str:
+    return (
+        _STOCK_COLUMNS
+        + f"WHERE m.infno = '{infno}' AND m.move_id > :watermark\nORDER BY m.move_id\nLIMIT :limit\n"
+    )
+
+
+OUTPATIENT_REGISTRATIONS = """
+SELECT v.visit_id AS visit_id, p.psn_no AS psn_no, p.insuplc_admdvs AS insuplc_admdvs,
+       v.insutype AS insutype, v.begntime AS begntime, '02' AS mdtrt_cert_type,
+       v.certno AS mdtrt_cert_no, v.otp_no AS ipt_otp_no, v.doctor_code AS atddr_no,
+       dr.doctor_name AS dr_name, v.dept_code AS dept_code, d.dept_name AS dept_name,
+       v.dept_code AS caty
+FROM outpatient_visits v
+JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN departments d ON d.dept_code = v.dept_code
+LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
+WHERE v.visit_id > :watermark
+ORDER BY v.visit_id
+LIMIT :limit
+"""
+
+OUTPATIENT_VISITS = """
+SELECT v.visit_id AS visit_id, v.otp_no AS mdtrt_id, p.psn_no AS psn_no,
+       p.insuplc_admdvs AS insuplc_admdvs, v.med_type AS med_type, v.begntime AS begntime,
+       v.diag_code AS dise_codg, v.diag_name AS dise_name,
+       json_array(json_object(
+           'diag_type', '1', 'diag_srt_no', 1, 'diag_code', v.diag_code, 'diag_name', v.diag_name,
+           'diag_dept', d.dept_name, 'dise_dor_no', v.doctor_code, 'dise_dor_name', dr.doctor_name,
+           'diag_time', v.begntime, 'vali_flag', '1')) AS diseinfo
+FROM outpatient_visits v
+JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN departments d ON d.dept_code = v.dept_code
+LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
+WHERE v.visit_id > :watermark
+ORDER BY v.visit_id
+LIMIT :limit
+"""
+
+#: One row per charge batch; its lines are the feedetail list. A batch is complete when the
+#: counter charges it, so the first line id of the batch is a safe watermark.
+OUTPATIENT_FEES = """
+SELECT min(f.line_id) AS first_line, v.otp_no AS mdtrt_id, f.chrg_bchno AS chrg_bchno,
+       max(p.insuplc_admdvs) AS insuplc_admdvs,
+       json_group_array(json_object(
+           'feedetl_sn', f.feedetl_sn, 'mdtrt_id', v.otp_no, 'psn_no', p.psn_no,
+           'chrg_bchno', f.chrg_bchno, 'dise_codg', '', 'rxno', f.rxno, 'rx_circ_flag', '0',
+           'fee_ocur_time', f.charged_at, 'medins_list_codg', f.item_code,
+           'det_item_fee_sumamt', f.amount, 'cnt', f.qty, 'pric', f.unit_price,
+           'bilg_dept_codg', v.dept_code, 'bilg_dept_name', d.dept_name,
+           'bilg_dr_codg', v.doctor_code, 'bilg_dr_name', dr.doctor_name, 'prd_days', f.rx_days,
+           '_category', i.category, '_std_price', i.unit_price, '_item_name', i.item_name,
+           '_main_diag', v.diag_code)) AS feedetail
+FROM outpatient_fees f
+JOIN outpatient_visits v ON v.visit_id = f.visit_id
+LEFT JOIN charge_items i ON i.item_code = f.item_code
+JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN departments d ON d.dept_code = v.dept_code
+LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
+GROUP BY v.otp_no, f.chrg_bchno
+HAVING min(f.line_id) > :watermark
+ORDER BY min(f.line_id)
+LIMIT :limit
+"""
+
+
+def _cancels(infno: str) -> str:
+    return f"""
+SELECT c.cancel_id AS cancel_id, c.visit_no AS mdtrt_id, c.psn_no AS psn_no,
+       c.feedetl_sn AS feedetl_sn, c.chrg_bchno AS chrg_bchno
+FROM fee_cancels c
+WHERE c.infno = '{infno}' AND c.cancel_id > :watermark
+ORDER BY c.cancel_id
+LIMIT :limit
+"""
+
+
+#: 4101A: the settlement with the patient, stay and diagnoses, money by fund and by
+#: charge category (from the stay's fee lines).
+SETTLEMENT_LISTS = """
+SELECT s.seq AS seq, s.setl_id AS setl_id, v.mdtrt_id AS mdtrt_id, p.psn_no AS psn_no,
+       p.insuplc_admdvs AS insuplc_admdvs,
+       '示例医院' AS fixmedins_name, 'H43010000001' AS fixmedins_code, v.mdtrt_id AS medcasno,
+       p.patient_name AS psn_name, '1' AS gend,
+       '19' || substr(v.certno, 9, 2) || '-01-01' AS brdy, v.certno AS certno,
+       v.insutype AS hi_type, p.insuplc_admdvs AS insuplc, '1' AS ipt_med_type,
+       v.admitted_at AS adm_time, v.dept_code AS adm_caty, v.discharged_at AS dscg_time,
+       v.dept_code AS dscg_caty,
+       CAST(julianday(substr(v.discharged_at, 1, 10)) - julianday(substr(v.admitted_at, 1, 10)) AS INTEGER)
+           AS act_ipt_days,
+       v.main_diag_code AS wm_dise_code,
+       (SELECT count(*) FROM diagnoses g WHERE g.visit_id = v.visit_id) AS diag_code_cnt,
+       0 AS oprn_oprt_code_cnt, v.dscg_way AS dscg_way, dr.doctor_name AS chfpdr_name,
+       v.doctor_code AS chfpdr_code, substr(v.admitted_at, 1, 10) AS setl_begn_date,
+       substr(s.setl_time, 1, 10) AS setl_end_date,
+       s.psn_cash_pay AS psn_selfpay, 0 AS psn_ownpay, s.acct_pay AS acct_pay,
+       s.psn_cash_pay AS psn_cashpay, '1' AS hi_paymtd, '医保办' AS medins_fill_dept,
+       '系统' AS medins_fill_psn,
+       json_array(json_object('fund_pay_type', '310100', 'fund_payamt', s.fund_pay_sumamt)) AS payinfo,
+       (SELECT json_group_array(json_object(
+            'diag_type', '1', 'diag_code', g.diag_code, 'diag_name', g.diag_name,
+            'maindiag_flag', g.maindiag_flag))
+        FROM diagnoses g WHERE g.visit_id = v.visit_id) AS diseinfo,
+       (SELECT json_group_array(json_object(
+            'med_chrgitm', CASE c.category WHEN 'drug' THEN '09' WHEN 'consumable' THEN '08' ELSE '05' END, 'amt', c.amt, 'claa_sumfee', c.amt, 'clab_amt', 0,
+            'fulamt_ownpay_amt', 0, 'oth_amt', 0))
+        FROM (SELECT i.category AS category, printf('%.2f', sum(CAST(f.amount AS REAL))) AS amt
+              FROM fee_lines f JOIN charge_items i ON i.item_code = f.item_code
+              WHERE f.visit_id = v.visit_id AND f.qty GLOB '*[0-9]*' AND f.qty NOT GLOB '*[a-z]*'
+              GROUP BY i.category) c) AS iteminfo,
+       '[]' AS opspdiseinfo, '[]' AS oprninfo, '[]' AS icuinfo
+FROM settlements s
+JOIN inpatient_visits v ON v.visit_id = s.visit_id
+JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
+WHERE s.seq > :watermark
+ORDER BY s.seq
+LIMIT :limit
+"""
+
+#: infno -> (query, watermark column)
+SAMPLE_QUERIES: dict[str, tuple[str, str]] = {
+    "2301": (FEE_LINES, "line_id"),
+    "2201": (OUTPATIENT_REGISTRATIONS, "visit_id"),
+    "2203": (OUTPATIENT_VISITS, "visit_id"),
+    "2204": (OUTPATIENT_FEES, "first_line"),
+    "2205": (_cancels("2205"), "cancel_id"),
+    "2302": (_cancels("2302"), "cancel_id"),
+    "4101A": (SETTLEMENT_LISTS, "seq"),
+    "2401": (ADMISSIONS, "visit_id"),
+    "2402": (DISCHARGES, "discharge_seq"),
+    **{infno: (_stock(infno), "move_id") for infno in ("3501", "3502", "3503", "3504", "3505", "3506", "3507")},
+}
+
+
+def sample_sources() -> dict[str, SourceConfig]:
+    """Every transaction's query over the sample schema, as configured sources."""
+    return {infno: SourceConfig(query=query, watermark_column=column) for infno, (query, column) in SAMPLE_QUERIES.items()}
+
+
+def sample_sources_toml(skip: tuple[str, ...] = ()) -> str:
+    """The same as TOML ``[sources."<infno>"]`` tables, for a configuration file."""
+    blocks = []
+    for infno, (query, column) in SAMPLE_QUERIES.items():
+        if infno not in skip:
+            blocks.append(f"[sources.\"{infno}\"]\nwatermark_column = \"{column}\"\nquery = '''{query}'''\n")
+    return "\n".join(blocks)
+
+
+def settlement_query_toml() -> str:
+    """``settlement_query = ...`` for the [his] table of a configuration file."""
+    return f"settlement_query = '''{SETTLEMENTS}'''"

@@ -1,0 +1,1 @@
+"""The state database: engine, tables, migrations and extraction watermarks."""

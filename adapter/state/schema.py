@@ -1,0 +1,224 @@
+"""Tables of the state database: one file (or one PostgreSQL schema) holds everything."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+#: Extraction progress per source; advanced in the same transaction that stores the lines.
+watermark = Table(
+    "watermark",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("value", String(64), nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+#: 目录对照: hospital code -> national code, per kind (item, dept, doctor).
+mapping = Table(
+    "mapping",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("his_code", String(150), primary_key=True),
+    Column("national_code", String(50), nullable=False),
+    Column("national_name", String(200), nullable=False, default=""),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+#: The outbox. The business payload is fixed at creation; envelopes are built per attempt.
+message = Table(
+    "message",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("infno", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    #: messages with the same key (a visit) are sent strictly in id order
+    Column("group_key", String(64), nullable=False),
+    Column("insuplc_admdvs", String(6)),
+    Column("payload", Text, nullable=False),
+    Column("line_count", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime),
+    Column("lease_until", DateTime),
+    Column("last_msgid", String(30)),
+    Column("last_error", Text),
+    Column("inf_refmsgid", String(30)),
+    Column("created_at", DateTime, nullable=False),
+    Column("acked_at", DateTime),
+)
+Index("ix_message_due", message.c.status, message.c.next_attempt_at)
+Index("ix_message_group", message.c.group_key, message.c.id)
+
+#: One row per send attempt, committed before the request leaves: msgid is never reused.
+attempt = Table(
+    "attempt",
+    metadata,
+    Column("msgid", String(30), primary_key=True),
+    Column("message_id", Integer, ForeignKey("message.id")),
+    Column("infno", String(8), nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("outcome", String(16)),
+    Column("http_status", Integer),
+    Column("infcode", String(8)),
+    Column("err_msg", Text),
+)
+
+#: Per-institution msgid sequence: the last second used and the counter within it.
+msgid_counter = Table(
+    "msgid_counter",
+    metadata,
+    Column("fixmedins_code", String(30), primary_key=True),
+    Column("stamp", String(14), nullable=False),
+    Column("seq", Integer, nullable=False),
+)
+
+#: The cached 9001 sign-in per institution.
+session = Table(
+    "session",
+    metadata,
+    Column("fixmedins_code", String(30), primary_key=True),
+    Column("sign_no", String(30), nullable=False),
+    Column("signed_at", DateTime, nullable=False),
+)
+
+#: The ledger: every record of every transaction (a 2301 fee line, a 2401 admission, a 2204
+#: charge batch...), unique per (infno, business key) so nothing is uploaded twice. ``raw`` is
+#: the HIS row as extracted; ``payload`` the transaction input built from it once it is ready.
+record = Table(
+    "record",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("infno", String(8), nullable=False),
+    Column("business_key", String(200), nullable=False),
+    Column("group_key", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("park_kind", String(16)),
+    Column("park_reason", Text),
+    Column("raw", Text, nullable=False),
+    Column("payload", Text),
+    Column("message_id", Integer, ForeignKey("message.id")),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("infno", "business_key", name="uq_record_business_key"),
+)
+Index("ix_record_status", record.c.infno, record.c.status)
+Index("ix_record_park", record.c.status, record.c.park_kind)
+Index("ix_record_message", record.c.message_id)
+Index("ix_record_group", record.c.group_key)
+
+#: HIS visit number -> the centre's mdtrt_id, learnt from the 2401 reply.
+visit = Table(
+    "visit",
+    metadata,
+    Column("his_key", String(64), primary_key=True),
+    Column("mdtrt_id", String(30), nullable=False),
+    Column("registered_by", String(30), nullable=False),
+    Column("registered_at", DateTime, nullable=False),
+)
+
+
+#: Every catalogue download or import, valid or refused; at most one ``active`` per kind.
+catalog_version = Table(
+    "catalog_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),
+    #: the highest 版本号 in the catalogue after this download (the next sync's ``ver``)
+    Column("ver", String(40), nullable=False),
+    #: staging, active, superseded, rolled_back, refused
+    Column("status", String(16), nullable=False),
+    Column("rows_in_file", Integer, nullable=False, default=0),
+    Column("rows_total", Integer, nullable=False, default=0),
+    Column("source", String(300), nullable=False),
+    Column("encoding", String(16)),
+    Column("report", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("activated_at", DateTime),
+)
+Index("ix_catalog_version_kind", catalog_version.c.kind, catalog_version.c.status)
+
+#: The full catalogue of one version (a snapshot: an incremental download is merged into a
+#: copy of the version before it, so rollback is a switch, not a repair).
+catalog_entry = Table(
+    "catalog_entry",
+    metadata,
+    Column("version_id", Integer, ForeignKey("catalog_version.id"), primary_key=True),
+    Column("code", String(60), primary_key=True),
+    Column("name", String(300), nullable=False, default=""),
+    Column("row_version", String(40), nullable=False, default=""),
+    Column("begin_date", String(10)),
+    Column("end_date", String(10)),
+    Column("valid", String(3), nullable=False, default="1"),
+    Column("restricted", String(500), nullable=False, default=""),
+    Column("price_cap", String(24)),
+    #: the file line it came from (for reports; 0 when copied from the version before)
+    Column("line_no", Integer, nullable=False, default=0),
+)
+
+
+#: What the policy rules found, one row per (rule, stay, line); kept for the self-inspection
+#: report whether the line was parked (block) or sent (warn, or found after it was sent).
+finding = Table(
+    "finding",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", String(64), nullable=False),
+    Column("severity", String(8), nullable=False),
+    #: parked, reported (sent and reported), late (found after the line had already gone)
+    Column("outcome", String(16), nullable=False),
+    Column("stay_key", String(64), nullable=False),
+    Column("feedetl_sn", String(30), nullable=False),
+    Column("line_id", Integer),
+    Column("his_item_code", String(150), nullable=False, default=""),
+    Column("dept", String(100), nullable=False, default=""),
+    Column("doctor", String(50), nullable=False, default=""),
+    Column("fee_time", DateTime, nullable=False),
+    Column("amount", String(24), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("evidence", Text, nullable=False, default="{}"),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("rule_id", "stay_key", "feedetl_sn", name="uq_finding"),
+)
+Index("ix_finding_time", finding.c.fee_time)
+
+#: Stays as the policy rules remember them (for readmission checks across stays).
+policy_stay = Table(
+    "policy_stay",
+    metadata,
+    Column("stay_key", String(64), primary_key=True),
+    Column("psn_no", String(30), nullable=False),
+    Column("adm_time", DateTime),
+    Column("dscg_time", DateTime),
+    Column("main_diag_code", String(30), nullable=False, default=""),
+    Column("outpatient", Integer, nullable=False, default=0),
+)
+Index("ix_policy_stay_psn", policy_stay.c.psn_no)
+
+
+#: Every reconciliation run (3201/3202) with its whole report, for `reconcile history`.
+recon_run = Table(
+    "recon_run",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),
+    Column("start_date", String(10), nullable=False),
+    Column("end_date", String(10), nullable=False),
+    Column("balanced", Integer, nullable=False),
+    Column("pairs", Integer, nullable=False),
+    Column("differences", Integer, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("report", Text, nullable=False),
+)

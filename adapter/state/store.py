@@ -1,0 +1,110 @@
+"""The state store: a SQLAlchemy engine over SQLite (WAL) or PostgreSQL, plus small helpers.
+
+SQLite is the embedded default. PostgreSQL lets several adapter workers share one spool;
+claims then use ``FOR UPDATE SKIP LOCKED`` so two workers never send the same message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from adapter.errors import StateStoreError
+from adapter.state.upgrade import Upgrade, upgrade
+
+logger = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: every timestamp in the state store is UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class StateStore:
+    """Owns the engine of the state database; opening it creates the tables, or upgrades a
+    database written by an earlier version (:mod:`adapter.state.upgrade`)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.upgrade: Upgrade
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise StateStoreError(f"state store URL {url!r} is not a database URL") from exc
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(url, future=True, pool_pre_ping=True)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StateStoreError(f"cannot open state store {parsed!r}: {exc}") from exc
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            self.upgrade = upgrade(self.engine)
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot open state store {parsed!r}: {exc}") from exc
+
+    @property
+    def supports_skip_locked(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction; SQLAlchemy errors become :class:`StateStoreError`."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"state store failed: {exc}") from exc
+
+    def insert_ignoring_duplicates(
+        self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
+    ) -> int:
+        """Insert rows, silently skipping any that violate a unique key; returns rows added."""
+        if not rows:
+            return 0
+        if self.dialect == "postgresql":
+            stmt: Any = pg_insert(table).on_conflict_do_nothing()
+        elif self.dialect == "sqlite":
+            stmt = sqlite_insert(table).on_conflict_do_nothing()
+        else:  # pragma: no cover - other backends insert one by one
+            added = 0
+            for row in rows:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(table), row)
+                    added += 1
+                except SQLAlchemyError:
+                    continue
+            return added
+        # RETURNING yields exactly the rows inserted (rowcount is unreliable for executemany
+        # with ON CONFLICT on some drivers); SQLAlchemy batches this into multi-row INSERTs.
+        key = list(table.primary_key.columns)[0]
+        result = conn.execute(stmt.returning(key), list(rows))
+        return len(result.all())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the status command read while the daemon writes; synchronous=FULL because a
+    # lost ack after a power cut would mean a resend. A busy timeout keeps a CLI
+    # command that touches the store at the same moment from failing with "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
