@@ -8,16 +8,20 @@ library with ``raise ... from exc``.
 ::
 
     AdapterError
-    ├── ConfigError                 the TOML file is missing, unreadable or invalid
-    ├── PluginError
-    │   ├── PluginLoadError         a plugin could not be imported or registered
+    ├── ConfigError                 the TOML file is missing, unreadable or invalid, or names
+    │                               something no plugin provides (a transaction, its HIS query)
+    ├── PluginError                 a plugin misbehaved (registered twice, bad contribution)
     │   └── UnknownRegionError      config names a region no loaded plugin provides
     ├── SourceError                 the HIS database could not be read
     ├── MappingImportError          a mapping file is malformed (names file, line, column)
-    ├── StateStoreError             the state database failed or holds something impossible
+    ├── StateStoreError             the state database failed, holds something impossible, or
+    │                               was written by a newer version (schema revision unknown)
+    ├── FileFormatError             a file from or for the centre cannot be read safely
+    │                               (zip, encoding, layout)
     ├── SecurityError               a signature is wrong or a secret cannot be resolved
     └── DeliveryError               sending to the centre failed
         ├── TransientDeliveryError  network, timeout, HTTP 5xx, gateway refusal: retried
+        │   └── OutcomeUnknown      sent, but no reply: asked about before any resend
         └── BusinessRejection       infcode -1 with the centre's err_msg: parked, never retried
 """
 
@@ -43,10 +47,6 @@ class ConfigError(AdapterError):
 
 class PluginError(AdapterError):
     """A plugin misbehaved."""
-
-
-class PluginLoadError(PluginError):
-    """A plugin could not be imported or registered."""
 
 
 class UnknownRegionError(PluginError):

@@ -189,7 +189,7 @@ def test_import_by_hand_through_the_cli(tmp_path, centre, sample_his):
 
 def test_outgoing_lines_are_checked_against_the_active_catalogue(adapter, centre, sample_his):
     from adapter.catalog.check import stale_mappings
-    from adapter.spool.states import LineStatus
+    from adapter.spool.states import RecordStatus
     from tests.helpers import lines_by_status, run_until_done
 
     adapter.catalog_sync.sync("1301")
@@ -206,7 +206,7 @@ def test_outgoing_lines_are_checked_against_the_active_catalogue(adapter, centre
 
     report = run_until_done(adapter)
 
-    parked = [r for r in lines_by_status(adapter).get(LineStatus.PARKED.value, [])
+    parked = [r for r in lines_by_status(adapter).get(RecordStatus.PARKED.value, [])
               if "[catalogue-valid]" in (r.park_reason or "")]
     assert parked and all(f"national code {retired} is retired in catalogue 1301" in r.park_reason for r in parked)
     assert retired not in {line.med_list_codg for line in centre.ledger.fee_lines.values()}
@@ -254,7 +254,7 @@ def test_daemon_retries_a_catalogue_the_centre_did_not_answer_for_at_the_next_cy
 
 
 def test_paged_price_caps_are_fetched_page_by_page_and_enforced(make_adapter, centre, sample_his, tmp_path):
-    from adapter.spool.states import LineStatus
+    from adapter.spool.states import RecordStatus
     from tests.helpers import lines_by_status, run_until_done
 
     adapter = make_adapter(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
@@ -275,7 +275,7 @@ def test_paged_price_caps_are_fetched_page_by_page_and_enforced(make_adapter, ce
 
     run_until_done(adapter)
 
-    parked = [r for r in lines_by_status(adapter).get(LineStatus.PARKED.value, [])
+    parked = [r for r in lines_by_status(adapter).get(RecordStatus.PARKED.value, [])
               if "[over-standard-price]" in (r.park_reason or "")]
     assert parked and all("above the 1318 limit of C0201020020000200002 2.50" in r.park_reason for r in parked)
     with adapter.store.begin() as conn:  # and the finding is on record for the self-inspection report

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from adapter.rehearsal.centre.faults import FaultPlan
-from adapter.spool.states import LineStatus, ParkKind
+from adapter.spool.states import RecordStatus, ParkKind
 from tests.conftest import import_sample_mapping
 from tests.helpers import lines_by_status, run_until_done
 
@@ -56,9 +56,9 @@ def test_every_mappable_line_arrives_exactly_once(make_adapter, sample_his, cent
     assert report.transient_failures == sum(centre.ledger.faults.values())
 
     lines = lines_by_status(adapter)
-    sent = {(row.mdtrt_id, row.feedetl_sn) for row in lines[LineStatus.SENT.value]}
+    sent = {(row.mdtrt_id, row.feedetl_sn) for row in lines[RecordStatus.SENT.value]}
     assert sent == expected
-    parked = lines[LineStatus.PARKED.value]
+    parked = lines[RecordStatus.PARKED.value]
     kinds = {row.park_kind for row in parked}
     assert kinds == {ParkKind.UNMAPPED.value, ParkKind.INVALID.value, ParkKind.MALFORMED.value}
     assert len(parked) == sample_his.lines - len(expected)
@@ -85,13 +85,13 @@ def test_business_rejection_parks_named_lines_and_sends_the_rest(
     run_until_done(adapter)
 
     lines = lines_by_status(adapter)
-    rejected = [r for r in lines[LineStatus.PARKED.value] if r.park_kind == ParkKind.REJECTED.value]
+    rejected = [r for r in lines[RecordStatus.PARKED.value] if r.park_kind == ParkKind.REJECTED.value]
     assert rejected, "the sample must contain the rejected code"
     for row in rejected:
         assert "不存在或已失效" in row.park_reason or "原费用明细流水号" in row.park_reason
     codes_at_centre = {line.med_list_codg for line in centre.ledger.fee_lines.values()}
     assert rejected_code not in codes_at_centre
-    sent = {(r.mdtrt_id, r.feedetl_sn) for r in lines[LineStatus.SENT.value]}
+    sent = {(r.mdtrt_id, r.feedetl_sn) for r in lines[RecordStatus.SENT.value]}
     assert sent == set(centre.ledger.fee_lines)
     assert centre.ledger.duplicate_lines == 0
 
@@ -111,5 +111,5 @@ def test_lost_replies_are_inquired_about_never_blindly_resent(make_adapter, samp
     assert centre.ledger.requests["5204"] >= report.outcomes_unknown
     assert centre.ledger.duplicate_lines == 0, "a lost reply must never cause a second upload"
     assert set(centre.ledger.fee_lines) == expected_keys(sample_his.url)
-    sent = {(row.mdtrt_id, row.feedetl_sn) for row in lines_by_status(adapter)[LineStatus.SENT.value]}
+    sent = {(row.mdtrt_id, row.feedetl_sn) for row in lines_by_status(adapter)[RecordStatus.SENT.value]}
     assert sent == set(centre.ledger.fee_lines)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from adapter.state import schema
-from adapter.spool.states import LineStatus
+from adapter.spool.states import RecordStatus
 from adapter.validate.fields import check_record, normalise
 from adapter_nhsa.transactions import OUTPATIENT_FEES, SETTLEMENT_LIST
 from tests.conftest import import_sample_mapping
@@ -53,7 +53,7 @@ def test_outpatient_visits_batches_and_cancels_arrive_once(make_adapter, make_ce
     # Every line is held under the centre's mdtrt_id with a national item code.
     assert {line.mdtrt_id for line in ledger.fee_lines.values()} <= set(ledger.registrations.values())
     assert all(not line.med_list_codg.startswith(("YP", "ZL")) for line in ledger.fee_lines.values())
-    assert {r.status for r in _records(adapter)} == {LineStatus.SENT.value}
+    assert {r.status for r in _records(adapter)} == {RecordStatus.SENT.value}
 
 
 @pytest.mark.slow
@@ -70,19 +70,19 @@ def test_inpatient_cancels_and_settlement_lists(make_adapter, make_centre, sampl
     records = {(r.infno, r.status) for r in _records(adapter)}
     cancels = [r for r in _records(adapter) if r.infno == "2302"]
     assert len(cancels) == sample_his.cancels["2302"] > 0
-    sent_cancels = [r for r in cancels if r.status == LineStatus.SENT.value]
+    sent_cancels = [r for r in cancels if r.status == RecordStatus.SENT.value]
     # A cancel of a line the centre never took (parked in the adapter) is refused and parked
     # with the centre's words; every other cancel removed its line.
     assert ledger.cancelled_lines["2302"] == len(sent_cancels)
     for row in cancels:
-        if row.status == LineStatus.PARKED.value:
+        if row.status == RecordStatus.PARKED.value:
             assert "不存在或已撤销" in row.park_reason
     assert len(ledger.settlement_lists) == sample_his.settlements
     assert ledger.duplicates["4101A"] == 0
     held = next(iter(ledger.settlement_lists.values()))
     assert held["setlinfo"]["mdtrt_id"] in ledger.visits  # the centre's id, bound at send time
     assert held["payinfo"] and held["iteminfo"] and held["diseinfo"]
-    assert ("4101A", LineStatus.SENT.value) in records
+    assert ("4101A", RecordStatus.SENT.value) in records
 
 
 def _batch(**line_changes):  # noqa: ANN003, ANN202
@@ -130,11 +130,11 @@ def test_cancel_of_a_line_that_never_left_withdraws_both(make_adapter, centre, s
 
     assert report.records_withdrawn == sample_his.cancels["2302"] > 0
     cancels = [r for r in _records(adapter) if r.infno == "2302"]
-    assert {r.status for r in cancels} == {LineStatus.WITHDRAWN.value}
+    assert {r.status for r in cancels} == {RecordStatus.WITHDRAWN.value}
     assert all("was never uploaded" in r.park_reason for r in cancels)
     with adapter.store.begin() as conn:
         withdrawn = [key.split("|")[1] for key in conn.execute(select(schema.record.c.business_key).where(
-            schema.record.c.infno == "2301", schema.record.c.status == LineStatus.WITHDRAWN.value)).scalars()]
+            schema.record.c.infno == "2301", schema.record.c.status == RecordStatus.WITHDRAWN.value)).scalars()]
     assert sorted(withdrawn) == sorted(r.business_key.split("|")[1] for r in cancels)
 
     import_sample_mapping(adapter, sample_his)

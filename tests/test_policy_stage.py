@@ -12,7 +12,7 @@ from sqlalchemy import select
 from adapter.cli import main
 from adapter.rehearsal.sample_his import add_policy_cases, generate_sample_his
 from adapter.state import schema
-from adapter.spool.states import LineStatus
+from adapter.spool.states import RecordStatus
 from tests.conftest import config_text, import_sample_mapping
 from tests.helpers import lines_by_status, run_until_done
 
@@ -35,7 +35,7 @@ def test_rule_breaking_stays_are_stopped_or_reported(make_adapter, centre, tmp_p
     findings = _findings(adapter)
     by_rule = Counter(f.rule_id for f in findings if f.rule_id in cases.expected)
     assert by_rule == Counter(cases.expected)
-    stopped = [r for r in lines_by_status(adapter)[LineStatus.PARKED.value] if r.park_kind == "invalid"]
+    stopped = [r for r in lines_by_status(adapter)[RecordStatus.PARKED.value] if r.park_kind == "invalid"]
     assert len(stopped) == cases.blocked
     reasons = " ".join(r.park_reason for r in stopped)
     assert "[duplicate-charge]" in reasons and "[over-standard-price]" in reasons and "[excluded-cause]" in reasons

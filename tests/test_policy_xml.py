@@ -65,7 +65,7 @@ def test_hostile_or_invalid_files_are_refused(tmp_path, text, words):
 
 
 def test_local_price_limit_parks_lines_priced_above_it(make_adapter, make_centre, sample_his, tmp_path):
-    from adapter.spool.states import LineStatus
+    from adapter.spool.states import RecordStatus
     from tests.helpers import lines_by_status, run_until_done
 
     centre = make_centre("zhejiang")
@@ -79,7 +79,7 @@ def test_local_price_limit_parks_lines_priced_above_it(make_adapter, make_centre
 
     run_until_done(adapter)
 
-    parked = [r for r in lines_by_status(adapter).get(LineStatus.PARKED.value, [])
+    parked = [r for r in lines_by_status(adapter).get(RecordStatus.PARKED.value, [])
               if "[over-standard-price]" in (r.park_reason or "")]
     assert parked and all("above the policy:price-limits limit of 001105000010000 40.00" in r.park_reason for r in parked)
     assert "001105000010000" not in {line.med_list_codg for line in centre.ledger.fee_lines.values()}

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from adapter.flow.send import BREAKER_FAILURES
 from adapter.state import schema
 
-from adapter.spool.states import LineStatus
+from adapter.spool.states import RecordStatus
 from adapter.errors import BusinessRejection
 from tests.conftest import centre_secrets, import_sample_mapping, region_profile
 from tests.helpers import lines_by_status, run_until_done
@@ -42,7 +42,7 @@ def test_region_uploads_through_its_own_gateway(region, make_adapter, make_centr
     assert centre.ledger.gateway_headers["2301"] >= headers
     assert centre.ledger.paths["2301"] == {path}
     assert centre.ledger.rejected == {}, centre.ledger.rejected
-    sent = lines_by_status(adapter)[LineStatus.SENT.value]
+    sent = lines_by_status(adapter)[RecordStatus.SENT.value]
     assert len(centre.ledger.fee_lines) == len(sent) > 0
     stored = next(iter(centre.ledger.fee_lines.values()))
     assert stored.hosp_appr_flag == flag
@@ -78,7 +78,7 @@ def test_a_wrong_region_never_gets_data_in(adapter_region, centre_region, why, m
     assert len(tried) == BREAKER_FAILURES < len(rows)
     assert all(why in row.last_error for row in tried)
     assert adapter.cycle.paused_until is not None
-    assert lines_by_status(adapter).get(LineStatus.SENT.value) is None
+    assert lines_by_status(adapter).get(RecordStatus.SENT.value) is None
 
 
 def test_infver_of_another_region_is_refused(make_adapter, make_centre, sample_his, tmp_path):

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from adapter.rehearsal.centre.faults import FaultPlan
 from adapter.rehearsal.sample_his import generate_sample_his, write_mapping_csv
 from adapter.state import schema
-from adapter.spool.states import LineStatus, MessageStatus
+from adapter.spool.states import RecordStatus, MessageStatus
 from adapter.state.store import StateStore
 from tests.conftest import config_text
 
@@ -86,7 +86,7 @@ def test_stop_mid_run_and_restart(tmp_path, centre, stop_signal):
         def all_sent() -> bool:
             with store.begin() as conn:
                 return conn.execute(
-                    select(func.count()).where(schema.record.c.infno == "2301", schema.record.c.status != LineStatus.SENT.value)
+                    select(func.count()).where(schema.record.c.infno == "2301", schema.record.c.status != RecordStatus.SENT.value)
                 ).scalar_one() == 0
 
         _wait_for(all_sent)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from adapter.daemon import Daemon
 from adapter.state import schema
-from adapter.spool.states import LineStatus
+from adapter.spool.states import RecordStatus
 from tests.conftest import import_sample_mapping
 from tests.helpers import lines_by_status, run_until_done
 
@@ -41,7 +41,7 @@ def test_expired_sign_no_is_renewed_and_nothing_is_lost(make_adapter, make_centr
     assert len(refused) == centre.ledger.expired_sessions
     assert all("签到" in a.err_msg for a in refused)
     assert len(sign_ins) == 1 + centre.ledger.expired_sessions
-    sent = lines_by_status(adapter)[LineStatus.SENT.value]
+    sent = lines_by_status(adapter)[RecordStatus.SENT.value]
     assert len(centre.ledger.fee_lines) == len(sent) and centre.ledger.duplicate_lines == 0
 
 

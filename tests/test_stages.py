@@ -20,7 +20,7 @@ from adapter.monitor.status import queue_status
 from adapter.flow.report import CycleReport
 from adapter.records import FeeLine, MappedFeeLine
 from adapter.state import schema
-from adapter.spool.states import LineStatus, ParkKind
+from adapter.spool.states import RecordStatus, ParkKind
 from adapter.validate.rules import BUILTIN_RULES
 from adapter.validate.fields import check_record, normalise
 from tests.conftest import import_sample_mapping, region_profile
@@ -187,7 +187,7 @@ def test_status_reports_states_parked_reasons_and_watermark(make_adapter, sample
     import_sample_mapping(adapter, sample_his)
     run_until_done(adapter)
     state = queue_status(adapter.store)
-    assert state.lines[LineStatus.SENT.value] == len(centre.ledger.fee_lines)
+    assert state.lines[RecordStatus.SENT.value] == len(centre.ledger.fee_lines)
     assert state.messages["acked"] > 0 and state.messages["pending"] == 0
     assert state.oldest_unsent_age_seconds is None
     assert state.last_successful_upload is not None
@@ -214,7 +214,7 @@ def test_refund_waits_while_its_original_is_parked(make_adapter, sample_his, cen
     import_sample_mapping(adapter, sample_his)
     run_until_done(adapter)
 
-    by_sn = {row.feedetl_sn: row for row in lines_by_status(adapter)[LineStatus.PARKED.value]}
+    by_sn = {row.feedetl_sn: row for row in lines_by_status(adapter)[RecordStatus.PARKED.value]}
     held = by_sn[refund.feedetl_sn]
     assert held.park_kind == ParkKind.INVALID.value
     assert held.park_reason == f"refund of line {refund.init_feedetl_sn}, which is parked; resolve that line first"
@@ -229,7 +229,7 @@ def test_refund_waits_while_its_original_is_parked(make_adapter, sample_his, cen
         ))
     engine.dispose()
     run_until_done(adapter)
-    late = {row.feedetl_sn: row for row in lines_by_status(adapter)[LineStatus.PARKED.value]}["LATE0001"]
+    late = {row.feedetl_sn: row for row in lines_by_status(adapter)[RecordStatus.PARKED.value]}["LATE0001"]
     assert late.park_reason == held.park_reason
     assert all(key[1] != "LATE0001" for key in centre.ledger.fee_lines)
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from adapter.state import schema
-from adapter.spool.states import LineStatus, ParkKind
+from adapter.spool.states import RecordStatus, ParkKind
 from adapter.validate.fields import check_record, normalise
 from adapter_nhsa.transactions import ADMISSION, TRANSACTIONS
 from tests.conftest import import_sample_mapping
@@ -56,14 +56,14 @@ def test_admission_fees_discharge_and_inventory_arrive_once(make_adapter, make_c
     assert ledger.duplicate_lines == 0
     sent = {
         (registry[row.mdtrt_id], row.feedetl_sn)
-        for row in _fee_lines(adapter) if row.status == LineStatus.SENT.value
+        for row in _fee_lines(adapter) if row.status == RecordStatus.SENT.value
     }
     assert sent == set(ledger.fee_lines)
     # Inventory: each movement once, per transaction.
     stored = Counter(key[0] for key in ledger.inventory)
     assert stored == Counter(sample_his.stock_moves)
     records = _records(adapter)
-    assert {r.status for r in records} == {LineStatus.SENT.value}
+    assert {r.status for r in records} == {RecordStatus.SENT.value}
 
 
 def _fee_lines(adapter):  # noqa: ANN001, ANN202
@@ -101,7 +101,7 @@ def test_unmapped_stock_item_is_parked_then_sent_after_mapping(make_adapter, cen
 
     import_sample_mapping(adapter, sample_his)
     run_until_done(adapter)
-    assert {r.status for r in _records(adapter)} == {LineStatus.SENT.value}
+    assert {r.status for r in _records(adapter)} == {RecordStatus.SENT.value}
     assert len(centre.ledger.inventory) == sample_his.stock_moves["3503"]
 
 

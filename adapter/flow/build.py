@@ -19,7 +19,7 @@ from adapter import jsonio
 from adapter.flow.report import CycleReport
 from adapter.plugin.api import TransactionSpec
 from adapter.spool import outbox
-from adapter.spool.states import LineStatus
+from adapter.spool.states import RecordStatus
 from adapter.state import schema
 from adapter.state.store import StateStore, utcnow
 
@@ -39,7 +39,7 @@ class Build:
         with self.store.begin() as conn:
             rows = conn.execute(
                 select(_record.c.id, _record.c.infno, _record.c.group_key, _record.c.payload, _record.c.raw)
-                .where(_record.c.status == LineStatus.READY.value, _record.c.infno.in_(list(self.specs)))
+                .where(_record.c.status == RecordStatus.READY.value, _record.c.infno.in_(list(self.specs)))
                 .order_by(_record.c.id)
             ).all()
         rows = sorted((row for row in rows if row.id not in waiting),
@@ -98,7 +98,7 @@ class Build:
             with self.store.begin() as conn:
                 cancels = conn.execute(
                     select(_record.c.id, _record.c.business_key).where(
-                        _record.c.infno == infno, _record.c.status == LineStatus.READY.value
+                        _record.c.infno == infno, _record.c.status == RecordStatus.READY.value
                     )
                 ).all()
                 for cancel in cancels:
@@ -106,18 +106,18 @@ class Build:
                         select(_record.c.id, _record.c.park_reason, _record.c.status).where(
                             _record.c.infno == spec.cancels, _record.c.business_key == cancel.business_key)
                     ).first()
-                    if target is None or target.status == LineStatus.SENT.value:
+                    if target is None or target.status == RecordStatus.SENT.value:
                         continue  # unknown here (the centre will say) or uploaded: send the cancel
-                    if target.status != LineStatus.PARKED.value:
+                    if target.status != RecordStatus.PARKED.value:
                         waiting.add(cancel.id)
                         continue
                     now = utcnow()
                     note = (f"cancelled in the HIS ({infno}) before it reached the centre; "
                             f"was parked: {target.park_reason or ''}")
                     conn.execute(update(_record).where(_record.c.id == target.id).values(
-                        status=LineStatus.WITHDRAWN.value, park_reason=note, updated_at=now))
+                        status=RecordStatus.WITHDRAWN.value, park_reason=note, updated_at=now))
                     conn.execute(update(_record).where(_record.c.id == cancel.id).values(
-                        status=LineStatus.WITHDRAWN.value, updated_at=now,
+                        status=RecordStatus.WITHDRAWN.value, updated_at=now,
                         park_reason=f"nothing to cancel at the centre: {spec.cancels} {cancel.business_key} "
                                     "was never uploaded"))
                     report.records_withdrawn += 1

@@ -28,7 +28,7 @@ from adapter.plugin.api import CatalogSpec, MappedFeeLine, TransactionSpec
 from adapter.plugin.rules import RuleSet, Severity, blocking
 from adapter.policy.stage import Candidate, PolicyStage
 from adapter.records import MalformedRow, MappingKind
-from adapter.spool.states import LineStatus, ParkKind
+from adapter.spool.states import RecordStatus, ParkKind
 from adapter.state import schema
 from adapter.state.store import StateStore, utcnow
 from adapter.validate.fields import (
@@ -46,7 +46,7 @@ _record = schema.record
 #: records taken per pass (memory stays flat however large the backlog)
 CHUNK = 2000
 #: records of a stay that count as charged (what the centre has or will get)
-_CHARGED = (LineStatus.READY.value, LineStatus.QUEUED.value, LineStatus.SENT.value)
+_CHARGED = (RecordStatus.READY.value, RecordStatus.QUEUED.value, RecordStatus.SENT.value)
 
 
 @dataclass
@@ -96,8 +96,8 @@ class Check:
                         _record.c.id > last,
                         _record.c.infno.in_(list(self.specs)),
                         or_(
-                            _record.c.status == LineStatus.NEW.value,
-                            and_(_record.c.status == LineStatus.PARKED.value,
+                            _record.c.status == RecordStatus.NEW.value,
+                            and_(_record.c.status == RecordStatus.PARKED.value,
                                  _record.c.park_kind == ParkKind.UNMAPPED.value),
                         ),
                     )
@@ -113,12 +113,12 @@ class Check:
         now = utcnow()
         names = {row.national_code: row.national_name for row in tables[MappingKind.ITEM].values()}
         items = [self._map_and_check(row, tables, names, now, report) for row in rows]
-        ready = [item for item in items if item.update["status"] == LineStatus.READY.value]
+        ready = [item for item in items if item.update["status"] == RecordStatus.READY.value]
         self._check_fee_lines(ready, now, report)
         write_findings = self._check_policy(ready, now, report)
         self._hold_refunds(items, now)
         for item in items:
-            if item.update["status"] == LineStatus.READY.value:
+            if item.update["status"] == RecordStatus.READY.value:
                 report.ready += 1
                 item.update["payload"] = jsonio.dumps(item.spec.input_for(item.record))
         # executemany needs one statement per set of columns.
@@ -151,7 +151,7 @@ class Check:
         except MalformedRow as exc:
             report.malformed += 1
             return _park(item, ParkKind.MALFORMED, f"malformed HIS row {row.business_key}: {exc}")
-        item.update.update(status=LineStatus.READY.value, park_kind=None, park_reason=None)
+        item.update.update(status=RecordStatus.READY.value, park_kind=None, park_reason=None)
         return item
 
     def _check_fee_lines(self, ready: list[_Checked], now: Any, report: CycleReport) -> None:
@@ -185,7 +185,7 @@ class Check:
     def _check_policy(self, ready: list[_Checked], now: Any, report: CycleReport) -> Callable[[Any], None]:
         """The policy rules over the stays of the ready records, with what those stays already
         have on its way to the centre."""
-        candidates = [item for item in ready if item.lines and item.update["status"] == LineStatus.READY.value]
+        candidates = [item for item in ready if item.lines and item.update["status"] == RecordStatus.READY.value]
         if self.policy is None or not self.policy.enabled or not candidates:
             return lambda _conn: None
         history, known = self._stays(sorted({item.group_key for item in candidates}))
@@ -229,7 +229,7 @@ class Check:
         finds which of the refunded originals are parked, however many refunds."""
         refunds = []
         for item in items:
-            if item.update["status"] != LineStatus.READY.value or item.spec.refund_of is None:
+            if item.update["status"] != RecordStatus.READY.value or item.spec.refund_of is None:
                 continue
             refund_field, key_field = item.spec.refund_of
             original = item.record.get(refund_field)
@@ -237,14 +237,14 @@ class Check:
                 refunds.append((item, original, item.spec.key_of({**item.record, key_field: original})))
         if not refunds:
             return
-        held = {(i.spec.infno, i.key) for i in items if i.update["status"] == LineStatus.PARKED.value}
+        held = {(i.spec.infno, i.key) for i in items if i.update["status"] == RecordStatus.PARKED.value}
         wanted = sorted({key for _, _, key in refunds})
         with self.store.begin() as conn:
             for start in range(0, len(wanted), 500):
                 held.update(
                     (row.infno, row.business_key) for row in conn.execute(
                         select(_record.c.infno, _record.c.business_key).where(
-                            _record.c.status == LineStatus.PARKED.value,
+                            _record.c.status == RecordStatus.PARKED.value,
                             _record.c.business_key.in_(wanted[start:start + 500]),
                         )
                     )
@@ -255,7 +255,7 @@ class Check:
 
 
 def _park(item: _Checked, kind: ParkKind, reason: str) -> _Checked:
-    item.update.update(status=LineStatus.PARKED.value, park_kind=kind.value, park_reason=reason)
+    item.update.update(status=RecordStatus.PARKED.value, park_kind=kind.value, park_reason=reason)
     item.update.pop("payload", None)
     return item
 

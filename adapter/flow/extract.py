@@ -15,7 +15,7 @@ from typing import Any
 from adapter.flow.report import CycleReport
 from adapter.his import SqlSource
 from adapter.plugin.api import TransactionSpec
-from adapter.spool.states import LineStatus, ParkKind
+from adapter.spool.states import RecordStatus, ParkKind
 from adapter.state.store import StateStore, utcnow
 from adapter.state import schema
 from adapter.state.watermarks import read_watermark, save_watermark
@@ -80,7 +80,7 @@ def _entry(spec: TransactionSpec, row: Mapping[str, Any], position: str, now: An
         "message_id": None,
         "created_at": now,
         "updated_at": now,
-        "status": LineStatus.NEW.value,
+        "status": RecordStatus.NEW.value,
         "park_kind": None,
         "park_reason": None,
     }
@@ -91,6 +91,6 @@ def _entry(spec: TransactionSpec, row: Mapping[str, Any], position: str, now: An
     if problem is not None:
         if missing:  # no business key: keyed by its place in the HIS, so it is never dropped
             base["business_key"] = f"#{position}"
-        base.update(status=LineStatus.PARKED.value, park_kind=ParkKind.MALFORMED.value,
+        base.update(status=RecordStatus.PARKED.value, park_kind=ParkKind.MALFORMED.value,
                     park_reason=f"malformed HIS row {position}: {problem}")
     return base

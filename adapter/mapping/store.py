@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from adapter.records import MappingKind
 from adapter.state import schema
-from adapter.spool.states import LineStatus, ParkKind
+from adapter.spool.states import RecordStatus, ParkKind
 from adapter.state.store import StateStore, utcnow
 
 
@@ -90,7 +90,7 @@ class MappingStore:
         with self._store.begin() as conn:
             rows = conn.execute(
                 select(line.c.park_reason, func.count())
-                .where(line.c.status == LineStatus.PARKED.value)
+                .where(line.c.status == RecordStatus.PARKED.value)
                 .where(line.c.park_kind == ParkKind.UNMAPPED.value)
                 .group_by(line.c.park_reason)
             ).all()

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from adapter.state import schema
-from adapter.spool.states import UNSENT_MESSAGE_STATES, LineStatus, MessageStatus
+from adapter.spool.states import UNSENT_MESSAGE_STATES, RecordStatus, MessageStatus
 from adapter.state.store import StateStore, utcnow
 
 
@@ -35,7 +35,7 @@ def queue_status(store: StateStore, reasons_limit: int = 20) -> QueueStatus:
         counts = dict(conn.execute(select(message.c.status, func.count()).group_by(message.c.status)).all())
         status.messages = {s.value: int(counts.get(s.value, 0)) for s in MessageStatus}
         counts = dict(conn.execute(select(line.c.status, func.count()).group_by(line.c.status)).all())
-        status.lines = {s.value: int(counts.get(s.value, 0)) for s in LineStatus}
+        status.lines = {s.value: int(counts.get(s.value, 0)) for s in RecordStatus}
         oldest: datetime | None = conn.execute(
             select(func.min(message.c.created_at)).where(
                 message.c.status.in_([s.value for s in UNSENT_MESSAGE_STATES])
@@ -43,7 +43,7 @@ def queue_status(store: StateStore, reasons_limit: int = 20) -> QueueStatus:
         ).scalar()
         oldest_line: datetime | None = conn.execute(
             select(func.min(line.c.created_at)).where(
-                line.c.status.in_([LineStatus.NEW.value, LineStatus.READY.value])
+                line.c.status.in_([RecordStatus.NEW.value, RecordStatus.READY.value])
             )
         ).scalar()
         candidates = [t for t in (oldest, oldest_line) if t is not None]
@@ -58,7 +58,7 @@ def queue_status(store: StateStore, reasons_limit: int = 20) -> QueueStatus:
         }
         rows = conn.execute(
             select(line.c.park_kind, line.c.park_reason, func.count().label("n"))
-            .where(line.c.status == LineStatus.PARKED.value)
+            .where(line.c.status == RecordStatus.PARKED.value)
             .group_by(line.c.park_kind, line.c.park_reason)
             .order_by(func.count().desc())
             .limit(reasons_limit)
@@ -88,7 +88,7 @@ def queue_status(store: StateStore, reasons_limit: int = 20) -> QueueStatus:
 
 def unsent_count(store: StateStore) -> int:
     """Work still to do: unsent messages, plus records not yet in a message."""
-    waiting = [LineStatus.NEW.value, LineStatus.READY.value]
+    waiting = [RecordStatus.NEW.value, RecordStatus.READY.value]
     with store.begin() as conn:
         messages = conn.execute(
             select(func.count()).where(

@@ -16,7 +16,6 @@ from sqlalchemy import Connection, insert, select, update
 
 from adapter.state import schema
 
-MSGID_LENGTH = 30
 _STAMP = "%Y%m%d%H%M%S"
 _MAX_SEQ = 9999
 

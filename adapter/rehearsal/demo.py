@@ -28,7 +28,7 @@ from adapter.rehearsal.sample_queries import sample_sources_toml, settlement_que
 from adapter.plugin.manager import PluginHost
 from adapter.spool import outbox
 from adapter.state import schema
-from adapter.spool.states import LineStatus
+from adapter.spool.states import RecordStatus
 from adapter.state.store import StateStore, utcnow
 
 #: What the demo uploads (see the [his] transactions comment in the template).
@@ -105,7 +105,7 @@ class DemoResult:
     @property
     def complete(self) -> bool:
         """Every line and record the centre was willing to take is acked, exactly once."""
-        unsent = (LineStatus.NEW.value, LineStatus.READY.value, LineStatus.QUEUED.value)
+        unsent = (RecordStatus.NEW.value, RecordStatus.READY.value, RecordStatus.QUEUED.value)
         if any(self.lines_by_status.get(status, 0) for status in unsent):
             return False
         if any(counts.get(status, 0) for counts in self.records_by_status.values() for status in unsent):
@@ -117,7 +117,7 @@ class DemoResult:
         totals = self.centre_totals
         inpatient_lines = totals["fee_lines"] - totals["outpatient_fee_lines"]
         return (
-            inpatient_lines == self.lines_by_status.get(LineStatus.SENT.value, 0) - totals["cancelled_lines"].get("2302", 0)
+            inpatient_lines == self.lines_by_status.get(RecordStatus.SENT.value, 0) - totals["cancelled_lines"].get("2302", 0)
             and totals["fee_lines_duplicates"] == 0
         )
 
@@ -251,7 +251,7 @@ def _line_summary(store: StateStore) -> tuple[dict[str, int], dict[str, int], di
         by_status = dict(conn.execute(select(line.c.status, func.count()).where(fee).group_by(line.c.status)).all())
         parked = conn.execute(
             select(line.c.park_kind, func.count(), func.min(line.c.park_reason))
-            .where(fee, line.c.status == LineStatus.PARKED.value)
+            .where(fee, line.c.status == RecordStatus.PARKED.value)
             .group_by(line.c.park_kind)
         ).all()
     return (

@@ -6,8 +6,6 @@ json_agg on PostgreSQL)."""
 
 from __future__ import annotations
 
-from adapter.config import SourceConfig
-
 #: The sample HIS schema's inpatient fee-line query. ``:watermark`` and ``:limit`` are bound by
 #: the extractor; the query must return rows ordered by the watermark column.
 FEE_LINES = """
@@ -256,11 +254,6 @@ SAMPLE_QUERIES: dict[str, tuple[str, str]] = {
     "2402": (DISCHARGES, "discharge_seq"),
     **{infno: (_stock(infno), "move_id") for infno in ("3501", "3502", "3503", "3504", "3505", "3506", "3507")},
 }
-
-
-def sample_sources() -> dict[str, SourceConfig]:
-    """Every transaction's query over the sample schema, as configured sources."""
-    return {infno: SourceConfig(query=query, watermark_column=column) for infno, (query, column) in SAMPLE_QUERIES.items()}
 
 
 def sample_sources_toml(skip: tuple[str, ...] = ()) -> str:

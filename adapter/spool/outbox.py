@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased
 
 from adapter import jsonio
 from adapter.state import schema
-from adapter.spool.states import UNSENT_MESSAGE_STATES, LineStatus, MessageStatus, ParkKind
+from adapter.spool.states import UNSENT_MESSAGE_STATES, RecordStatus, MessageStatus, ParkKind
 from adapter.state.store import StateStore, utcnow
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def spool_message(
     conn.execute(
         update(_record)
         .where(_record.c.id.in_(list(record_ids)))
-        .values(status=LineStatus.QUEUED.value, message_id=message_id, updated_at=now)
+        .values(status=RecordStatus.QUEUED.value, message_id=message_id, updated_at=now)
     )
     return int(message_id)
 
@@ -137,7 +137,7 @@ def mark_acked(store: StateStore, message_id: int, inf_refmsgid: str, note: str 
         result = conn.execute(
             update(_record)
             .where(_record.c.message_id == message_id)
-            .values(status=LineStatus.SENT.value, updated_at=now)
+            .values(status=RecordStatus.SENT.value, updated_at=now)
         )
         return int(result.rowcount or 0)
 
@@ -230,13 +230,13 @@ def ack_partly(store: StateStore, message_id: int, held: Sequence[int], how: str
         missing = [i for i in ids if i not in set(held)]
         if kept:
             conn.execute(
-                update(_record).where(_record.c.id.in_(kept)).values(status=LineStatus.SENT.value, updated_at=now)
+                update(_record).where(_record.c.id.in_(kept)).values(status=RecordStatus.SENT.value, updated_at=now)
             )
         if missing:
             conn.execute(
                 update(_record)
                 .where(_record.c.id.in_(missing))
-                .values(status=LineStatus.READY.value, message_id=None, updated_at=now)
+                .values(status=RecordStatus.READY.value, message_id=None, updated_at=now)
             )
         conn.execute(
             update(_message)
@@ -272,7 +272,7 @@ def park_rejected(store: StateStore, message_id: int, err_msg: str, blamed: Sequ
             update(_record)
             .where(_record.c.id.in_(parked))
             .values(
-                status=LineStatus.PARKED.value,
+                status=RecordStatus.PARKED.value,
                 park_kind=ParkKind.REJECTED.value,
                 park_reason=reason,
                 updated_at=now,
@@ -282,7 +282,7 @@ def park_rejected(store: StateStore, message_id: int, err_msg: str, blamed: Sequ
             conn.execute(
                 update(_record)
                 .where(_record.c.id.in_(innocent))
-                .values(status=LineStatus.READY.value, message_id=None, updated_at=now)
+                .values(status=RecordStatus.READY.value, message_id=None, updated_at=now)
             )
         note = f" ({len(innocent)} record(s) not named were requeued)" if innocent else ""
         conn.execute(
@@ -355,7 +355,7 @@ def next_due_at(store: StateStore) -> datetime | None:
 
 def requeue_parked(store: StateStore, message_id: int | None = None) -> int:
     """Put centre-rejected records back to READY (after the cause was fixed)."""
-    query = update(_record).where(_record.c.status == LineStatus.PARKED.value).where(
+    query = update(_record).where(_record.c.status == RecordStatus.PARKED.value).where(
         _record.c.park_kind == ParkKind.REJECTED.value
     )
     if message_id is not None:
@@ -363,7 +363,7 @@ def requeue_parked(store: StateStore, message_id: int | None = None) -> int:
     with store.begin() as conn:
         result = conn.execute(
             query.values(
-                status=LineStatus.READY.value, park_kind=None, park_reason=None, message_id=None,
+                status=RecordStatus.READY.value, park_kind=None, park_reason=None, message_id=None,
                 updated_at=utcnow(),
             )
         )

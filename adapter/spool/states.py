@@ -1,4 +1,4 @@
-"""States of spooled messages and of the fee lines they carry."""
+"""States of spooled messages and of the ledger records they carry."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ class MessageStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
-class LineStatus(StrEnum):
-    """Where one extracted HIS line stands."""
+class RecordStatus(StrEnum):
+    """Where one record of the ledger stands (a 2301 fee line, a 2401 admission, a 2204 charge
+    batch...)."""
 
     #: extracted, not yet mapped and validated
     NEW = "new"
@@ -41,7 +42,7 @@ class LineStatus(StrEnum):
 
 
 class ParkKind(StrEnum):
-    """Why a line is parked; decides how it can come back."""
+    """Why a record is parked; decides how it can come back."""
 
     #: the HIS row itself is unreadable (fix it in the HIS)
     MALFORMED = "malformed"

@@ -19,6 +19,9 @@ from adapter.errors import StateStoreError
 from adapter.state.schema import metadata
 
 logger = logging.getLogger(__name__)
+# Alembic logs its context and every step at INFO, in every command that opens the state
+# database; the adapter logs an upgrade itself (state_upgrade), once.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: the revision of a database written by 0.1.0, which carried no schema version

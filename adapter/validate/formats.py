@@ -38,12 +38,6 @@ SERVICE_ITEM = re.compile(r"^\d{15}(-[0-9A-Za-z.]{1,34})?$")
 DOCTOR = re.compile(r"^D\d{12}$")
 #: Pooling area, GB/T 2260 based.
 ADMDVS = re.compile(r"^\d{6}$")
-#: 定点医药机构: H (hospital) or P (pharmacy) + 11 digits.
-FIXMEDINS = re.compile(r"^[HP]\d{11}$")
-#: ICD-10 医保版 2.0: A00, A00.0, A00.000 with x placeholders; 国临版 adds x###.
-DIAGNOSIS = re.compile(r"^[A-Z]\d{2}(\.[0-9x]{1,3}(x\d{3})?)?$")
-#: ICD-9-CM-3 医保版 2.0, e.g. 51.2300.
-OPERATION = re.compile(r"^\d{2}\.\d{2,4}(x\d{3})?$")
 
 _MED_LIST = (
     (CodeKind.WESTERN_DRUG, WESTERN_DRUG),

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import struct
@@ -261,12 +260,3 @@ def _make_handler(centre: SimulatedCentre) -> type[BaseHTTPRequestHandler]:
             self.connection.close()
 
     return Handler
-
-
-def totals_from(url: str) -> dict[str, Any]:
-    """Read ``/sim/totals`` of a running simulated centre (loopback)."""
-    import httpx
-
-    response = httpx.get(url.rstrip("/") + "/sim/totals", timeout=5, trust_env=False)
-    response.raise_for_status()
-    return dict(json.loads(response.content))

@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from adapter import jsonio
-from adapter.plugin import hookimpl
-from adapter.plugin.api import RegionProfile
-from adapter.records import MappedFeeLine
 from adapter_nhsa.dialect import NhsaDialect
 from adapter_nhsa.hooks import NHSA
+
+from adapter import jsonio
+from adapter.plugin.api import MappedFeeLine, RegionProfile, hookimpl
 
 
 class GuangdongDialect(NhsaDialect):

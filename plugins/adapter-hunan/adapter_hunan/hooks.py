@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from adapter.plugin import hookimpl
-from adapter.plugin.api import RegionProfile
 from adapter_nhsa.dialect import NhsaDialect
 from adapter_nhsa.hooks import NHSA
+
+from adapter.plugin.api import RegionProfile, hookimpl
 
 
 class HunanDialect(NhsaDialect):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from adapter.plugin import hookimpl
-from adapter.plugin.api import PenaltyBand, RegionProfile
 from adapter_nhsa.hooks import NHSA
+
+from adapter.plugin.api import PenaltyBand, RegionProfile, hookimpl
 
 #: Art. 38 losses (not fraud), first offence, by share of last year's fund payments.
 ART38_BANDS = (

@@ -5,7 +5,7 @@ prefix and character class only: no check-digit algorithm is published (§4)."""
 
 from __future__ import annotations
 
-from adapter.plugin.catalogues import CatalogSpec
+from adapter.plugin.api import CatalogSpec
 
 WESTERN_AND_PATENT_DRUGS = CatalogSpec(
     kind="1301", name="西药中成药", columns=97, code_column=1, name_column=4, version_column=83,

@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from adapter.errors import BusinessRejection
-from adapter.records import Settlement
-from adapter.records import MappedFeeLine
+from adapter.plugin.api import MappedFeeLine, Settlement
+
 
 class NhsaDialect:
     """The national field names; regions that differ subclass this and override a method."""

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from adapter.plugin import hookimpl
-from adapter.plugin.api import RegionProfile
-
+from adapter.plugin.api import RegionProfile, hookimpl
 from adapter_nhsa.catalogues import CATALOGUES
 from adapter_nhsa.dialect import NhsaDialect
 from adapter_nhsa.transactions import TRANSACTIONS

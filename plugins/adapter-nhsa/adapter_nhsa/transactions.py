@@ -7,8 +7,7 @@ spec in its own profile."""
 
 from __future__ import annotations
 
-from adapter.records import MappingKind
-from adapter.plugin.transactions import ChildSpec, FieldSpec, TransactionSpec, f
+from adapter.plugin.api import ChildSpec, FieldSpec, MappingKind, TransactionSpec, f
 
 _DISEINFO_2401 = ChildSpec(
     "diseinfo",

@@ -6,13 +6,11 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from adapter import jsonio
-from adapter.plugin.catalogues import PolicySpec
-from adapter.plugin import hookimpl
-from adapter.plugin.api import RegionProfile
-from adapter.records import MappedFeeLine
 from adapter_nhsa.dialect import NhsaDialect
 from adapter_nhsa.hooks import NHSA
+
+from adapter import jsonio
+from adapter.plugin.api import MappedFeeLine, PolicySpec, RegionProfile, hookimpl
 
 
 class ZhejiangDialect(NhsaDialect):
