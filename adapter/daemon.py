@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from types import FrameType
 
-from adapter.app import Adapter
-from adapter.errors import AdapterError, DeliveryError
 from sqlalchemy import select
 
+from adapter.app import Adapter
+from adapter.errors import AdapterError, DeliveryError
 from adapter.flow.report import CycleReport
 from adapter.reconcile.local import Period
 from adapter.spool import outbox

@@ -22,8 +22,9 @@ from pathlib import Path
 
 
 def _build(path: Path, rows: int) -> float:
-    from adapter.rehearsal.sample_catalogues import CatalogRow, drug_codes, write_catalog
     from adapter_nhsa.catalogues import WESTERN_AND_PATENT_DRUGS
+
+    from adapter.rehearsal.sample_catalogues import CatalogRow, drug_codes, write_catalog
 
     started = time.perf_counter()
     write_catalog(path, WESTERN_AND_PATENT_DRUGS,
@@ -44,10 +45,11 @@ def _csv_read(path: Path, queue: multiprocessing.Queue) -> None:
 
 
 def _ingest(path: Path, state: Path, queue: multiprocessing.Queue) -> None:
+    from adapter_nhsa.catalogues import WESTERN_AND_PATENT_DRUGS
+
     from adapter.catalog.reader import CatalogFile
     from adapter.catalog.store import CatalogStore
     from adapter.state.store import StateStore
-    from adapter_nhsa.catalogues import WESTERN_AND_PATENT_DRUGS
 
     store = StateStore(f"sqlite:///{state}")
     started = time.perf_counter()
@@ -61,7 +63,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _measure(target, *args):  # noqa: ANN001, ANN002, ANN202
+def _measure(target, *args):
     queue: multiprocessing.Queue = multiprocessing.Queue()
     process = multiprocessing.Process(target=target, args=(*args, queue))
     process.start()

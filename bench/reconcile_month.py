@@ -22,7 +22,7 @@ from pathlib import Path
 MONTH = date(2026, 11, 1)
 
 
-def _rows(count: int):  # noqa: ANN202 - (setl_id, day, medfee, fund, acct, cash)
+def _rows(count: int):  # yields (setl_id, day, medfee, fund, acct, cash)
     for n in range(count):
         medfee = Decimal(100 + n % 900) + Decimal(n % 100) / 100
         fund = (medfee * Decimal("0.7")).quantize(Decimal("0.01"))
@@ -31,8 +31,8 @@ def _rows(count: int):  # noqa: ANN202 - (setl_id, day, medfee, fund, acct, cash
 
 
 def _centre(count: int, port_queue: multiprocessing.Queue, stop: multiprocessing.Event) -> None:
-    from adapter.rehearsal.centre.server import SimulatedCentre
     from adapter.plugin.manager import PluginHost
+    from adapter.rehearsal.centre.server import SimulatedCentre
 
     centre = SimulatedCentre(secrets={"bench": "bench-token"}, region=PluginHost.load().region("nhsa")).start()
     ledger = centre.ledger.settlements
@@ -67,7 +67,7 @@ def main() -> None:
           f"{differences} differences found, adapter peak RSS {peak:.0f} MB")
 
 
-def _run(count: int, urls: multiprocessing.Queue):  # noqa: ANN202
+def _run(count: int, urls: multiprocessing.Queue):
     import os
 
     from sqlalchemy import create_engine, text
@@ -94,6 +94,7 @@ def _run(count: int, urls: multiprocessing.Queue):  # noqa: ANN202
 [his]
 url = "{his}"
 settlement_query = "SELECT * FROM settlements WHERE setl_time >= :start AND setl_time < :end"
+transactions = []  # reconciliation only: nothing is uploaded
 [centre]
 base_url = "{url}"
 fixmedins_code = "H43111100255"

@@ -15,14 +15,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from adapter.app import Adapter, build_adapter
-from adapter.rehearsal.centre.faults import FaultPlan
-from adapter.rehearsal.centre.server import SimulatedCentre
 from adapter.config import Settings, parse_settings
-from adapter.rehearsal.sample_his import SampleHis, generate_sample_his
 from adapter.mapping.store import MappingRow, MappingStore
-from adapter.records import MappingKind
 from adapter.plugin.api import RegionProfile
 from adapter.plugin.manager import PluginHost
+from adapter.records import MappingKind
+from adapter.rehearsal.centre.faults import FaultPlan
+from adapter.rehearsal.centre.server import SimulatedCentre
+from adapter.rehearsal.sample_his import SampleHis, generate_sample_his
 from adapter.rehearsal.sample_queries import sample_sources_toml, settlement_query_toml
 
 PAASID = "test_hosp"

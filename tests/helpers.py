@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from adapter.app import Adapter
-from adapter.monitor.status import unsent_count
 from adapter.flow.report import CycleReport
+from adapter.monitor.status import unsent_count
 from adapter.spool import outbox
 from adapter.state import schema
 

@@ -6,23 +6,23 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from adapter_nhsa.catalogues import WESTERN_AND_PATENT_DRUGS as DRUGS
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from adapter.rehearsal.sample_catalogues import CatalogRow, drug_codes, write_catalog
 from adapter.catalog.reader import CatalogFile, ZipLimits
 from adapter.catalog.store import CatalogRefused
 from adapter.cli import main
 from adapter.errors import FileFormatError
+from adapter.rehearsal.sample_catalogues import CatalogRow, drug_codes, write_catalog
 from adapter.rehearsal.sample_his import SAMPLE_CATALOGUE_VERSION
-from adapter_nhsa.catalogues import WESTERN_AND_PATENT_DRUGS as DRUGS
 from tests.conftest import config_text, import_sample_mapping, set_faults
 
 NEXT = "202612010001"
 
 
 @pytest.fixture
-def adapter(make_adapter, centre, sample_his, tmp_path):  # noqa: ANN001, ANN201
+def adapter(make_adapter, centre, sample_his, tmp_path):
     made = make_adapter(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
                         centre_url=centre.url)
     import_sample_mapping(made, sample_his)
@@ -312,8 +312,9 @@ def test_reference_list_keeps_one_record_per_rid_and_checks_nothing(adapter, cen
 
 
 def test_extra_trailing_columns_are_tolerated(tmp_path):
-    from adapter.plugin.catalogues import CatalogSpec
     from adapter_nhsa.catalogues import SERVICE_ITEMS
+
+    from adapter.plugin.catalogues import CatalogSpec
 
     wider = CatalogSpec(**{**{f: getattr(SERVICE_ITEMS, f) for f in (
         "kind", "name", "code_column", "name_column", "version_column", "code_pattern", "valid_column",

@@ -13,7 +13,7 @@ from tests.conftest import PAASID, TOKEN
 SINGLE = "/fsi/api/rsfComIfsService/callService"
 
 
-def _envelope(**changes):  # noqa: ANN003, ANN202
+def _envelope(**changes):
     doc = {
         "infno": "9001", "msgid": "H43111100255202611221000000001", "mdtrtarea_admvs": "431199",
         "insuplc_admdvs": "", "recer_sys_code": "YBXT", "dev_no": "", "dev_safe_info": "", "cainfo": "",
@@ -25,7 +25,7 @@ def _envelope(**changes):  # noqa: ANN003, ANN202
     return doc
 
 
-def _post(centre, document, token=TOKEN):  # noqa: ANN001, ANN202
+def _post(centre, document, token=TOKEN):
     body = dumps(document).encode()
     headers = TifSigner(PAASID, token).headers(body, document.get("infno", ""))
     response = httpx.post(centre.url + SINGLE, content=body, headers=headers, trust_env=False)

@@ -10,7 +10,7 @@ from adapter.rehearsal.sample_his import generate_sample_his, write_mapping_csv
 from tests.conftest import config_text
 
 
-def _setup(tmp_path, centre, **his_kwargs):  # noqa: ANN001, ANN003, ANN202
+def _setup(tmp_path, centre, **his_kwargs):
     his = generate_sample_his(f"sqlite:///{tmp_path / 'his.db'}", visits=3, lines_per_visit=5, **his_kwargs)
     config = tmp_path / "adapter.toml"
     config.write_text(
@@ -38,7 +38,7 @@ def test_run_once_exits_zero_when_everything_went(tmp_path, centre):
 
 
 def test_run_once_exits_three_when_something_was_parked(tmp_path, centre):
-    his, config, runner = _setup(tmp_path, centre, unmapped_share=0.3, seed=4)
+    _his, config, runner = _setup(tmp_path, centre, unmapped_share=0.3, seed=4)
     result = runner.invoke(main, ["run", "--once", "--config", str(config)])
     assert result.exit_code == EXIT_SOMETHING_FAILED, result.output
     status = runner.invoke(main, ["status", "--config", str(config)])

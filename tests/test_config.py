@@ -96,11 +96,15 @@ def test_check_config_refuses_what_run_would_refuse(tmp_path, monkeypatch):
     runner = CliRunner()
     text = EXAMPLE.read_text(encoding="utf-8")
     unknown = tmp_path / "unknown.toml"
-    unknown.write_text(text.replace('watermark_column = "line_id"', 'watermark_column = "line_id"\ntransactions = ["2301", "9999"]', 1))
+    unknown.write_text(
+        text.replace('watermark_column = "line_id"', 'watermark_column = "line_id"\ntransactions = ["2301", "9999"]', 1)
+    )
     result = runner.invoke(main, ["check-config", "--config", str(unknown)])
     assert result.exit_code == 1 and "does not describe 9999" in result.output
     no_query = tmp_path / "no-query.toml"
-    no_query.write_text(text.replace('watermark_column = "line_id"', 'watermark_column = "line_id"\ntransactions = ["2301", "2401"]', 1))
+    no_query.write_text(
+        text.replace('watermark_column = "line_id"', 'watermark_column = "line_id"\ntransactions = ["2301", "2401"]', 1)
+    )
     result = runner.invoke(main, ["check-config", "--config", str(no_query)])
     assert result.exit_code == 1 and 'give the HIS query of transaction 2401' in result.output
     for path in (unknown, no_query):

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from adapter.rehearsal.centre.faults import FaultPlan
-from adapter.spool.states import RecordStatus, ParkKind
+from adapter.spool.states import ParkKind, RecordStatus
 from tests.conftest import import_sample_mapping
 from tests.helpers import lines_by_status, run_until_done
 

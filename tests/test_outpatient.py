@@ -7,14 +7,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from adapter_nhsa.transactions import OUTPATIENT_FEES, SETTLEMENT_LIST
 from sqlalchemy import select
 
-from adapter.state import schema
 from adapter.spool.states import RecordStatus
+from adapter.state import schema
 from adapter.validate.fields import check_record, normalise
-from adapter_nhsa.transactions import OUTPATIENT_FEES, SETTLEMENT_LIST
 from tests.conftest import import_sample_mapping
-from tests.helpers import fee_lines, run_until_done
+from tests.helpers import run_until_done
 
 OUTPATIENT = ["2201", "2203", "2204", "2205"]
 INPATIENT = ["2401", "2301", "2302", "2402", "4101A"]
@@ -24,7 +24,7 @@ def _his(infnos: list[str]) -> str:
     return "transactions = [" + ", ".join(f'"{i}"' for i in infnos) + "]"
 
 
-def _records(adapter):  # noqa: ANN001, ANN202
+def _records(adapter):
     """The ledger's records other than 2301 fee lines."""
     with adapter.store.begin() as conn:
         return conn.execute(select(schema.record).where(schema.record.c.infno != "2301")).all()
@@ -85,7 +85,7 @@ def test_inpatient_cancels_and_settlement_lists(make_adapter, make_centre, sampl
     assert ("4101A", RecordStatus.SENT.value) in records
 
 
-def _batch(**line_changes):  # noqa: ANN003, ANN202
+def _batch(**line_changes):
     line = {
         "feedetl_sn": "1", "mdtrt_id": "MZ1", "psn_no": "P1", "chrg_bchno": "B1", "dise_codg": "",
         "rx_circ_flag": "0", "fee_ocur_time": "2026-11-01 09:00:00", "med_list_codg": "X",

@@ -66,7 +66,7 @@ def test_disabled_and_allow_list_switches(monkeypatch):
 
 class _RaisingPlugin:
     @hookimpl
-    def adapter_register_rules(self, register):  # noqa: ANN001, ANN201
+    def adapter_register_rules(self, register):
         raise RuntimeError("bad rule table")
 
 
@@ -79,7 +79,7 @@ def test_hook_adapter_register_rules():
 
     class Extra:
         @hookimpl
-        def adapter_register_rules(self, register):  # noqa: ANN001, ANN201
+        def adapter_register_rules(self, register):
             register(Rule("no-weekend", "no fees on Sundays", lambda line: []))
 
     host = PluginHost.load()
@@ -96,7 +96,7 @@ def test_hook_adapter_register_policy_rules():
 
     class Extra:
         @hookimpl
-        def adapter_register_policy_rules(self, register):  # noqa: ANN001, ANN201
+        def adapter_register_policy_rules(self, register):
             register(PolicyRule("no-sunday-surgery", "no elective surgery on Sundays", "local", Severity.WARN,
                                 (), (), lambda stay, params: []))
 
@@ -110,12 +110,12 @@ def test_hook_adapter_alert(caplog):
 
     class Pager:
         @hookimpl
-        def adapter_alert(self, kind, message, details):  # noqa: ANN001, ANN201
+        def adapter_alert(self, kind, message, details):
             calls.append((kind, details))
 
     class Broken:
         @hookimpl
-        def adapter_alert(self, kind, message, details):  # noqa: ANN001, ANN201
+        def adapter_alert(self, kind, message, details):
             raise RuntimeError("SMS gateway down")
 
     host = PluginHost.load()
@@ -133,7 +133,7 @@ def test_hook_adapter_register_regions():
 
     class Province:
         @hookimpl
-        def adapter_register_regions(self, register):  # noqa: ANN001, ANN201
+        def adapter_register_regions(self, register):
             register(RegionProfile(name="hebei", description="per-path", dialect=nhsa.dialect,
                                    url_style="per_path", paths={"2301": "/fsi/api/hospFeeDtlService/feeDtlUp"}))
 
@@ -151,7 +151,7 @@ def test_hook_adapter_register_regions():
 def test_hook_adapter_register_signers():
     class Scheme:
         @hookimpl
-        def adapter_register_signers(self, register):  # noqa: ANN001, ANN201
+        def adapter_register_signers(self, register):
             register(SignerSpec("none", "no headers", (), lambda creds, options: _NoHeaders()))
 
     host = PluginHost.load()

@@ -9,17 +9,17 @@ from decimal import Decimal
 import pytest
 
 from adapter.errors import ConfigError
+from adapter.plugin.policy import EarlierStay, Stay
+from adapter.plugin.rules import Severity
 from adapter.policy.builtin import BUILTIN_POLICY_RULES
 from adapter.policy.engine import evaluate, resolve
-from adapter.plugin.policy import EarlierStay, Stay
 from adapter.records import FeeLine, MappedFeeLine
-from adapter.plugin.rules import Severity
 
 T0 = datetime(2026, 11, 3, 9, 0, 0)
 
 
-def line(sn: str, item: str = "YP0001", *, at: datetime = T0, cnt: str = "1", pric: str = "10", code: str = "XJ01CAA040E001010101919",
-         **extra) -> MappedFeeLine:  # noqa: ANN003
+def line(sn: str, item: str = "YP0001", *, at: datetime = T0, cnt: str = "1", pric: str = "10",
+         code: str = "XJ01CAA040E001010101919", **extra) -> MappedFeeLine:
     fee = FeeLine(
         source_key=sn, mdtrt_id="Z1", psn_no="P1", feedetl_sn=sn, fee_ocur_time=at, his_item_code=item,
         his_item_name="药", cnt=Decimal(cnt), pric=Decimal(pric), det_item_fee_sumamt=Decimal(cnt) * Decimal(pric),
@@ -28,7 +28,7 @@ def line(sn: str, item: str = "YP0001", *, at: datetime = T0, cnt: str = "1", pr
     return MappedFeeLine(fee, code, "A03", "D431199000100")
 
 
-def run(*lines: MappedFeeLine, earlier=(), region=None, config=None):  # noqa: ANN001, ANN002, ANN202
+def run(*lines: MappedFeeLine, earlier=(), region=None, config=None):
     active = resolve(BUILTIN_POLICY_RULES, "test", region or {}, config or {})
     return [(f.rule_id, f.line.line.feedetl_sn, f.amount) for f in evaluate(active, Stay("Z1", lines, earlier))]
 

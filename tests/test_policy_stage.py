@@ -11,13 +11,13 @@ from sqlalchemy import select
 
 from adapter.cli import main
 from adapter.rehearsal.sample_his import add_policy_cases, generate_sample_his
-from adapter.state import schema
 from adapter.spool.states import RecordStatus
+from adapter.state import schema
 from tests.conftest import config_text, import_sample_mapping
 from tests.helpers import lines_by_status, run_until_done
 
 
-def _findings(adapter):  # noqa: ANN001, ANN202
+def _findings(adapter):
     with adapter.store.begin() as conn:
         return conn.execute(select(schema.finding)).all()
 

@@ -22,11 +22,13 @@ GOOD = """<?xml version="1.0" encoding="UTF-8"?>
 BILLION_LAUGHS = """<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
 <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
-<priceLimits region="330000" version="1" effective="2026-11-01"><item code="&lol3;" name="x" maxPrice="1"/></priceLimits>
+<priceLimits region="330000" version="1" effective="2026-11-01">
+<item code="&lol3;" name="x" maxPrice="1"/></priceLimits>
 """
 XXE = """<?xml version="1.0"?>
 <!DOCTYPE priceLimits [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
-<priceLimits region="330000" version="1" effective="2026-11-01"><item code="001105000010000" name="&secret;" maxPrice="1"/></priceLimits>
+<priceLimits region="330000" version="1" effective="2026-11-01">
+<item code="001105000010000" name="&secret;" maxPrice="1"/></priceLimits>
 """
 EXTERNAL_DTD = """<?xml version="1.0"?>
 <!DOCTYPE priceLimits SYSTEM "http://127.0.0.1:9/evil.dtd">
@@ -81,7 +83,8 @@ def test_local_price_limit_parks_lines_priced_above_it(make_adapter, make_centre
 
     parked = [r for r in lines_by_status(adapter).get(RecordStatus.PARKED.value, [])
               if "[over-standard-price]" in (r.park_reason or "")]
-    assert parked and all("above the policy:price-limits limit of 001105000010000 40.00" in r.park_reason for r in parked)
+    assert parked
+    assert all("above the policy:price-limits limit of 001105000010000 40.00" in r.park_reason for r in parked)
     assert "001105000010000" not in {line.med_list_codg for line in centre.ledger.fee_lines.values()}
 
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from adapter.rehearsal.centre.faults import FaultPlan
 from adapter.reconcile.local import Period
+from adapter.rehearsal.centre.faults import FaultPlan
 from tests.conftest import import_sample_mapping
 from tests.helpers import run_until_done
 
@@ -18,7 +18,7 @@ UPLOAD = 'transactions = ["2401", "2301", "2402", "4101A"]'
 
 
 @pytest.fixture
-def settled(make_adapter, centre, sample_his, tmp_path):  # noqa: ANN001, ANN201
+def settled(make_adapter, centre, sample_his, tmp_path):
     adapter = make_adapter(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
                            centre_url=centre.url, his_extra=UPLOAD)
     import_sample_mapping(adapter, sample_his)
@@ -86,7 +86,8 @@ def test_reports_and_history_through_the_cli(settled, centre, tmp_path):
     assert result.exit_code == EXIT_SOMETHING_FAILED, result.output
     assert f"{lost}" in result.output and "仅医院有" in result.output
 
-    assert "医疗费总额" in files["csv"].read_text(encoding="utf-8-sig") and lost in files["csv"].read_text(encoding="utf-8-sig")
+    csv_text = files["csv"].read_text(encoding="utf-8-sig")
+    assert "医疗费总额" in csv_text and lost in csv_text
     book = load_workbook(files["xlsx"])
     assert "汇总" in book.sheetnames and "差异明细" in book.sheetnames and len(book.sheetnames) >= 3
     assert [c.value for c in book["差异明细"][1]][:4] == ["险种", "清算类别", "结算ID", "就诊ID"]
@@ -120,7 +121,7 @@ def test_daemon_reconciles_yesterday_and_the_month_once_and_alerts_on_a_mismatch
 
     class Pager:
         @hookimpl
-        def adapter_alert(self, kind, message, details):  # noqa: ANN001, ANN201
+        def adapter_alert(self, kind, message, details):
             alerts.append((kind, message, details))
 
     adapter.host.register(Pager(), name="pager", version="1", origin="test")
@@ -132,15 +133,17 @@ def test_daemon_reconciles_yesterday_and_the_month_once_and_alerts_on_a_mismatch
     daemon.reconcile_if_due(now=datetime(2026, 12, 1, 4, 0))  # already done: not again
 
     with adapter.store.begin() as conn:
-        kinds = dict(conn.execute(select(schema.recon_run.c.kind, func.count()).group_by(schema.recon_run.c.kind)).all())
+        kinds = dict(
+            conn.execute(select(schema.recon_run.c.kind, func.count()).group_by(schema.recon_run.c.kind)).all()
+        )
     assert kinds == {"day": 1, "month": 1}
     assert [a[0] for a in alerts] == ["reconcile_mismatch"]
     assert "2026-11-01 – 2026-11-30 does not balance: 1 difference(s)" in alerts[0][1]
 
 
 def test_result_codes_and_duplicates_are_read_as_the_regions_write_them():
-    from adapter.records import Settlement
     from adapter.reconcile.run import classify, normalise_result
+    from adapter.records import Settlement
 
     assert [normalise_result(v) for v in ("0", 0, "000000", " 1 ", "3")] == ["0", "0", "0", "1", "3"]
     twice = Settlement("S1", "M1", "P1", "310", "21", "2026-11-02 10:00:00", Decimal("100"), Decimal("70"),

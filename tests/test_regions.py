@@ -9,11 +9,10 @@ import json
 import pytest
 from sqlalchemy import select
 
-from adapter.flow.send import BREAKER_FAILURES
-from adapter.state import schema
-
-from adapter.spool.states import RecordStatus
 from adapter.errors import BusinessRejection
+from adapter.flow.send import BREAKER_FAILURES
+from adapter.spool.states import RecordStatus
+from adapter.state import schema
 from tests.conftest import centre_secrets, import_sample_mapping, region_profile
 from tests.helpers import lines_by_status, run_until_done
 

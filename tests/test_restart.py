@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from adapter.rehearsal.centre.faults import FaultPlan
 from adapter.rehearsal.sample_his import generate_sample_his, write_mapping_csv
+from adapter.spool.states import MessageStatus, RecordStatus
 from adapter.state import schema
-from adapter.spool.states import RecordStatus, MessageStatus
 from adapter.state.store import StateStore
 from tests.conftest import config_text
 
@@ -30,7 +30,7 @@ def _start(config: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_for(predicate, seconds: float = 60.0) -> None:  # noqa: ANN001
+def _wait_for(predicate, seconds: float = 60.0) -> None:
     deadline = time.monotonic() + seconds
     while not predicate():
         assert time.monotonic() < deadline, "timed out waiting"
@@ -86,7 +86,8 @@ def test_stop_mid_run_and_restart(tmp_path, centre, stop_signal):
         def all_sent() -> bool:
             with store.begin() as conn:
                 return conn.execute(
-                    select(func.count()).where(schema.record.c.infno == "2301", schema.record.c.status != RecordStatus.SENT.value)
+                    select(func.count()).where(schema.record.c.infno == "2301",
+                                               schema.record.c.status != RecordStatus.SENT.value)
                 ).scalar_one() == 0
 
         _wait_for(all_sent)

@@ -8,13 +8,13 @@ import threading
 from sqlalchemy import select
 
 from adapter.daemon import Daemon
-from adapter.state import schema
 from adapter.spool.states import RecordStatus
+from adapter.state import schema
 from tests.conftest import import_sample_mapping
 from tests.helpers import lines_by_status, run_until_done
 
 
-def _attempts(adapter):  # noqa: ANN001, ANN202
+def _attempts(adapter):
     with adapter.store.begin() as conn:
         return conn.execute(
             select(schema.attempt.c.infno, schema.attempt.c.outcome, schema.attempt.c.err_msg)

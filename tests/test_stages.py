@@ -12,17 +12,16 @@ from sqlalchemy import create_engine, insert, select
 
 from adapter.cli import main
 from adapter.errors import MappingImportError
-from adapter.rehearsal.sample_his import fee_lines
+from adapter.flow.report import CycleReport
 from adapter.mapping.importer import read_mapping_csv
 from adapter.mapping.store import MappingRow, MappingStore
-from adapter.records import MappingKind
 from adapter.monitor.status import queue_status
-from adapter.flow.report import CycleReport
-from adapter.records import FeeLine, MappedFeeLine
+from adapter.records import FeeLine, MappedFeeLine, MappingKind
+from adapter.rehearsal.sample_his import fee_lines
+from adapter.spool.states import ParkKind, RecordStatus
 from adapter.state import schema
-from adapter.spool.states import RecordStatus, ParkKind
-from adapter.validate.rules import BUILTIN_RULES
 from adapter.validate.fields import check_record, normalise
+from adapter.validate.rules import BUILTIN_RULES
 from tests.conftest import import_sample_mapping, region_profile
 from tests.helpers import lines_by_status, run_until_done
 
@@ -79,7 +78,7 @@ def test_unmapped_lines_are_listed_and_recover_after_import(make_adapter, sample
     assert len(centre.ledger.fee_lines) == len(lines_by_status(adapter)["sent"])
 
 
-def _write_config(tmp_path, adapter):  # noqa: ANN001, ANN202
+def _write_config(tmp_path, adapter):
     from tests.conftest import config_text
 
     path = tmp_path / "adapter.toml"
@@ -112,7 +111,7 @@ def test_mapping_csv_problems_name_line_and_column(tmp_path):
         read_mapping_csv(tmp_path / "h.csv")
 
 
-def _mapped(**changes) -> MappedFeeLine:  # noqa: ANN003
+def _mapped(**changes) -> MappedFeeLine:
     line = dict(
         source_key="1", mdtrt_id="431199000000001", psn_no="43123456789012345678", feedetl_sn="0000010001",
         fee_ocur_time=datetime(2026, 11, 1, 9, 0), his_item_code="YP0001", his_item_name="阿莫西林",
@@ -140,7 +139,8 @@ def _problems(mapped: MappedFeeLine) -> dict[str, list[str]]:
         ({"med_list_codg": "C0201010010000100001"}, None, None),
         ({"med_list_codg": "001102000000100-110200002.10"}, None, None),
         ({"bilg_dr_codg": "YS000"}, "code-formats", "not a national 医保医师 code"),
-        ({"cnt": Decimal("-2"), "det_item_fee_sumamt": Decimal("-1.72")}, "refund-reference", "does not name the original"),
+        ({"cnt": Decimal("-2"), "det_item_fee_sumamt": Decimal("-1.72")}, "refund-reference",
+         "does not name the original"),
         ({"cnt": Decimal("-2"), "det_item_fee_sumamt": Decimal("-1.72"), "init_feedetl_sn": "0000010000"}, None, None),
     ],
 )

@@ -7,12 +7,12 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
+from adapter_nhsa.transactions import ADMISSION, TRANSACTIONS
 from sqlalchemy import select
 
+from adapter.spool.states import ParkKind, RecordStatus
 from adapter.state import schema
-from adapter.spool.states import RecordStatus, ParkKind
 from adapter.validate.fields import check_record, normalise
-from adapter_nhsa.transactions import ADMISSION, TRANSACTIONS
 from tests.conftest import import_sample_mapping
 from tests.helpers import fee_lines, run_until_done
 
@@ -20,7 +20,7 @@ ALL = ["2401", "2301", "2402", "3501", "3502", "3503", "3504", "3505", "3506", "
 HIS_ALL = "transactions = [" + ", ".join(f'"{i}"' for i in ALL) + "]"
 
 
-def _records(adapter):  # noqa: ANN001, ANN202
+def _records(adapter):
     """The ledger's records other than 2301 fee lines."""
     with adapter.store.begin() as conn:
         return conn.execute(select(schema.record).where(schema.record.c.infno != "2301")).all()
@@ -66,7 +66,7 @@ def test_admission_fees_discharge_and_inventory_arrive_once(make_adapter, make_c
     assert {r.status for r in records} == {RecordStatus.SENT.value}
 
 
-def _fee_lines(adapter):  # noqa: ANN001, ANN202
+def _fee_lines(adapter):
     return fee_lines(adapter)
 
 

@@ -13,16 +13,16 @@ from sqlalchemy import create_engine, select, text
 
 from adapter.cli import main
 from adapter.errors import StateStoreError
-from adapter.flow.report import CycleReport
 from adapter.spool import outbox
 from adapter.state import schema
 from adapter.state.store import StateStore
 from adapter.state.upgrade import head_revision
 from tests.conftest import config_text
+from tests.helpers import run_until_done
 from tests.legacy_state import build_legacy_state, legacy_facts
 
 
-def _rows(store: StateStore, table):  # noqa: ANN001, ANN202
+def _rows(store: StateStore, table):
     with store.begin() as conn:
         return conn.execute(select(table)).all()
 
@@ -89,18 +89,27 @@ def test_a_0_1_0_database_is_upgraded_in_place_with_every_row_kept(state_url, tm
 def test_the_daemon_carries_on_after_the_upgrade(make_adapter, state_url, centre, sample_his):
     build_legacy_state(state_url)
     facts = legacy_facts()
-    adapter = make_adapter(his_url=sample_his.url, state_url=state_url, centre_url=centre.url)
-    assert adapter.store.upgrade.before == "0001"
-    recovered = outbox.recover_in_flight(adapter.store)
-    assert recovered == facts["message_status"].get("in_flight", 0)
-    adapter.cycle.send_due(CycleReport())
-    messages = Counter(r.status for r in _rows(adapter.store, schema.message))
-    # What was queued went out (acked, or parked with the centre's reason); nothing is in flight.
-    assert messages["in_flight"] == 0 and messages["pending"] == 0
-    assert messages["acked"] > facts["message_status"]["acked"]
-    for row in _rows(adapter.store, schema.record):
-        if row.message_id is not None and row.status == "queued":
-            assert messages  # queued records only under messages still waiting (retry, unknown)
+    # The transactions the 0.1.0 installation uploaded (its ledger has records of each).
+    infnos = sorted({infno for infno, _status in facts["record_status"]} | {"2301"})
+    adapter = make_adapter(his_url=sample_his.url, state_url=state_url, centre_url=centre.url,
+                           his_extra="transactions = [" + ", ".join(f'"{i}"' for i in infnos) + "]")
+    assert adapter.store.upgrade.before == "0001"  # upgraded when the adapter opened it
+    legacy_new = {r.id for r in _rows(adapter.store, schema.record) if r.infno == "2301" and r.status == "new"}
+    assert legacy_new  # the ready and new lines of 0.1.0
+    # What the daemon does at start, then its cycles: the message left in flight is recovered
+    # (and asked about), every queued message is settled, the lines that were waiting are
+    # checked and go out too, until nothing is left to send.
+    assert outbox.recover_in_flight(adapter.store) == facts["message_status"].get("in_flight", 0)
+    run_until_done(adapter, limit_seconds=30)
+    messages = {r.id: r.status for r in _rows(adapter.store, schema.message)}
+    assert set(messages.values()) <= {"acked", "parked"}
+    assert sum(1 for status in messages.values() if status == "acked") > facts["message_status"]["acked"]
+    records = _rows(adapter.store, schema.record)
+    for row in records:
+        if row.message_id is not None and messages[row.message_id] == "acked":
+            assert row.status == "sent", row
+    assert not [r for r in records if r.id in legacy_new and r.status == "new"]
+    assert not [r for r in records if r.status in ("new", "ready", "queued")]
 
 
 def test_a_database_newer_than_the_code_is_refused(tmp_path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adapter.plugin import hookimpl
-from adapter.policy.builtin import BUILTIN_POLICY_RULES
 from adapter.plugin.policy import PolicyRule
 from adapter.plugin.rules import Rule
+from adapter.policy.builtin import BUILTIN_POLICY_RULES
 from adapter.validate.rules import BUILTIN_RULES
 
 

@@ -15,10 +15,10 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import select
 
 from adapter.plugin.catalogues import CatalogSpec
+from adapter.plugin.rules import Finding, Severity
 from adapter.records import MappedFeeLine
 from adapter.state import schema
 from adapter.state.store import StateStore
-from adapter.plugin.rules import Finding, Severity
 
 _CHUNK = 500
 

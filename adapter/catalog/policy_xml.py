@@ -9,8 +9,8 @@ from typing import Any
 
 from lxml import etree
 
-from adapter.plugin.catalogues import PolicySpec
 from adapter.errors import FileFormatError
+from adapter.plugin.catalogues import PolicySpec
 
 MAX_POLICY_BYTES = 64 * 1024 * 1024
 

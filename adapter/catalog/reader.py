@@ -8,7 +8,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol
 
 from adapter.errors import FileFormatError
 
@@ -151,6 +151,6 @@ class _NotUtf8(Exception):
         self.yielded = yielded
 
 
-def _chunks(raw: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
+def _chunks(raw: IO[bytes], size: int = 1 << 20) -> Iterator[bytes]:
     while chunk := raw.read(size):
         yield chunk

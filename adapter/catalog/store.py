@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, literal, select, update
 
-from adapter.plugin.catalogues import CatalogSpec
 from adapter.catalog.reader import RowSource
 from adapter.errors import AdapterError, FileFormatError
+from adapter.plugin.catalogues import CatalogSpec
 from adapter.state import schema
-from adapter.state.store import StateStore, utcnow
+from adapter.state.store import StateStore, inserted_id, utcnow
 
 _version = schema.catalog_version
 #: what the duplicate check of a policy file's entries needs to know (the code is "column 1")
@@ -53,7 +53,9 @@ class CatalogRefused(AdapterError):
         self.total = total
         more = f" (and {total - len(problems)} more)" if total > len(problems) else ""
         shown = "\n  ".join(str(p) for p in problems[:10])
-        super().__init__(f"catalogue {kind} refused, {total} problem(s){more}; the active version is unchanged:\n  {shown}")
+        super().__init__(
+            f"catalogue {kind} refused, {total} problem(s){more}; the active version is unchanged:\n  {shown}"
+        )
 
 
 @dataclass
@@ -132,9 +134,9 @@ class CatalogStore:
         floor = previous.ver if previous is not None else ""
         now = utcnow()
         with self.store.begin() as conn:
-            version_id = int(conn.execute(insert(_version).values(
+            version_id = inserted_id(conn.execute(insert(_version).values(
                 kind=spec.kind, ver=floor, status="staging", source=source[:300], created_at=now,
-            )).inserted_primary_key[0])
+            )))
         checker = _RowChecker(spec, catalog_file.text_name, floor)
         rows_in_file = 0
         try:
@@ -205,9 +207,9 @@ class CatalogStore:
         version checks as a catalogue file; the list replaces the version before it."""
         previous = self.active(kind)
         with self.store.begin() as conn:
-            version_id = int(conn.execute(insert(_version).values(
+            version_id = inserted_id(conn.execute(insert(_version).values(
                 kind=kind, ver=ver, status="staging", source=source[:300], created_at=utcnow(),
-            )).inserted_primary_key[0])
+            )))
         checker = _RowChecker(_ENTRY_LIST, filename, previous.ver if previous else "")
         if previous is not None and ver < previous.ver:
             checker.add(0, 0, f"version {ver} is below the active version {previous.ver} (a regression)")
@@ -332,7 +334,8 @@ class CatalogStore:
                 if before is None:
                     result.added.append({"code": code, "name": row.name})
                     continue
-                changes = {k: (getattr(before, k), getattr(row, k)) for k in watched if getattr(before, k) != getattr(row, k)}
+                changes = {k: (getattr(before, k), getattr(row, k))
+                           for k in watched if getattr(before, k) != getattr(row, k)}
                 if before.valid == "1" and row.valid != "1":
                     result.retired.append({"code": code, "name": row.name})
                 elif changes:
@@ -389,14 +392,14 @@ class _RowChecker:
             return None
         self.max_version = max(self.max_version, version)
 
-        def column(number: int | None) -> str:
+        def cell(number: int | None) -> str:
             return fields[number - 1].strip() if number else ""
 
         return {
-            "code": code, "name": column(spec.name_column)[:300], "row_version": version,
-            "begin_date": column(spec.begin_column)[:10] or None, "end_date": column(spec.end_column)[:10] or None,
-            "valid": column(spec.valid_column) or "1", "restricted": column(spec.restricted_column)[:500],
-            "price_cap": column(spec.price_column) or None, "line_no": line_no,
+            "code": code, "name": cell(spec.name_column)[:300], "row_version": version,
+            "begin_date": cell(spec.begin_column)[:10] or None, "end_date": cell(spec.end_column)[:10] or None,
+            "valid": cell(spec.valid_column) or "1", "restricted": cell(spec.restricted_column)[:500],
+            "price_cap": cell(spec.price_column) or None, "line_no": line_no,
         }
 
 

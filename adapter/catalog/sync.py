@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapter.plugin.catalogues import CatalogSpec
 from adapter.catalog.reader import CatalogFile, ZipLimits
 from adapter.catalog.store import CatalogStore, VersionInfo
 from adapter.config import CatalogConfig
@@ -20,6 +18,7 @@ from adapter.errors import BusinessRejection, ConfigError, FileFormatError
 from adapter.outbound.client import CentreClient
 from adapter.outbound.files import FileTransfer
 from adapter.plugin.api import RegionProfile
+from adapter.plugin.catalogues import CatalogSpec
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +142,8 @@ class PagedRows:
         while True:
             for item in page["data"]:
                 line += 1
-                yield line, [str(item.get(name) if item.get(name) is not None else "") for name in self.spec.paged_fields]
+                yield line, [str(item.get(name) if item.get(name) is not None else "")
+                             for name in self.spec.paged_fields]
             last = page.get("lastPage") in (True, "true", 1, "1") or number >= int(page.get("pages") or 0)
             if last or not page["data"]:
                 break

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
-
 
 import click
 
@@ -52,7 +52,7 @@ def catalog_sync(kinds: tuple[str, ...], accept_mass_change: bool, config_path: 
             try:
                 result = adapter.catalog_sync.sync(
                     kind, accept_mass_change=accept_mass_change,
-                    progress_for=lambda total, k=kind: _progress(total, f"checking {k}"),
+                    progress_for=partial(_progress, label=f"checking {kind}"),
                 )
             except AdapterError as exc:
                 failed.append(kind)

@@ -11,11 +11,11 @@ from typing import Any
 import click
 
 from adapter.cli.catalog import catalog
-from adapter.cli.db import db
-from adapter.cli.rehearsal import centre, demo, sample_his
-from adapter.cli.reconcile import reconcile
-from adapter.cli.rules import rules
 from adapter.cli.common import EXIT_SOMETHING_FAILED, _settings, config_option, handled, json_option, state_store
+from adapter.cli.db import db
+from adapter.cli.reconcile import reconcile
+from adapter.cli.rehearsal import centre, demo, sample_his
+from adapter.cli.rules import rules
 from adapter.config import load_settings
 from adapter.errors import AdapterError
 from adapter.logs import configure_logging

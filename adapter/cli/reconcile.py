@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from adapter.cli.common import EXIT_SOMETHING_FAILED, _settings, config_option, handled, json_option, state_store
+
+if TYPE_CHECKING:
+    from adapter.reconcile.run import ReconRun
 
 
 def _date(value: str, option: str) -> date:
@@ -65,9 +70,12 @@ def reconcile(ctx: click.Context, day: str | None, start: str | None, end: str |
         run = adapter.reconciler.run(period)
     finally:
         adapter.close()
-    for path, write in ((csv_path, lambda p: p.write_text(report.as_csv(run), encoding="utf-8-sig")),
-                        (xlsx_path, lambda p: p.write_bytes(report.as_xlsx(run))),
-                        (html_path, lambda p: p.write_text(report.as_html(run), encoding="utf-8"))):
+    writers: tuple[tuple[Path | None, Callable[[Path], int]], ...] = (
+        (csv_path, lambda p: p.write_text(report.as_csv(run), encoding="utf-8-sig")),
+        (xlsx_path, lambda p: p.write_bytes(report.as_xlsx(run))),
+        (html_path, lambda p: p.write_text(report.as_html(run), encoding="utf-8")),
+    )
+    for path, write in writers:
         if path is not None:
             write(path)
     if as_json:
@@ -78,7 +86,7 @@ def reconcile(ctx: click.Context, day: str | None, start: str | None, end: str |
         sys.exit(EXIT_SOMETHING_FAILED)
 
 
-def _echo(run) -> None:  # noqa: ANN001
+def _echo(run: ReconRun) -> None:
     from adapter.reconcile.report import KINDS
     from adapter.reconcile.run import RESULTS
 
@@ -117,4 +125,5 @@ def reconcile_history(config_path: Path, as_json: bool) -> None:
         return
     for r in rows:
         click.echo(f"{r.id:>4}  {r.created_at:%Y-%m-%d %H:%M}  {r.kind:<6} {r.start_date} – {r.end_date}  "
-                   f"{'balanced' if r.balanced else 'NOT balanced':<13} {r.pairs} pair(s), {r.differences} difference(s)")
+                   f"{'balanced' if r.balanced else 'NOT balanced':<13} {r.pairs} pair(s), "
+                   f"{r.differences} difference(s)")

@@ -39,8 +39,8 @@ def centre(host: str, port: int, region: str, gateway_id: str, secret_env: str, 
            reset_rate: float, timeout_rate: float, drop_reply_rate: float, timeout_seconds: float,
            latency_ms: int, reject_code: tuple[str, ...], seed: int | None) -> None:
     """Serve the simulated centre on loopback, as the given region's gateway, with optional faults."""
-    from adapter.rehearsal.centre.faults import FaultPlan
     from adapter.plugin.manager import PluginHost
+    from adapter.rehearsal.centre.faults import FaultPlan
     from adapter.rehearsal.centre.server import SimulatedCentre
 
     secret = os.environ.get(secret_env)
@@ -87,7 +87,8 @@ def _echo_transactions(result: Any) -> None:
 
     specs = PluginHost.load().region("nhsa").transactions
     totals = result.centre_totals
-    click.echo(f"  {'infno':<6} {'sent':>5} {'parked':>6} {'withdrawn':>9} {'centre ok':>9} {'repeats':>7}  transaction")
+    click.echo(f"  {'infno':<6} {'sent':>5} {'parked':>6} {'withdrawn':>9} {'centre ok':>9} {'repeats':>7}"
+               "  transaction")
     for infno, counts in sorted(result.records_by_status.items()):
         name = specs[infno].description.split(" ", 1)[0] if infno in specs else ""
         click.echo(
@@ -136,8 +137,8 @@ def demo(directory: Path | None, visits: int, seed: int) -> None:
     click.echo("")
     _echo_transactions(result)
     click.echo("")
-    for kind, (ver, rows) in sorted(result.catalogues.items()):
-        click.echo(f"  catalogue {kind:<5} version {ver:<20} {rows:>6} rows (downloaded, validated, in use)")
+    for kind, (ver, row_count) in sorted(result.catalogues.items()):
+        click.echo(f"  catalogue {kind:<5} version {ver:<20} {row_count:>6} rows (downloaded, validated, in use)")
     recon = result.reconciliation
     if recon is not None:
         settled = sum(int(p.local["count"]) for p in recon.pairs)

@@ -7,10 +7,16 @@ import sys
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from adapter.cli.common import _settings, config_option, handled, json_option, state_store
+
+if TYPE_CHECKING:
+    from adapter.config import Settings
+    from adapter.plugin.api import RegionProfile
+    from adapter.policy.engine import ActiveRule
 
 
 @click.group()
@@ -18,7 +24,7 @@ def rules() -> None:
     """Policy rules (art. 38 behaviours, local limits) and the self-inspection report."""
 
 
-def _active(config_path: Path):  # noqa: ANN202 - (settings, region, active rules)
+def _active(config_path: Path) -> tuple[Settings, RegionProfile, list[ActiveRule]]:
     from adapter.plugin.manager import PluginHost
     from adapter.policy.engine import resolve
 
@@ -34,7 +40,7 @@ def _active(config_path: Path):  # noqa: ANN202 - (settings, region, active rule
 @handled
 def rules_list(config_path: Path, as_json: bool) -> None:
     """Every policy rule: source document, parameters in force, severity and status."""
-    _settings_, region, active = _active(config_path)
+    _, region, active = _active(config_path)
     if as_json:
         click.echo(json.dumps([
             {"id": a.rule.id, "description": a.rule.description, "source": a.rule.source, "enabled": a.enabled,
@@ -63,8 +69,10 @@ def _day(value: str) -> date:
 @rules.command("report")
 @click.option("--from", "start", required=True, help="First day, yyyy-MM-dd.")
 @click.option("--to", "end", required=True, help="Last day, yyyy-MM-dd (inclusive).")
-@click.option("--format", "fmt", type=click.Choice(["html", "xlsx", "csv", "json"]), default="html", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout; xlsx needs it).")
+@click.option("--format", "fmt", type=click.Choice(["html", "xlsx", "csv", "json"]), default="html",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here (default: stdout; xlsx needs it).")
 @click.option("--annual-fund-payments", type=Decimal, help="Last year's fund payments, for the exposure estimate.")
 @config_option
 @handled
@@ -92,7 +100,8 @@ def rules_report(start: str, end: str, fmt: str, out: Path | None, annual_fund_p
         out.write_bytes(reports.as_xlsx(result))
     else:
         body = {"html": reports.as_html, "csv": reports.as_csv}.get(fmt)
-        content = body(result) if body else json.dumps(reports.as_json(result), ensure_ascii=False, default=str, indent=1)
+        content = (body(result) if body
+                   else json.dumps(reports.as_json(result), ensure_ascii=False, default=str, indent=1))
         if out is None:
             sys.stdout.write(content if content.endswith("\n") else content + "\n")
         else:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import BindParameter, and_, bindparam, or_, select, update
 
 from adapter import jsonio
 from adapter.catalog.check import CatalogView
@@ -28,7 +28,7 @@ from adapter.plugin.api import CatalogSpec, MappedFeeLine, TransactionSpec
 from adapter.plugin.rules import RuleSet, Severity, blocking
 from adapter.policy.stage import Candidate, PolicyStage
 from adapter.records import MalformedRow, MappingKind
-from adapter.spool.states import RecordStatus, ParkKind
+from adapter.spool.states import ParkKind, RecordStatus
 from adapter.state import schema
 from adapter.state.store import StateStore, utcnow
 from adapter.validate.fields import (
@@ -128,7 +128,7 @@ class Check:
         with self.store.begin() as conn:
             write_findings(conn)
             for columns, chunk in by_columns.items():
-                values = {name: bindparam(name) for name in columns if name != "b_id"}
+                values: dict[str, BindParameter[Any]] = {name: bindparam(name) for name in columns if name != "b_id"}
                 conn.execute(update(_record).where(_record.c.id == bindparam("b_id")).values(**values), chunk)
 
     def _map_and_check(self, row: Any, tables: Any, names: Mapping[str, str], now: Any,

@@ -15,9 +15,9 @@ from typing import Any
 from adapter.flow.report import CycleReport
 from adapter.his import SqlSource
 from adapter.plugin.api import TransactionSpec
-from adapter.spool.states import RecordStatus, ParkKind
-from adapter.state.store import StateStore, utcnow
+from adapter.spool.states import ParkKind, RecordStatus
 from adapter.state import schema
+from adapter.state.store import StateStore, utcnow
 from adapter.state.watermarks import read_watermark, save_watermark
 from adapter.validate.fields import normalise, read_his_row, unreadable_fee_line
 

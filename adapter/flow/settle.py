@@ -120,7 +120,8 @@ class Settle:
             return []
         records = [(r.id, self._record(message.infno, r.payload)) for r in outbox.records_of(self.store, message.id)]
         blamed = {rid for rid, record in records
-                  if any(str(record.get(name) or "") and str(record.get(name)) in err_msg for name in spec.blame_fields)}
+                  if any(str(record.get(name) or "") and str(record.get(name)) in err_msg
+                         for name in spec.blame_fields)}
         if not blamed or len(blamed) == len(records):
             return []
         if spec.refund_of is not None:

@@ -10,11 +10,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from adapter.records import MappingKind
+from adapter.spool.states import ParkKind, RecordStatus
 from adapter.state import schema
-from adapter.spool.states import RecordStatus, ParkKind
 from adapter.state.store import StateStore, utcnow
-
-
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from adapter.spool.states import UNSENT_MESSAGE_STATES, MessageStatus, RecordStatus
 from adapter.state import schema
-from adapter.spool.states import UNSENT_MESSAGE_STATES, RecordStatus, MessageStatus
 from adapter.state.store import StateStore, utcnow
 
 
@@ -32,7 +32,9 @@ def queue_status(store: StateStore, reasons_limit: int = 20) -> QueueStatus:
     message, line = schema.message, schema.record
     status = QueueStatus()
     with store.begin() as conn:
-        counts = dict(conn.execute(select(message.c.status, func.count()).group_by(message.c.status)).all())
+        counts: dict[str, int] = dict(
+            conn.execute(select(message.c.status, func.count()).group_by(message.c.status)).all()
+        )
         status.messages = {s.value: int(counts.get(s.value, 0)) for s in MessageStatus}
         counts = dict(conn.execute(select(line.c.status, func.count()).group_by(line.c.status)).all())
         status.lines = {s.value: int(counts.get(s.value, 0)) for s in RecordStatus}

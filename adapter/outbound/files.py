@@ -50,8 +50,9 @@ class FileTransfer:
         else:
             upload_in = {"in": base64.b64encode(content).decode("ascii"), **upload_in}
             _, reply = self._client.call(UPLOAD, {"fsUploadIn": upload_in}, message_id=None)
-        output = reply.output if isinstance(reply.output, dict) else {}
-        node = output.get("fsUploadOut") if isinstance(output.get("fsUploadOut"), dict) else output
+        output: dict[str, Any] = reply.output if isinstance(reply.output, dict) else {}
+        inner = output.get("fsUploadOut")
+        node: dict[str, Any] = inner if isinstance(inner, dict) else output
         if not node.get("file_qury_no"):
             raise BusinessRejection("9101 answered without file_qury_no")
         return UploadedFile(

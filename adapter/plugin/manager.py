@@ -102,7 +102,7 @@ class PluginHost:
                 continue
             try:
                 plugin = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure disables only that plugin
+            except Exception as exc:  # any import failure disables only that plugin
                 self._fail(ep.name, version, origin, f"import failed: {type(exc).__name__}: {exc}")
                 continue
             self.register(plugin, name=ep.name, version=version, origin=origin)
@@ -132,7 +132,7 @@ class PluginHost:
         for impl in caller.get_hookimpls():
             try:
                 impl.function(register=accept)
-            except Exception as exc:  # noqa: BLE001 - plugin boundary, see above
+            except Exception as exc:  # plugin boundary, see above
                 info = self._info.get(impl.plugin_name)
                 self._fail(
                     impl.plugin_name,
@@ -148,7 +148,7 @@ class PluginHost:
         for impl in self.pm.hook.adapter_alert.get_hookimpls():
             try:
                 impl.function(kind=kind, message=message, details=details)
-            except Exception as exc:  # noqa: BLE001 - plugin boundary
+            except Exception as exc:  # plugin boundary
                 logger.error("alert plugin %s failed: %s", impl.plugin_name, exc, extra={"action": "alert_failed"})
 
     def regions(self) -> dict[str, RegionProfile]:

@@ -10,8 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 from adapter.plugin.policy import Hit, Param, PolicyRule, Stay
-from adapter.records import MappedFeeLine
 from adapter.plugin.rules import Severity
+from adapter.records import MappedFeeLine
 
 _CENT = Decimal("0.01")
 
@@ -40,7 +40,8 @@ def duplicate_charge(stay: Stay, params: Mapping[str, Any]) -> Iterator[Hit]:
             continue
         before = last_seen.get(line.his_item_code)
         if before is not None and line.fee_ocur_time - before.line.fee_ocur_time <= window:
-            yield Hit(m, f"{line.his_item_code} {line.his_item_name} charged again at {line.fee_ocur_time:%Y-%m-%d %H:%M} "
+            yield Hit(m, f"{line.his_item_code} {line.his_item_name} charged again at "
+                         f"{line.fee_ocur_time:%Y-%m-%d %H:%M} "
                          f"(line {before.line.feedetl_sn} at {before.line.fee_ocur_time:%H:%M}); remove the "
                          "duplicate or refund it", line.det_item_fee_sumamt,
                       {"first": before.line.feedetl_sn, "window_minutes": params["window_minutes"]})
@@ -81,8 +82,8 @@ def refund_exceeds_original(stay: Stay, params: Mapping[str, Any]) -> Iterator[H
         refunded[line.init_feedetl_sn] += -line.cnt
         excess = refunded[line.init_feedetl_sn] - original.line.cnt
         if excess > 0:
-            yield Hit(m, f"refunds of line {line.init_feedetl_sn} add up to {refunded[line.init_feedetl_sn]}, more than "
-                         f"the {original.line.cnt} charged", (excess * line.pric).quantize(_CENT),
+            yield Hit(m, f"refunds of line {line.init_feedetl_sn} add up to {refunded[line.init_feedetl_sn]}, "
+                         f"more than the {original.line.cnt} charged", (excess * line.pric).quantize(_CENT),
                       {"charged": str(original.line.cnt), "refunded": str(refunded[line.init_feedetl_sn])})
 
 
@@ -181,8 +182,9 @@ def bed_hanging(stay: Stay, params: Mapping[str, Any]) -> Iterator[Hit]:
         return
     for day in idle:
         lines = by_day[day]
-        yield Hit(lines[0], f"{day}: only bed charges, no treatment ({len(idle)} such day(s) in this stay); check the "
-                            "patient was in hospital (挂床)", sum((m.line.det_item_fee_sumamt for m in lines), Decimal(0)),
+        yield Hit(lines[0], f"{day}: only bed charges, no treatment ({len(idle)} such day(s) in this stay); "
+                            "check the patient was in hospital (挂床)",
+                  sum((m.line.det_item_fee_sumamt for m in lines), Decimal(0)),
                   {"day": str(day), "idle_days": len(idle)})
 
 
@@ -221,9 +223,10 @@ CHRONIC_ICD = ("I10-I15", "J44-J45", "N18-N18", "M15-M19", "K70-K77")
 _ART38 = "002 第二条 (医疗保障基金使用监督管理条例 art. 38)"
 
 BUILTIN_POLICY_RULES = (
-    PolicyRule("duplicate-charge", "the same item charged twice for the same stay at the same time", _ART38 + " 重复收费",
-               Severity.BLOCK, (Param("window_minutes", 0, "charges of one item this close together are duplicates"),
-                                Param("exempt_categories", (), "HIS item categories that may repeat")), (),
+    PolicyRule("duplicate-charge", "the same item charged twice for the same stay at the same time",
+               _ART38 + " 重复收费", Severity.BLOCK,
+               (Param("window_minutes", 0, "charges of one item this close together are duplicates"),
+                Param("exempt_categories", (), "HIS item categories that may repeat")), (),
                duplicate_charge),
     PolicyRule("over-standard-price",
                "unit price above the HIS standard price, the 1318 cap or a regional price limit",
@@ -236,8 +239,9 @@ BUILTIN_POLICY_RULES = (
                (Param("acute_days", 7, "acute illness"), Param("chronic_days", 15, "chronic disease"),
                 Param("specified_days", 30, "specified diseases"), Param("discharge_days", 15, "discharge medication"),
                 Param("emergency_days", 3, "emergency prescriptions"),
-                Param("specified_icd", SPECIFIED_ICD, "ICD-10 ranges of the specified diseases (hepatitis, tuberculosis, "
-                                                      "psychiatric, cancer, diabetes, coronary heart disease)"),
+                Param("specified_icd", SPECIFIED_ICD, "ICD-10 ranges of the specified diseases (hepatitis, "
+                                                      "tuberculosis, psychiatric, cancer, diabetes, coronary heart "
+                                                      "disease)"),
                 Param("chronic_icd", CHRONIC_ICD, "ICD-10 ranges counted as chronic"),
                 Param("acute_icd", (), "ICD-10 ranges counted as acute; empty: every other illness is acute"),
                 Param("general_days", 7, "illnesses neither acute (acute_icd set) nor chronic nor specified")),

@@ -62,24 +62,24 @@ def resolve(
     for rule in known.values():
         params = {p.name: p.default for p in rule.params}
         enabled, severity, origin = True, rule.severity, "built-in defaults"
-        for where, settings in (("region " + region_name, region_settings.get(rule.id)),
-                                ("configuration", config_settings.get(rule.id))):
-            if not settings:
+        for where, overrides in (("region " + region_name, region_settings.get(rule.id)),
+                                 ("configuration", config_settings.get(rule.id))):
+            if not overrides:
                 continue
-            for name, value in settings.items():
+            for name, value in overrides.items():
                 if name in _SETTING_KEYS:
                     continue
                 if name not in params:
                     raise ConfigError(f"{where}: rule {rule.id} has no parameter {name!r} "
                                       f"(it has {', '.join(params) or 'none'})")
                 params[name] = _coerce(rule.id, name, value, params[name])
-            enabled = bool(settings.get("enabled", enabled))
-            if "severity" in settings:
+            enabled = bool(overrides.get("enabled", enabled))
+            if "severity" in overrides:
                 try:
-                    severity = Severity(settings["severity"])
+                    severity = Severity(overrides["severity"])
                 except ValueError:
                     raise ConfigError(f"{where}: rule {rule.id} severity must be block or warn") from None
-            origin = f"{where}" + (f": {settings['source']}" if settings.get("source") else "")
+            origin = f"{where}" + (f": {overrides['source']}" if overrides.get("source") else "")
         active.append(ActiveRule(rule, enabled, severity, params, origin))
     return active
 

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import select
 
 from adapter.html_page import page, table
-from adapter.reconcile.local import Period, settlement_rows
 from adapter.plugin.api import PenaltyBand
+from adapter.reconcile.local import Period, settlement_rows
 from adapter.state import schema
 from adapter.state.store import StateStore
 
@@ -133,8 +133,10 @@ def _indicators(his_url: str, query: str, start: date, end: date) -> list[Indica
             indicators.append(Indicator(name, None, limit, None, why))
             continue
         value = (totals[numerator] / totals[denominator]).quantize(Decimal("0.0001"))
-        indicators.append(Indicator(name, value, limit, value <= limit,
-                                    f"{totals[numerator]:.2f} of {totals[denominator]:.2f} over {len(rows)} settlements"))
+        indicators.append(Indicator(
+            name, value, limit, value <= limit,
+            f"{totals[numerator]:.2f} of {totals[denominator]:.2f} over {len(rows)} settlements",
+        ))
     return indicators
 
 
@@ -148,7 +150,8 @@ def _exposure(loss: Decimal, table: tuple[PenaltyBand, ...], source: str, annual
         if band.max_share is None or share < band.max_share:
             low = (loss * Decimal(str(band.min_multiple))).quantize(Decimal("0.01"))
             high = (loss * Decimal(str(band.max_multiple))).quantize(Decimal("0.01"))
-            text_band = f"{band.min_multiple:g}–{band.max_multiple:g}× the loss" + (f" ({band.note})" if band.note else "")
+            text_band = (f"{band.min_multiple:g}–{band.max_multiple:g}× the loss"
+                         + (f" ({band.note})" if band.note else ""))
             return Exposure(label, loss, share, text_band, low, high, source)
     return Exposure(label, loss, share, "outside the table", None, None, source)
 
@@ -203,9 +206,11 @@ def as_html(report: SelfInspection) -> str:
 
 def as_xlsx(report: SelfInspection) -> bytes:
     from openpyxl import Workbook
+    from openpyxl.worksheet.worksheet import Worksheet
 
     book = Workbook()
     summary = book.active
+    assert isinstance(summary, Worksheet)  # a new workbook starts with one worksheet, active
     summary.title = "汇总 Summary"
     summary.append(["period", f"{report.start} – {report.end}"])
     summary.append(["region", report.region])

@@ -57,7 +57,8 @@ class Period:
 def settlement_rows(his_url: str, query: str, period: Period) -> Iterator[dict[str, Any]]:
     """The settlement query's rows for the period, one at a time (a month can hold a million)."""
     engine = create_engine(his_url, future=True)
-    bounds = {"start": f"{period.start:%Y-%m-%d} 00:00:00", "end": f"{period.end + timedelta(days=1):%Y-%m-%d} 00:00:00"}
+    bounds = {"start": f"{period.start:%Y-%m-%d} 00:00:00",
+              "end": f"{period.end + timedelta(days=1):%Y-%m-%d} 00:00:00"}
     try:
         with engine.connect() as conn:
             for row in conn.execution_options(stream_results=True).execute(text(query), bounds):

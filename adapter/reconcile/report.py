@@ -21,8 +21,8 @@ LABELS = {
     "detail": "差异说明", "field_name": "字段", "hospital": "医院", "centre": "中心", "delta": "差额(中心-医院)",
     "centre_msgid": "中心报文ID", "our_msgid": "本机报文ID",
 }
-KINDS = {"only_centre": "仅中心有", "only_hospital": "仅医院有", "amount": "金额不一致", "refund_flag": "退费标志不一致",
-         "duplicate": "重复"}
+KINDS = {"only_centre": "仅中心有", "only_hospital": "仅医院有", "amount": "金额不一致",
+         "refund_flag": "退费标志不一致", "duplicate": "重复"}
 _PAIR = ("insutype", "clr_type", "medfee_sumamt", "fund_pay_sumamt", "acct_pay", "cash_payamt", "count", "stmt_rslt",
          "description")
 _DIFF = ("setl_id", "mdtrt_id", "psn_no", "kind", "detail", "field_name", "hospital", "centre", "delta", "centre_msgid",
@@ -56,9 +56,11 @@ def as_csv(run: ReconRun) -> str:
 def as_xlsx(run: ReconRun) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
+    from openpyxl.worksheet.worksheet import Worksheet
 
     book = Workbook()
     summary = book.active
+    assert isinstance(summary, Worksheet)  # a new workbook starts with one worksheet, active
     summary.title = "汇总"
     summary.append([f"对账期间 {run.period}", "对平" if run.balanced else "不平"])
     summary.append([LABELS[c] for c in _PAIR])

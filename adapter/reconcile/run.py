@@ -20,7 +20,7 @@ from adapter.outbound.files import FileTransfer
 from adapter.reconcile.local import Period, Totals, read_settlements, totals_by_pair
 from adapter.records import Settlement
 from adapter.state import schema
-from adapter.state.store import StateStore, utcnow
+from adapter.state.store import StateStore, inserted_id, utcnow
 from adapter.zipped_text import text_from_zip, zip_text
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,8 @@ class Reconciler:
     def run(self, period: Period) -> ReconRun:
         settlements = self._bound(read_settlements(self.his_url, self.settlement_query, period))
         pairs = totals_by_pair(settlements, self.fund_of)
-        results = [self._totals(period, insutype, clr_type, total) for (insutype, clr_type), total in sorted(pairs.items())]
+        results = [self._totals(period, insutype, clr_type, total)
+                   for (insutype, clr_type), total in sorted(pairs.items())]
         unbalanced = sorted({p.clr_type for p in results if not p.balanced})
         ours = self._our_msgids() if unbalanced else {}
         for clr_type in unbalanced:
@@ -166,7 +167,9 @@ class Reconciler:
         info = (reply.output or {}).get("fileinfo") or {}
         if not info.get("file_qury_no"):
             raise BusinessRejection("3202 answered without fileinfo.file_qury_no")
-        result = text_from_zip(self.files.download(str(info["file_qury_no"]), str(info.get("filename") or "result.zip")))
+        result = text_from_zip(
+            self.files.download(str(info["file_qury_no"]), str(info.get("filename") or "result.zip"))
+        )
         logger.info("3202 result for clr_type %s read as %s", clr_type, result.encoding,
                     extra={"action": "reconcile_result"})
         return classify(mine, _parse_result(result.text), ours)
@@ -183,11 +186,11 @@ class Reconciler:
     def _store(self, run: ReconRun) -> None:
         now = utcnow()
         with self.store.begin() as conn:
-            run.id = int(conn.execute(insert(schema.recon_run).values(
+            run.id = inserted_id(conn.execute(insert(schema.recon_run).values(
                 kind=run.period.kind, start_date=str(run.period.start), end_date=str(run.period.end),
                 balanced=int(run.balanced), pairs=len(run.pairs),
                 differences=sum(len(p.differences) for p in run.pairs), created_at=now, report="{}",
-            )).inserted_primary_key[0])
+            )))
             run.created_at = now
             conn.execute(schema.recon_run.update().where(schema.recon_run.c.id == run.id).values(
                 report=json.dumps(run.to_json(), ensure_ascii=False, default=str)))

@@ -1,1 +1,2 @@
-"""Rehearsal: the simulated centre, a sample HIS, sample catalogues and the demo. Nothing on the production path imports this package."""
+"""Rehearsal: the simulated centre, a sample HIS, sample catalogues and the demo. Nothing on the
+production path imports this package."""

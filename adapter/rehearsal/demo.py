@@ -15,20 +15,20 @@ from typing import Any
 from sqlalchemy import func, select
 
 from adapter.app import build_adapter
-from adapter.rehearsal.centre.faults import FaultPlan
-from adapter.rehearsal.centre.server import SimulatedCentre
 from adapter.config import load_settings
 from adapter.daemon import Daemon
-from adapter.rehearsal.sample_his import SampleHis, generate_sample_his, write_mapping_csv
+from adapter.flow.report import CycleReport
 from adapter.mapping.importer import read_mapping_csv
 from adapter.mapping.store import MappingStore
 from adapter.monitor.status import unsent_count
-from adapter.flow.report import CycleReport
-from adapter.rehearsal.sample_queries import sample_sources_toml, settlement_query_toml
 from adapter.plugin.manager import PluginHost
+from adapter.rehearsal.centre.faults import FaultPlan
+from adapter.rehearsal.centre.server import SimulatedCentre
+from adapter.rehearsal.sample_his import SampleHis, generate_sample_his, write_mapping_csv
+from adapter.rehearsal.sample_queries import sample_sources_toml, settlement_query_toml
 from adapter.spool import outbox
-from adapter.state import schema
 from adapter.spool.states import RecordStatus
+from adapter.state import schema
 from adapter.state.store import StateStore, utcnow
 
 #: What the demo uploads (see the [his] transactions comment in the template).
@@ -115,10 +115,12 @@ class DemoResult:
         if self.reconciliation is None or not self.reconciliation.balanced:
             return False
         totals = self.centre_totals
-        inpatient_lines = totals["fee_lines"] - totals["outpatient_fee_lines"]
+        inpatient_lines: int = totals["fee_lines"] - totals["outpatient_fee_lines"]
+        withdrawn: int = totals["cancelled_lines"].get("2302", 0)
+        duplicates: int = totals["fee_lines_duplicates"]
         return (
-            inpatient_lines == self.lines_by_status.get(RecordStatus.SENT.value, 0) - totals["cancelled_lines"].get("2302", 0)
-            and totals["fee_lines_duplicates"] == 0
+            inpatient_lines == self.lines_by_status.get(RecordStatus.SENT.value, 0) - withdrawn
+            and duplicates == 0
         )
 
 
@@ -248,7 +250,9 @@ def _line_summary(store: StateStore) -> tuple[dict[str, int], dict[str, int], di
     line = schema.record
     fee = line.c.infno == "2301"
     with store.begin() as conn:
-        by_status = dict(conn.execute(select(line.c.status, func.count()).where(fee).group_by(line.c.status)).all())
+        by_status: dict[str, int] = dict(
+            conn.execute(select(line.c.status, func.count()).where(fee).group_by(line.c.status)).all()
+        )
         parked = conn.execute(
             select(line.c.park_kind, func.count(), func.min(line.c.park_reason))
             .where(fee, line.c.status == RecordStatus.PARKED.value)

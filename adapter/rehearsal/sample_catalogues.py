@@ -35,9 +35,9 @@ def row_fields(spec: CatalogSpec, row: CatalogRow) -> list[str]:
         spec.valid_column: row.valid, spec.begin_column: row.begin, spec.end_column: row.end,
         spec.restricted_column: row.restricted,
     }
-    for column, value in placed.items():
-        if column is not None:
-            fields[column - 1] = value
+    for place, value in placed.items():
+        if place is not None:
+            fields[place - 1] = value
     return fields
 
 

@@ -364,7 +364,7 @@ def generate_sample_his(
                     )
                 ],
             )
-            rows = []
+            rows: list[dict[str, Any]] = []
             for seq in range(1, lines_per_visit + 1):
                 roll = rng.random()
                 kind = "ok"
@@ -455,30 +455,37 @@ def _stock_moves(conn: Any, rng: random.Random, start: datetime, items: int) -> 
     drugs = [item for item in _ITEMS if item[2] == "drug" and item[4]][:items]
     rows: list[dict[str, Any]] = []
     for index, (code, _name, _cat, price, _nat) in enumerate(drugs):
-        batch = f"PC{start:%Y%m}{index:03d}"
-        moment = start
-
-        def move(infno: str, qty: int, doc: str, hours: int) -> None:
-            nonlocal moment
-            moment += timedelta(hours=hours)
-            rows.append({
-                "infno": infno, "item_code": code, "batch_no": batch, "qty": str(qty), "price": price,
-                "moved_at": moment.strftime("%Y-%m-%d %H:%M:%S"), "doc_no": doc,
-                "operator": rng.choice(_SURNAMES) + rng.choice(_GIVEN),
-            })
-
-        move("3503", 500, f"CG{index:04d}", 1)
-        for sale in range(rng.randrange(2, 5)):
-            move("3505", rng.randrange(1, 10), f"XS{index:04d}{sale:02d}", 5)
-        move("3506", 1, f"XT{index:04d}", 3)
-        move("3504", 20, f"CT{index:04d}", 2)
-        move("3502", -2, f"BG{index:04d}", 1)
-        move("3501", 450, f"PD{index:04d}", 24)
+        rows.extend(_drug_moves(rng, start, index, code, price))
     conn.execute(insert(stock_moves), rows)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["infno"]] = counts.get(row["infno"], 0) + 1
     return counts
+
+
+def _drug_moves(rng: random.Random, start: datetime, index: int, code: str, price: str) -> list[dict[str, Any]]:
+    """One drug's movements of the month, in order, each some hours after the one before."""
+    rows: list[dict[str, Any]] = []
+    batch = f"PC{start:%Y%m}{index:03d}"
+    moment = start
+
+    def move(infno: str, qty: int, doc: str, hours: int) -> None:
+        nonlocal moment
+        moment += timedelta(hours=hours)
+        rows.append({
+            "infno": infno, "item_code": code, "batch_no": batch, "qty": str(qty), "price": price,
+            "moved_at": moment.strftime("%Y-%m-%d %H:%M:%S"), "doc_no": doc,
+            "operator": rng.choice(_SURNAMES) + rng.choice(_GIVEN),
+        })
+
+    move("3503", 500, f"CG{index:04d}", 1)
+    for sale in range(rng.randrange(2, 5)):
+        move("3505", rng.randrange(1, 10), f"XS{index:04d}{sale:02d}", 5)
+    move("3506", 1, f"XT{index:04d}", 3)
+    move("3504", 20, f"CT{index:04d}", 2)
+    move("3502", -2, f"BG{index:04d}", 1)
+    move("3501", 450, f"PD{index:04d}", 24)
+    return rows
 
 
 def _settle_and_cancel(conn: Any, rng: random.Random, summary: SampleHis) -> None:
@@ -514,8 +521,8 @@ def _settle_and_cancel(conn: Any, rng: random.Random, summary: SampleHis) -> Non
         fund = (total * Decimal("0.70")).quantize(Decimal("0.01"))
         account = (total * Decimal("0.10")).quantize(Decimal("0.01"))
         conn.execute(insert(settlements), {
-            "setl_id": f"S{stay.mdtrt_id}", "seq": summary.settlements + 1, "visit_id": stay.visit_id, "psn_no": stay.psn_no,
-            "insutype": stay.insutype, "clr_type": "21", "setl_time": stay.discharged_at,
+            "setl_id": f"S{stay.mdtrt_id}", "seq": summary.settlements + 1, "visit_id": stay.visit_id,
+            "psn_no": stay.psn_no, "insutype": stay.insutype, "clr_type": "21", "setl_time": stay.discharged_at,
             "medfee_sumamt": total, "fund_pay_sumamt": fund, "acct_pay": account,
             "psn_cash_pay": total - fund - account, "refd_setl_flag": "0",
             "fulamt_ownpay_amt": (total * Decimal("0.03")).quantize(Decimal("0.01")),
@@ -668,8 +675,10 @@ def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
     engine = create_engine(url, future=True)
     cases = PolicyCases()
     with engine.begin() as conn:
-        next_visit = (conn.execute(select(inpatient_visits.c.visit_id).order_by(inpatient_visits.c.visit_id.desc())).scalar() or 0) + 1
-        next_patient = (conn.execute(select(patients.c.patient_id).order_by(patients.c.patient_id.desc())).scalar() or 0) + 1
+        last_visit = conn.execute(select(inpatient_visits.c.visit_id).order_by(inpatient_visits.c.visit_id.desc()))
+        next_visit = (last_visit.scalar() or 0) + 1
+        last_patient = conn.execute(select(patients.c.patient_id).order_by(patients.c.patient_id.desc()))
+        next_patient = (last_patient.scalar() or 0) + 1
         start = datetime(2026, 11, 20, 8, 0, 0)
 
         def stay(patient: int, admitted: datetime, diag: tuple[str, str], lines: list[dict[str, Any]],

@@ -225,7 +225,8 @@ SELECT s.seq AS seq, s.setl_id AS setl_id, v.mdtrt_id AS mdtrt_id, p.psn_no AS p
             'maindiag_flag', g.maindiag_flag))
         FROM diagnoses g WHERE g.visit_id = v.visit_id) AS diseinfo,
        (SELECT json_group_array(json_object(
-            'med_chrgitm', CASE c.category WHEN 'drug' THEN '09' WHEN 'consumable' THEN '08' ELSE '05' END, 'amt', c.amt, 'claa_sumfee', c.amt, 'clab_amt', 0,
+            'med_chrgitm', CASE c.category WHEN 'drug' THEN '09' WHEN 'consumable' THEN '08' ELSE '05' END,
+            'amt', c.amt, 'claa_sumfee', c.amt, 'clab_amt', 0,
             'fulamt_ownpay_amt', 0, 'oth_amt', 0))
         FROM (SELECT i.category AS category, printf('%.2f', sum(CAST(f.amount AS REAL))) AS amt
               FROM fee_lines f JOIN charge_items i ON i.item_code = f.item_code

@@ -16,8 +16,8 @@ from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from adapter import jsonio
+from adapter.spool.states import UNSENT_MESSAGE_STATES, MessageStatus, ParkKind, RecordStatus
 from adapter.state import schema
-from adapter.spool.states import UNSENT_MESSAGE_STATES, RecordStatus, MessageStatus, ParkKind
 from adapter.state.store import StateStore, utcnow
 
 logger = logging.getLogger(__name__)

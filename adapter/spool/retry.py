@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -14,6 +15,7 @@ from tenacity import (
     stop_when_event_set,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
 from adapter.errors import OutcomeUnknown, TransientDeliveryError
 
@@ -30,7 +32,7 @@ def backoff_seconds(
     """
     # The exponent stops growing long before a float would overflow: a message that has
     # failed for days must still get a delay (the cap), not an OverflowError.
-    nominal = min(cap, base * (2 ** min(max(0, attempts - 1), 60)))
+    nominal: float = min(cap, base * (2 ** min(max(0, attempts - 1), 60)))
     return nominal / 2 + rng() * nominal / 2
 
 
@@ -40,16 +42,17 @@ def _retry_now(exc: BaseException) -> bool:
 
 
 def call_with_quick_retries(
-    func: Callable[[], T], attempts: int, wait_seconds: float, stop_event: object | None = None
+    func: Callable[[], T], attempts: int, wait_seconds: float, stop_event: threading.Event | None = None
 ) -> T:
     """Run ``func``, retrying transient failures a few times within seconds.
 
-    Only :class:`TransientDeliveryError` is retried (never :class:`OutcomeUnknown`); the last one is re-raised so the caller
-    can store the long backoff in the spool. A set ``stop_event`` ends the retries at once.
+    Only :class:`TransientDeliveryError` is retried (never :class:`OutcomeUnknown`); the last one is
+    re-raised so the caller can store the long backoff in the spool. A set ``stop_event`` ends the
+    retries at once.
     """
-    stop = stop_after_attempt(attempts)
+    stop: stop_base = stop_after_attempt(attempts)
     if stop_event is not None:
-        stop = stop_any(stop, stop_when_event_set(stop_event))  # type: ignore[arg-type]
+        stop = stop_any(stop, stop_when_event_set(stop_event))
     retrying = Retrying(
         retry=retry_if_exception(_retry_now),
         stop=stop,

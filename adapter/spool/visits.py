@@ -32,7 +32,8 @@ def bind_visit(store: StateStore, group_key: str, payload: dict[str, Any]) -> di
         mdtrt_id = conn.execute(select(schema.visit.c.mdtrt_id).where(schema.visit.c.his_key == his_key)).scalar()
     if mdtrt_id is None:
         return payload
-    return _replace_value(payload, "mdtrt_id", his_key, str(mdtrt_id))
+    bound: dict[str, Any] = _replace_value(payload, "mdtrt_id", his_key, str(mdtrt_id))
+    return bound
 
 
 def _replace_value(node: Any, key: str, old: str, new: str) -> Any:

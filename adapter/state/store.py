@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
+from sqlalchemy import Connection, CursorResult, Engine, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -28,6 +28,14 @@ logger = logging.getLogger(__name__)
 def utcnow() -> datetime:
     """Naive UTC now: every timestamp in the state store is UTC."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The integer primary key of the row a single-row INSERT added."""
+    key = result.inserted_primary_key
+    # Only a multi-row INSERT has no single key; every caller inserts one row.
+    assert key is not None
+    return int(key[0])
 
 
 class StateStore:
@@ -90,7 +98,7 @@ class StateStore:
             return added
         # RETURNING yields exactly the rows inserted (rowcount is unreliable for executemany
         # with ON CONFLICT on some drivers); SQLAlchemy batches this into multi-row INSERTs.
-        key = list(table.primary_key.columns)[0]
+        key = next(iter(table.primary_key.columns))
         result = conn.execute(stmt.returning(key), list(rows))
         return len(result.all())
 

@@ -219,13 +219,15 @@ def _check_list(child: ChildSpec, entries: list[Mapping[str, Any]]) -> list[str]
     if child.amount is not None:
         total, quantity, price = child.amount
         for index, entry in enumerate(entries, start=1):
-            values = [entry.get(total), entry.get(quantity), entry.get(price)]
-            if all(isinstance(v, Decimal) and v.is_finite() for v in values):
-                expected = (values[1] * values[2]).quantize(Decimal("0.01"))
-                if abs(values[0] - expected) > Decimal("0.01"):
+            amounts = [entry.get(total), entry.get(quantity), entry.get(price)]
+            finite = [v for v in amounts if isinstance(v, Decimal) and v.is_finite()]
+            if len(finite) == len(amounts):
+                line_total, line_quantity, line_price = finite
+                expected = (line_quantity * line_price).quantize(Decimal("0.01"))
+                if abs(line_total - expected) > Decimal("0.01"):
                     problems.append(
-                        f"{child.node}[{index}].{total} {values[0]} is not {quantity} {values[1]} x "
-                        f"{price} {values[2]} = {expected}"
+                        f"{child.node}[{index}].{total} {line_total} is not {quantity} {line_quantity} x "
+                        f"{price} {line_price} = {expected}"
                     )
     return problems
 

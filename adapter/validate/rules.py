@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
+from adapter.plugin.rules import Rule
 from adapter.records import MappedFeeLine
 from adapter.validate import formats
-from adapter.plugin.rules import Rule
-
 
 AMOUNT_TOLERANCE = Decimal("0.01")
 

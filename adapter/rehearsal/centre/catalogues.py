@@ -11,12 +11,12 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
-from adapter.rehearsal.sample_catalogues import CatalogRow, row_fields
 from adapter.plugin.catalogues import CatalogSpec
 from adapter.rehearsal.centre import files
 from adapter.rehearsal.centre.checks import Refusal, node, require
 from adapter.rehearsal.centre.faults import FaultPlan
 from adapter.rehearsal.centre.ledger import CentreLedger
+from adapter.rehearsal.sample_catalogues import CatalogRow, row_fields
 from adapter.zipped_text import zip_members
 
 #: what catalogue_fault may ask for
@@ -59,7 +59,7 @@ def _build(spec: CatalogSpec, rows: list[CatalogRow], fault: str, filename: str)
         rows = [*rows, rows[0]]
         declared = len(rows)
     elif fault == "regression" and rows:
-        rows = [replace(rows[0], version="0")] + rows[1:]
+        rows = [replace(rows[0], version="0"), *rows[1:]]
     elif fault == "mass_retire":
         rows = [replace(row, valid="0") for row in rows]
     elif fault == "bad_code" and rows:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.message
 import email.parser
 import email.policy
 import re
@@ -53,8 +54,13 @@ def split_multipart(headers: Mapping[str, str], body: bytes) -> tuple[bytes, byt
     parts = {part.get_param("name", header="content-disposition"): part for part in message.iter_parts()}
     if "jsonStr" not in parts or "file" not in parts:
         raise ValueError(f"expected parts jsonStr and file, got {', '.join(map(str, parts))}")
-    json_part = parts["jsonStr"].get_payload(decode=True) or b""
-    return json_part, parts["file"].get_payload(decode=True) or b""
+    return _decoded(parts["jsonStr"]), _decoded(parts["file"])
+
+
+def _decoded(part: email.message.Message) -> bytes:
+    # A leaf part decodes to bytes; a nested multipart part has no payload of its own (None).
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
 
 
 def _content(value: Any) -> bytes:

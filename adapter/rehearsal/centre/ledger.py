@@ -97,7 +97,8 @@ class CentreLedger:
                 "outpatient_registrations": len(self.registrations),
                 "outpatient_visit_info": len(self.visit_info),
                 "outpatient_fee_lines": sum(1 for line in self.fee_lines.values() if line.chrg_bchno),
-                "outpatient_batches": len({(l.mdtrt_id, l.chrg_bchno) for l in self.fee_lines.values() if l.chrg_bchno}),
+                "outpatient_batches": len({(line.mdtrt_id, line.chrg_bchno) for line in self.fee_lines.values()
+                                           if line.chrg_bchno}),
                 "cancelled_lines": dict(self.cancelled_lines),
                 "settlement_lists": len(self.settlement_lists),
                 "files": len(self.files),

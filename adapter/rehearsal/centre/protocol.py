@@ -13,11 +13,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from adapter.rehearsal.centre.faults import FaultPlan
-from adapter.rehearsal.centre.checks import Refusal, check_fee_line, node, require
 from adapter.rehearsal.centre import files, reconcile, transactions
+from adapter.rehearsal.centre.checks import Refusal, check_fee_line, node, require
+from adapter.rehearsal.centre.faults import FaultPlan
 from adapter.rehearsal.centre.ledger import CentreLedger, StoredFeeLine
-
 
 _HEADER_RULES: dict[str, tuple[bool, int]] = {
     # field: (required, max length)
@@ -75,7 +74,7 @@ def check_envelope(document: Any, ledger: CentreLedger, faults: FaultPlan | None
         if msgid in ledger.msgids:
             raise Refusal(f"发送方报文ID[{msgid}]重复")
         ledger.msgids.add(msgid)
-    infno = document["infno"]
+    infno: str = document["infno"]  # checked above: a non-empty string
     if infno != "9001":
         _use_session(str(document.get("sign_no") or ""), ledger, faults)
     return infno

@@ -27,7 +27,9 @@ def _amount(data: Mapping[str, Any], name: str) -> Decimal:
         raise Refusal(f"对账输入[{name}]不是数字") from None
 
 
-def _rows(ledger: CentreLedger, clr_type: str, begin: str, end: str, insutype: str | None = None) -> list[dict[str, Any]]:
+def _rows(
+    ledger: CentreLedger, clr_type: str, begin: str, end: str, insutype: str | None = None
+) -> list[dict[str, Any]]:
     with ledger.lock:
         return [dict(r) for r in ledger.settlements.values()
                 if r["clr_type"] == clr_type and begin <= r["setl_date"] <= end
@@ -67,7 +69,7 @@ def details(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan
         raise Refusal(f"文件查询号[{data['file_qury_no']}]不存在")
     try:
         text = text_from_zip(held[1]).text
-    except Exception:  # noqa: BLE001 - any unreadable file is the institution's error
+    except Exception:  # any unreadable file is the institution's error
         raise Refusal("明细文件不是含一个文本文件的zip压缩包") from None
     sent: dict[str, list[str]] = {}
     for number, line in enumerate(text.splitlines(), start=1):
@@ -98,21 +100,22 @@ def details(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan
             out.append(_result(row, "3", ";".join(memo)))
     for setl_id, fields in sent.items():
         if setl_id not in seen:
-            out.append({"psn_no": fields[2], "mdtrt_id": fields[1], "setl_id": setl_id, "msgid": "", "stmt_rslt": "2",
-                        "refd_setl_flag": fields[6], "memo": "医药机构有, 中心无", "medfee_sumamt": fields[3],
-                        "fund_pay_sumamt": fields[4], "acct_pay": fields[5]})
+            out.append({"psn_no": fields[2], "mdtrt_id": fields[1], "setl_id": setl_id, "msgid": "",
+                        "stmt_rslt": "2", "refd_setl_flag": fields[6], "memo": "医药机构有, 中心无",
+                        "medfee_sumamt": fields[3], "fund_pay_sumamt": fields[4], "acct_pay": fields[5]})
     columns = ("psn_no", "mdtrt_id", "setl_id", "msgid", "stmt_rslt", "refd_setl_flag", "memo", "medfee_sumamt",
                "fund_pay_sumamt", "acct_pay")
     body = "".join("\t".join(str(r[c]) for c in columns) + "\n" for r in out)
     content = zip_members({"result.txt": body.encode(faults.result_encoding or "utf-8")})
-    number = files.store(ledger, "result.zip", content)
-    return {"fileinfo": {"file_qury_no": number, "filename": "result.zip", "dld_endtime": "2099-12-31 23:59:59"}}
+    file_qury_no = files.store(ledger, "result.zip", content)
+    return {"fileinfo": {"file_qury_no": file_qury_no, "filename": "result.zip", "dld_endtime": "2099-12-31 23:59:59"}}
 
 
 def _result(row: Mapping[str, Any], code: str, memo: str) -> dict[str, Any]:
     return {"psn_no": row["psn_no"], "mdtrt_id": row["mdtrt_id"], "setl_id": row["setl_id"], "msgid": row["msgid"],
             "stmt_rslt": code, "refd_setl_flag": row["refd_setl_flag"], "memo": memo,
-            "medfee_sumamt": row["medfee_sumamt"], "fund_pay_sumamt": row["fund_pay_sumamt"], "acct_pay": row["acct_pay"]}
+            "medfee_sumamt": row["medfee_sumamt"], "fund_pay_sumamt": row["fund_pay_sumamt"],
+            "acct_pay": row["acct_pay"]}
 
 
 HANDLERS = {"3201": totals, "3202": details}

@@ -16,14 +16,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from adapter import jsonio
-from adapter.rehearsal.centre import catalogues, files
-from adapter.rehearsal.centre.faults import Fault, FaultPlan
-from adapter.rehearsal.centre.ledger import CentreLedger
-from adapter.rehearsal.centre.protocol import Refusal, check_envelope, handle
 from adapter.errors import SecurityError
-from adapter.rehearsal.sample_his import sample_catalogues
 from adapter.outbound.signing import verify_gateway
 from adapter.plugin.api import RegionProfile
+from adapter.rehearsal.centre import catalogues, files
+from adapter.rehearsal.centre.checks import Refusal
+from adapter.rehearsal.centre.faults import Fault, FaultPlan
+from adapter.rehearsal.centre.ledger import CentreLedger
+from adapter.rehearsal.centre.protocol import check_envelope, handle
+from adapter.rehearsal.sample_his import sample_catalogues
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class SimulatedCentre:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
+        # A bound AF_INET socket reports its host as text (the stubs also allow bytes).
+        assert isinstance(host, str)
         return f"http://{host}:{port}"
 
     def start(self) -> SimulatedCentre:
@@ -191,16 +194,16 @@ def _make_handler(centre: SimulatedCentre) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "yibao-simulated-centre"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        def log_message(self, format: str, *args: Any) -> None:  # stdlib name
             logger.debug("centre: " + format, *args)
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        def do_GET(self) -> None:  # stdlib name
             if self.path.rstrip("/") == "/sim/totals":
                 self._send(200, centre.ledger.totals())
             else:
                 self._send(404, {"code": 404, "message": "not found"})
 
-        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        def do_POST(self) -> None:  # stdlib name
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             fault, latency = centre.faults.draw()

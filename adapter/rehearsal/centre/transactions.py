@@ -14,8 +14,8 @@ from adapter.rehearsal.centre.ledger import CentreLedger, StoredFeeLine
 
 _NATIONAL_DOCTOR = re.compile(r"D\d{12}")
 #: 2204 carries no med_type and adds the batch and the prescription-circulation flag.
-_OUTPATIENT_FEE_REQUIRED = tuple(name for name in FEE_REQUIRED if name != "med_type") + (
-    "chrg_bchno", "rx_circ_flag", "hosp_appr_flag",
+_OUTPATIENT_FEE_REQUIRED = (
+    *(name for name in FEE_REQUIRED if name != "med_type"), "chrg_bchno", "rx_circ_flag", "hosp_appr_flag",
 )
 
 

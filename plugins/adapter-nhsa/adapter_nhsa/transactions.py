@@ -115,29 +115,28 @@ def _inventory(infno: str, description: str, node: str, fields: tuple, key: tupl
 INVENTORY = (
     _inventory(
         "3501", "商品盘存 stocktake", "invinfo",
-        _ITEM + (f("rx_flag", length=3, req=True), f("invdate", "date", req=True),
-                 f("inv_cnt", "num", 16, 4, req=True)) + _MANU[:1] + _BATCH + _MANU[1:]
-        + (f("memo", length=500),),
+        (*_ITEM, f("rx_flag", length=3, req=True), f("invdate", "date", req=True),
+         f("inv_cnt", "num", 16, 4, req=True), *_MANU[:1], *_BATCH, *_MANU[1:], f("memo", length=500)),
         ("fixmedins_hilist_id", "fixmedins_bchno", "invdate"),
     ),
     _inventory(
         "3502", "商品库存变更 stock change", "invinfo",
         (f("med_list_codg", length=50, req=True), f("inv_chg_type", length=6, req=True),
-         f("fixmedins_hilist_id", length=30, req=True), f("fixmedins_hilist_name", length=200, req=True))
-        + _BATCH + (f("pric", "num", 16, 6, req=True), f("cnt", "num", 16, 4, req=True),
-                    f("rx_flag", length=3, req=True), f("inv_chg_time", "datetime", req=True),
-                    f("inv_chg_opter_name", length=50), f("memo", length=500), f("trdn_flag", length=3, req=True)),
+         f("fixmedins_hilist_id", length=30, req=True), f("fixmedins_hilist_name", length=200, req=True),
+         *_BATCH, f("pric", "num", 16, 6, req=True), f("cnt", "num", 16, 4, req=True),
+         f("rx_flag", length=3, req=True), f("inv_chg_time", "datetime", req=True),
+         f("inv_chg_opter_name", length=50), f("memo", length=500), f("trdn_flag", length=3, req=True)),
         ("fixmedins_hilist_id", "fixmedins_bchno", "inv_chg_time"),
     ),
     _inventory(
         "3503", "商品采购 purchase", "purcinfo",
-        _ITEM + (f("dynt_no", length=30),) + _BATCH
-        + (f("spler_name", length=200, req=True), f("spler_pmtno", length=50)) + _MANU[:1]
-        + (f("prodentp_name", length=200, req=True), f("aprvno", length=100, req=True)) + _MANU[1:]
-        + (f("finl_trns_pric", "num", 16, 6, req=True), f("purc_retn_cnt", "num", 16, 4, req=True),
-           f("purc_invo_codg", length=50), f("purc_invo_no", length=50), f("rx_flag", length=3, req=True),
-           f("purc_retn_stoin_time", "datetime", req=True), f("purc_retn_opter_name", length=50, req=True),
-           f("prod_geay_flag", length=3), f("memo", length=500)),
+        (*_ITEM, f("dynt_no", length=30), *_BATCH,
+         f("spler_name", length=200, req=True), f("spler_pmtno", length=50), *_MANU[:1],
+         f("prodentp_name", length=200, req=True), f("aprvno", length=100, req=True), *_MANU[1:],
+         f("finl_trns_pric", "num", 16, 6, req=True), f("purc_retn_cnt", "num", 16, 4, req=True),
+         f("purc_invo_codg", length=50), f("purc_invo_no", length=50), f("rx_flag", length=3, req=True),
+         f("purc_retn_stoin_time", "datetime", req=True), f("purc_retn_opter_name", length=50, req=True),
+         f("prod_geay_flag", length=3), f("memo", length=500)),
         ("fixmedins_hilist_id", "fixmedins_bchno"),
     ),
     _inventory(
@@ -362,7 +361,8 @@ SETTLEMENT_LIST = TransactionSpec(
         ChildSpec(
             "diseinfo",
             (f("diag_type", length=3, req=True), f("diag_code", length=30, req=True),
-             f("diag_name", length=100, req=True), f("adm_cond_type", length=3), f("maindiag_flag", length=3, req=True)),
+             f("diag_name", length=100, req=True), f("adm_cond_type", length=3),
+             f("maindiag_flag", length=3, req=True)),
             required=True,
         ),
         ChildSpec(

@@ -13,11 +13,12 @@ Revises: 0001
 
 from __future__ import annotations
 
-from adapter import jsonio
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+
+from adapter import jsonio
 
 revision = "0002"
 down_revision = "0001"
