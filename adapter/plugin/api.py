@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 from adapter.plugin import hookimpl
 from adapter.plugin.catalogues import CatalogRole, CatalogSpec, PolicySpec
+from adapter.plugin.editions import EditionDifference
 from adapter.plugin.policy import EarlierStay, Hit, Param, PolicyRule, Stay
 from adapter.plugin.rules import Finding, Rule, Severity
 from adapter.plugin.transactions import ChildSpec, FieldKind, FieldSpec, TransactionSpec, f
@@ -156,6 +157,10 @@ class RegionProfile:
     file_upload: FileUpload = "base64"
     #: the area codes this region's centre serves (first = the centre's own, used in inf_refmsgid)
     areas: tuple[str, ...] = ()
+    #: the published edition of the interface tables this region follows (adapter/spec/data)
+    interface_edition: str = "hunan-v1.1.27"
+    #: each way the region departs from that edition, with its source
+    edition_differences: tuple[EditionDifference, ...] = ()
 
     def infno_for_path(self, path: str) -> str | None:
         """The transaction a URL path addresses (None: the body's infno decides, single style)."""
@@ -185,8 +190,8 @@ class RegionProfile:
 
 
 __all__ = [
-    "SINGLE_ENDPOINT", "CatalogRole", "CatalogSpec", "ChildSpec", "Dialect", "EarlierStay", "FeeLine",
-    "FieldKind", "FieldSpec", "FileUpload", "Finding", "Hit", "MappedFeeLine", "MappingKind", "Param",
+    "SINGLE_ENDPOINT", "CatalogRole", "CatalogSpec", "ChildSpec", "Dialect", "EarlierStay", "EditionDifference",
+    "FeeLine", "FieldKind", "FieldSpec", "FileUpload", "Finding", "Hit", "MappedFeeLine", "MappingKind", "Param",
     "PenaltyBand", "PolicyRule", "PolicySpec", "RegionProfile", "Rule", "Settlement", "Severity", "Signer",
     "SignerSpec", "Stay", "TransactionSpec", "UrlStyle", "f", "hookimpl",
 ]
