@@ -9,6 +9,7 @@ wrong, without opening a database or the network; ``check-config`` runs it, and
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -93,6 +94,13 @@ class Adapter:
         self.store.close()
 
 
+def host_mac() -> str:
+    """This machine's MAC address as 9001 wants it (XX-XX-XX-XX-XX-XX): the sign-in's ``mac``
+    is required by the edition, and ``[centre] mac`` may be left empty to send this one."""
+    node = uuid.getnode()
+    return "-".join(f"{(node >> shift) & 0xFF:02X}" for shift in range(40, -8, -8))
+
+
 def institution_from(settings: Settings, region: RegionProfile) -> Institution:
     centre = settings.centre
     return Institution(
@@ -171,7 +179,7 @@ def build_adapter(
         signer=signer,
         transport=transport,
         base_url=centre.base_url,
-        sign_in_input=region.dialect.sign_in_input(centre.opter, centre.mac, centre.ip),
+        sign_in_input=region.dialect.sign_in_input(centre.opter, centre.mac or host_mac(), centre.ip),
         opter=centre.opter,
     )
     specs = checked.specs
@@ -181,7 +189,7 @@ def build_adapter(
             store=store, specs=specs, rules=checked.host.rules(), catalogues=region.catalogues,
             policy=PolicyStage(store, checked.policy_rules),
             defaults={infno: region.dialect.record_defaults(infno) for infno in specs},
-            exp_content=region.dialect.exp_content, stop_event=stop_event,
+            exp_content=region.dialect.exp_content, stop_event=stop_event, empty_number=region.empty_number,
         ),
         build=Build(store, specs, centre.lines_per_message),
         send=Send(

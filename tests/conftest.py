@@ -117,6 +117,13 @@ def start_centre(region: str = "nhsa", **faults: Any) -> SimulatedCentre:
     ).start()
 
 
+def make_strict_centre(region: str = "nhsa", **faults: Any) -> SimulatedCentre:
+    """A simulated centre that checks every request against the published tables."""
+    profile = region_profile(region)
+    return SimulatedCentre(gateway=profile.gateway, secrets=centre_secrets(profile.gateway), region=profile,
+                           faults=FaultPlan(**faults), check_tables=True).start()
+
+
 @pytest.fixture
 def centre() -> Iterator[SimulatedCentre]:
     server = start_centre("nhsa")

@@ -1,6 +1,6 @@
 """Reconciliation end to end: settlements reach the simulated centre (4101A), 3201 per
-insurance type x clearing type, and where it does not balance the 3202 drill-down names
-exactly the settlements and amounts the centre lost, altered or added."""
+clearing agency x insurance type x clearing type, and where it does not balance the 3202
+drill-down names exactly the settlements and amounts the centre lost, altered or added."""
 
 from __future__ import annotations
 
@@ -153,3 +153,116 @@ def test_result_codes_and_duplicates_are_read_as_the_regions_write_them():
     found = classify([twice, twice], [row, row], {})
     assert [(d.setl_id, d.kind) for d in found] == [("S1", "duplicate"), ("S2", "duplicate")]
     assert "2 times in the HIS" in found[0].detail and "2 times at the centre" in found[1].detail
+
+
+def _his_settlements(sample_his) -> dict[str, dict]:
+    from sqlalchemy import create_engine, select
+
+    from adapter.rehearsal.sample_his import settlements
+
+    engine = create_engine(sample_his.url)
+    with engine.connect() as conn:
+        rows = {r.setl_id: dict(r._mapping) for r in conn.execute(select(settlements))}
+    engine.dispose()
+    return rows
+
+
+def _statements(centre, infno: str) -> list[dict]:
+    return [data for sent, data in centre.ledger.statements if sent == infno]
+
+
+def test_other_pooling_area_balances_under_its_own_clearing_agency(settled, centre, sample_his):
+    from adapter.rehearsal.sample_his import OTHER_AREA_OPTINS
+
+    his = _his_settlements(sample_his)
+    elsewhere = sorted(s for s, row in his.items() if row["setl_optins"] == OTHER_AREA_OPTINS)
+    assert elsewhere and len(elsewhere) == sample_his.other_area_settlements < len(his)
+    assert all(row["setl_optins"] is None for s, row in his.items() if s not in elsewhere)  # the configured default
+
+    run = settled.reconciler.run(NOVEMBER)
+
+    assert run.balanced
+    assert {p.setl_optins for p in run.pairs} == {"431199", OTHER_AREA_OPTINS}
+    assert sum(int(p.local["count"]) for p in run.pairs if p.setl_optins == OTHER_AREA_OPTINS) == len(elsewhere)
+    # one 3201 per clearing agency x insurance type x clearing type, each naming its agency
+    sent = [(d["setl_optins"], d["insutype"], d["clr_type"]) for d in _statements(centre, "3201")]
+    assert len(sent) == len(set(sent)) == len(run.pairs) == centre.ledger.requests["3201"]
+    assert set(sent) == {(p.setl_optins, p.insutype, p.clr_type) for p in run.pairs}
+
+    centre.lose_settlement(elsewhere[0])  # only the other area's agency stops balancing
+    lost = settled.reconciler.run(NOVEMBER)
+    assert {p.setl_optins for p in lost.pairs if not p.balanced} == {OTHER_AREA_OPTINS}
+    assert [d["setl_optins"] for d in _statements(centre, "3202")] == [OTHER_AREA_OPTINS]
+    assert [(d.setl_id, d.kind) for p in lost.pairs for d in p.differences] == [(elsewhere[0], "only_hospital")]
+
+
+def test_3201_and_3202_send_fixmedins_refd_setl_flag_and_the_published_formats(settled, centre, sample_his):
+    from sqlalchemy import create_engine, update
+
+    from adapter.rehearsal.centre.checks import Refusal
+    from adapter.rehearsal.centre.ledger import CentreLedger
+    from adapter.rehearsal.centre.reconcile import details, totals
+    from adapter.rehearsal.sample_his import settlements
+
+    refund = sorted(centre.ledger.settlements)[-1]
+    engine = create_engine(sample_his.url)
+    with engine.begin() as conn:  # the HIS marks one settlement a refund settlement
+        conn.execute(update(settlements).where(settlements.c.setl_id == refund).values(refd_setl_flag="1"))
+    engine.dispose()
+    centre.alter_settlement(refund, refd_setl_flag="1")
+    centre.lose_settlement(sorted(centre.ledger.settlements)[0])  # so that 3202 is called too
+
+    settled.reconciler.run(NOVEMBER)
+
+    row = _his_settlements(sample_his)[refund]
+    group = (row["setl_optins"] or "431199", row["insutype"], row["clr_type"])
+    assert len(_statements(centre, "3201")) > 1
+    for data in _statements(centre, "3201"):
+        assert data["fixmedins_refd_setl_flag"] == ("1" if (data["setl_optins"], data["insutype"],
+                                                            data["clr_type"]) == group else "0")
+    assert _statements(centre, "3202") and all(d["fixmedins_refd_setl_flag"] in ("0", "1")
+                                               for d in _statements(centre, "3202"))
+    for data in _statements(centre, "3201") + _statements(centre, "3202"):
+        amounts = [data[k] for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay", "cash_payamt") if k in data]
+        assert amounts and all(Decimal(str(a)).as_tuple().exponent == -2 for a in amounts)  # 数值型 16,2
+        assert isinstance(data["fixmedins_setl_cnt"], int)  # 数值型 10
+        assert data["stmt_begndate"] == "2026-11-01" and data["stmt_enddate"] == "2026-11-30"
+
+    # the centre refuses a 3201 or 3202 without the flag, or with a value outside 6.83, naming the field
+    document = {"mdtrtarea_admvs": "431199", "input": {"data": dict(_statements(centre, "3201")[0])}}
+    del document["input"]["data"]["fixmedins_refd_setl_flag"]
+    with pytest.raises(Refusal, match=r"对总账\[fixmedins_refd_setl_flag\]\(定点医药机构退费结算标志\)不能为空"):
+        totals(document, CentreLedger(), FaultPlan())
+    document["input"]["data"]["fixmedins_refd_setl_flag"] = "2"
+    with pytest.raises(Refusal, match=r"\[fixmedins_refd_setl_flag\].*取值\[2\]"):
+        totals(document, CentreLedger(), FaultPlan())
+    drill = {"mdtrtarea_admvs": "431199", "input": {"data": dict(_statements(centre, "3202")[0])}}
+    del drill["input"]["data"]["fixmedins_refd_setl_flag"]
+    with pytest.raises(Refusal, match=r"对明细账\[fixmedins_refd_setl_flag\]"):
+        details(drill, CentreLedger(), FaultPlan())
+
+
+def test_3202_msgid_is_the_settlements_not_the_adapters_4101A(settled, centre, sample_his):
+    his = _his_settlements(sample_his)
+    assert all(len(row["msgid"]) == 30 for row in his.values())
+    for setl_id, row in his.items():  # what the centre holds: the msgid of each settlement transaction
+        centre.alter_settlement(setl_id, msgid=row["msgid"])
+    local = sorted(s for s, row in his.items() if row["setl_optins"] is None)
+    lost, altered, twice = local[0], local[1], local[2]
+    centre.lose_settlement(lost)
+    centre.alter_settlement(altered, medfee_sumamt=centre.ledger.settlements[altered]["medfee_sumamt"] + 1)
+    # the centre holds two details for one settlement: result.txt names them by msgid only
+    centre.add_settlement(dict(centre.ledger.settlements[twice], setl_id="S-SECOND-DETAIL"))
+
+    run = settled.reconciler.run(NOVEMBER)
+
+    found = {(d.setl_id, d.kind): d for p in run.pairs for d in p.differences}
+    assert set(found) == {(lost, "only_hospital"), (altered, "amount"), (twice, "duplicate")}
+    amount = found[(altered, "amount")]
+    assert amount.centre_msgid == amount.setl_msgid == his[altered]["msgid"]
+    assert amount.our_msgid.startswith("H") and amount.our_msgid != his[altered]["msgid"]  # the 4101A, as well
+    only_hospital = found[(lost, "only_hospital")]
+    assert only_hospital.setl_msgid == his[lost]["msgid"] and only_hospital.centre_msgid == ""
+    duplicate = found[(twice, "duplicate")]
+    assert duplicate.centre_msgid == his[twice]["msgid"] and f"msgid {his[twice]['msgid']}" in duplicate.detail
+    assert duplicate.mdtrt_id == centre.ledger.settlements[twice]["mdtrt_id"]  # from the HIS: the centre left it empty

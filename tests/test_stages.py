@@ -222,16 +222,16 @@ def test_refund_waits_while_its_original_is_parked(make_adapter, sample_his, cen
     # A second refund of the same original arrives later: the original is parked in the ledger.
     with engine.begin() as conn:
         conn.execute(insert(fee_lines).values(
-            visit_id=refund.visit_id, feedetl_sn="LATE0001", init_feedetl_sn=refund.init_feedetl_sn,
+            visit_id=refund.visit_id, feedetl_sn="9000000001", init_feedetl_sn=refund.init_feedetl_sn,
             order_no=refund.order_no, item_code=refund.item_code, qty=refund.qty,
             unit_price=refund.unit_price, amount=refund.amount, charged_at=refund.charged_at,
             dept_code=refund.dept_code, doctor_code=refund.doctor_code,
         ))
     engine.dispose()
     run_until_done(adapter)
-    late = {row.feedetl_sn: row for row in lines_by_status(adapter)[RecordStatus.PARKED.value]}["LATE0001"]
+    late = {row.feedetl_sn: row for row in lines_by_status(adapter)[RecordStatus.PARKED.value]}["9000000001"]
     assert late.park_reason == held.park_reason
-    assert all(key[1] != "LATE0001" for key in centre.ledger.fee_lines)
+    assert all(key[1] != "9000000001" for key in centre.ledger.fee_lines)
 
 
 def test_backoff_after_thousands_of_failures_is_the_cap_not_an_overflow():

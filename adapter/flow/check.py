@@ -24,7 +24,7 @@ from adapter import jsonio
 from adapter.catalog.check import CatalogView
 from adapter.flow.report import CycleReport
 from adapter.mapping.store import MappingStore, unmapped_reason
-from adapter.plugin.api import CatalogSpec, MappedFeeLine, TransactionSpec
+from adapter.plugin.api import CatalogSpec, EmptyNumber, MappedFeeLine, TransactionSpec
 from adapter.plugin.rules import RuleSet, Severity, blocking
 from adapter.policy.stage import Candidate, PolicyStage
 from adapter.records import MalformedRow, MappingKind
@@ -37,6 +37,7 @@ from adapter.validate.fields import (
     fee_entries,
     fee_lines_of,
     fill_defaults,
+    fill_empty_numbers,
     normalise,
 )
 
@@ -74,6 +75,7 @@ class Check:
         defaults: Mapping[str, Mapping[str, str]],
         exp_content: Callable[[MappedFeeLine], str],
         stop_event: threading.Event,
+        empty_number: EmptyNumber = "null",
     ) -> None:
         self.store = store
         self.specs = dict(specs)
@@ -83,6 +85,7 @@ class Check:
         self.defaults = defaults
         self.exp_content = exp_content
         self.stop_event = stop_event
+        self.empty_number = empty_number
         self.mappings = MappingStore(store)
 
     def run(self, report: CycleReport) -> None:
@@ -137,6 +140,7 @@ class Check:
         raw = json.loads(row.raw)
         record = normalise(spec, raw)
         fill_defaults(record, self.defaults.get(spec.infno, {}))
+        fill_empty_numbers(spec, record, self.empty_number)
         item = _Checked(row.id, spec, row.business_key, row.group_key, record, [], {"b_id": row.id, "updated_at": now})
         missing = apply_mappings(spec, record, tables)
         if missing:

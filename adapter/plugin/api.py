@@ -25,6 +25,8 @@ from adapter.records import FeeLine, MappedFeeLine, MappingKind, Settlement
 UrlStyle = Literal["single", "per_path", "base_infno"]
 #: how 9101 carries the file: Base64 in fsUploadIn.in, or a multipart/form-data file part
 FileUpload = Literal["base64", "multipart"]
+#: how an optional number the HIS left empty is sent: JSON null, or 0 with the field's decimals
+EmptyNumber = Literal["null", "zero"]
 
 #: The national single endpoint (reference §2.1 a).
 SINGLE_ENDPOINT = "/fsi/api/rsfComIfsService/callService"
@@ -139,6 +141,14 @@ class RegionProfile:
     gateway_options: Mapping[str, str] = field(default_factory=dict)
     #: record transactions this region speaks, by infno (see adapter.transactions)
     transactions: Mapping[str, TransactionSpec] = field(default_factory=dict)
+    #: an optional number the HIS left empty: "null" sends JSON null, "zero" sends 0 written
+    #: with the field's decimals (0.00 for a (16,2) amount), as an edition whose general rules
+    #: say 类型为数值的参数，如果为空，必须传“0” wants (hunan, V1.1.27 §4.4). A required number
+    #: left empty is parked either way: a missing amount is a HIS error, not a zero.
+    #: The default stays "null", what every region has sent so far: the national reference the
+    #: project carries (reference/nhsa-interface.md) states no rule for empty numbers; the only
+    #: one known is in a provincial edition, so a region takes "zero" when its edition says so.
+    empty_number: EmptyNumber = "null"
     #: transactions a 2601 reversal may cancel (reference §5)
     reversible: frozenset[str] = frozenset({"2102", "2103", "2207", "2208", "2304", "2305", "2401"})
     #: file catalogues this region downloads, by infno (see adapter.plugin.catalogues)
@@ -191,7 +201,7 @@ class RegionProfile:
 
 __all__ = [
     "SINGLE_ENDPOINT", "CatalogRole", "CatalogSpec", "ChildSpec", "Dialect", "EarlierStay", "EditionDifference",
-    "FeeLine", "FieldKind", "FieldSpec", "FileUpload", "Finding", "Hit", "MappedFeeLine", "MappingKind", "Param",
-    "PenaltyBand", "PolicyRule", "PolicySpec", "RegionProfile", "Rule", "Settlement", "Severity", "Signer",
-    "SignerSpec", "Stay", "TransactionSpec", "UrlStyle", "f", "hookimpl",
+    "EmptyNumber", "FeeLine", "FieldKind", "FieldSpec", "FileUpload", "Finding", "Hit", "MappedFeeLine",
+    "MappingKind", "Param", "PenaltyBand", "PolicyRule", "PolicySpec", "RegionProfile", "Rule", "Settlement",
+    "Severity", "Signer", "SignerSpec", "Stay", "TransactionSpec", "UrlStyle", "f", "hookimpl",
 ]

@@ -9,6 +9,7 @@ option here is read by the flow; docs/writing-plugins.md describes each one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,18 +21,40 @@ FieldKind = Literal["str", "num", "date", "datetime"]
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One field: name, type, length (digits for numbers), decimals, required."""
+    """One field: name, type, length (digits for numbers), decimals, required, and what its
+    value must look like (``pattern``) or must never be (``reserved``)."""
 
     name: str
     kind: FieldKind = "str"
     length: int = 30
     scale: int = 0
     required: bool = False
+    #: a regular expression a non-empty value must match in full, checked once the type and
+    #: length are fine (2301 feedetl_sn: 1 to 15 digits, not 0); empty: any value
+    pattern: str = ""
+    #: what ``pattern`` asks for, in words: the problem reads "<field> '<value>' must be <pattern_text>"
+    pattern_text: str = ""
+    #: a regular expression of values the centre reads as a command rather than as data
+    #: (2302 feedetl_sn and 2205 chrg_bchno "0000": delete every unsettled detail of the visit);
+    #: a record whose value matches in full is parked invalid, never sent. Empty: none
+    reserved: str = ""
+    #: why ``reserved`` values are refused: the problem reads "<field> '<value>' is reserved: <reserved_text>"
+    reserved_text: str = ""
+
+    def __post_init__(self) -> None:
+        # A bad expression fails when the plugin's tables are built (the plugin is reported
+        # and disabled), not when the first record is checked.
+        for expression in (self.pattern, self.reserved):
+            if expression:
+                re.compile(expression)
 
 
-def f(name: str, kind: FieldKind = "str", length: int = 30, scale: int = 0, req: bool = False) -> FieldSpec:
+def f(
+    name: str, kind: FieldKind = "str", length: int = 30, scale: int = 0, req: bool = False, *,
+    pattern: str = "", pattern_text: str = "", reserved: str = "", reserved_text: str = "",
+) -> FieldSpec:
     """Short constructor for spec tables."""
-    return FieldSpec(name, kind, length, scale, req)
+    return FieldSpec(name, kind, length, scale, req, pattern, pattern_text, reserved, reserved_text)
 
 
 @dataclass(frozen=True)

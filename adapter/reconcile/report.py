@@ -1,6 +1,6 @@
 """Reconciliation reports finance can close on: CSV, XLSX with Chinese labels (one sheet per
-insurance type x clearing type and a differences sheet), one self-contained HTML page with a
-small chart of daily totals, and JSON."""
+clearing agency x insurance type x clearing type and a differences sheet), one self-contained
+HTML page with a small chart of daily totals, and JSON."""
 
 from __future__ import annotations
 
@@ -15,29 +15,36 @@ from adapter.reconcile.run import RESULTS, ReconRun
 
 #: column labels as finance uses them
 LABELS = {
-    "insutype": "险种", "clr_type": "清算类别", "medfee_sumamt": "医疗费总额", "fund_pay_sumamt": "基金支付总额",
-    "acct_pay": "个人账户支付", "cash_payamt": "现金支付", "count": "结算笔数", "stmt_rslt": "对账结果",
+    "setl_optins": "结算经办机构", "insutype": "险种", "clr_type": "清算类别", "medfee_sumamt": "医疗费总额",
+    "fund_pay_sumamt": "基金支付总额", "acct_pay": "个人账户支付", "cash_payamt": "现金支付", "count": "结算笔数",
+    "stmt_rslt": "对账结果",
     "description": "结果说明", "setl_id": "结算ID", "mdtrt_id": "就诊ID", "psn_no": "人员编号", "kind": "差异类型",
     "detail": "差异说明", "field_name": "字段", "hospital": "医院", "centre": "中心", "delta": "差额(中心-医院)",
-    "centre_msgid": "中心报文ID", "our_msgid": "本机报文ID",
+    "centre_msgid": "结算报文ID(中心)", "setl_msgid": "结算报文ID(HIS)", "our_msgid": "本机报文ID(4101A)",
 }
 KINDS = {"only_centre": "仅中心有", "only_hospital": "仅医院有", "amount": "金额不一致",
          "refund_flag": "退费标志不一致", "duplicate": "重复"}
-_PAIR = ("insutype", "clr_type", "medfee_sumamt", "fund_pay_sumamt", "acct_pay", "cash_payamt", "count", "stmt_rslt",
-         "description")
+_PAIR = ("setl_optins", "insutype", "clr_type", "medfee_sumamt", "fund_pay_sumamt", "acct_pay", "cash_payamt", "count",
+         "stmt_rslt", "description")
 _DIFF = ("setl_id", "mdtrt_id", "psn_no", "kind", "detail", "field_name", "hospital", "centre", "delta", "centre_msgid",
-         "our_msgid")
+         "setl_msgid", "our_msgid")
+#: the differences sheet: the group's insurance and clearing type first, its agency last
+_DIFF_HEADER = [LABELS["insutype"], LABELS["clr_type"], *(LABELS[c] for c in _DIFF), LABELS["setl_optins"]]
 
 
 def _pair_row(pair: Any) -> list[Any]:
-    return [pair.insutype, pair.clr_type, *(pair.local[k] for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay",
-                                                                      "cash_payamt", "count")),
+    return [pair.setl_optins, pair.insutype, pair.clr_type,
+            *(pair.local[k] for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay", "cash_payamt", "count")),
             f"{pair.stmt_rslt} {RESULTS.get(pair.stmt_rslt, '')}".strip(), pair.description]
 
 
-def _diff_row(pair: Any, diff: Any) -> list[Any]:
+def _diff_values(diff: Any) -> list[Any]:
     values = {**diff.__dict__, "kind": f"{diff.kind} {KINDS.get(diff.kind, '')}".strip()}
-    return [pair.insutype, pair.clr_type, *(values[k] for k in _DIFF)]
+    return [values[k] for k in _DIFF]
+
+
+def _diff_row(pair: Any, diff: Any) -> list[Any]:
+    return [pair.insutype, pair.clr_type, *_diff_values(diff), pair.setl_optins]
 
 
 def as_csv(run: ReconRun) -> str:
@@ -48,7 +55,7 @@ def as_csv(run: ReconRun) -> str:
     writer.writerow([LABELS[c] for c in _PAIR])
     writer.writerows(_pair_row(p) for p in run.pairs)
     writer.writerow([])
-    writer.writerow([LABELS["insutype"], LABELS["clr_type"], *(LABELS[c] for c in _DIFF)])
+    writer.writerow(_DIFF_HEADER)
     writer.writerows(_diff_row(p, d) for p in run.pairs for d in p.differences)
     return out.getvalue()
 
@@ -67,15 +74,15 @@ def as_xlsx(run: ReconRun) -> bytes:
     for pair in run.pairs:
         summary.append(_numbers(_pair_row(pair)))
     for pair in run.pairs:
-        sheet = book.create_sheet(f"{pair.insutype}-{pair.clr_type}"[:31])
+        sheet = book.create_sheet(f"{pair.setl_optins}-{pair.insutype}-{pair.clr_type}"[:31])
         sheet.append([LABELS[c] for c in _PAIR])
         sheet.append(_numbers(_pair_row(pair)))
         sheet.append([])
         sheet.append([LABELS[c] for c in _DIFF])
         for diff in pair.differences:
-            sheet.append(_diff_row(pair, diff)[2:])
+            sheet.append(_diff_values(diff))
     diffs = book.create_sheet("差异明细")
-    diffs.append([LABELS["insutype"], LABELS["clr_type"], *(LABELS[c] for c in _DIFF)])
+    diffs.append(_DIFF_HEADER)
     for pair in run.pairs:
         for diff in pair.differences:
             diffs.append(_diff_row(pair, diff))
@@ -88,8 +95,10 @@ def as_xlsx(run: ReconRun) -> bytes:
 
 
 def _numbers(row: list[Any]) -> list[Any]:
-    converted = []
-    for value in row:
+    """A group's row with its amounts and count as numbers; its codes (agency, insurance and
+    clearing type) stay text."""
+    converted = row[:3]
+    for value in row[3:]:
         try:
             converted.append(float(Decimal(str(value))) if isinstance(value, str) and value[:1] in "-0123456789"
                              and " " not in value else value)
@@ -122,9 +131,9 @@ def as_html(run: ReconRun) -> str:
     parts = [
         f"<h1>医保对账 Reconciliation {html.escape(str(run.period))}</h1><p>{verdict}</p>",
         table([LABELS[c] for c in _PAIR], [_pair_row(p) for p in run.pairs],
-              "按险种与清算类别 By insurance type and clearing type"),
+              "按结算经办机构、险种与清算类别 By clearing agency, insurance type and clearing type"),
         "<h2>每日医疗费总额 Daily medical fee totals (HIS)</h2>", _chart(run.daily),
-        table([LABELS["insutype"], LABELS["clr_type"], *(LABELS[c] for c in _DIFF)],
+        table(_DIFF_HEADER,
               [_diff_row(p, d) for p in run.pairs for d in p.differences], "差异明细 Differences"),
     ]
     return page(f"医保对账 {run.period}", parts)

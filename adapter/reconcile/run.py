@@ -1,6 +1,12 @@
-"""One reconciliation: 3201 for every insurance type x clearing type, and for every clearing
-type with a pair that does not balance, the 3202 drill-down (detail file -> 9101 -> 3202 ->
-9102 -> result.txt), each difference classified and linked to the adapter's own messages."""
+"""One reconciliation: 3201 for every clearing agency x insurance type x clearing type, and
+for every clearing agency x clearing type with a group that does not balance, the 3202
+drill-down (detail file -> 9101 -> 3202 -> 9102 -> result.txt), each difference classified
+and linked to the settlement's msgid and to the adapter's own messages.
+
+The clearing agency (setl_optins, 结算经办机构) is the one the centre returned at settlement,
+from the settlement query's optional ``setl_optins`` column; settlements without one belong to
+``[centre] setl_optins`` (default: mdtrtarea_admvs). Settlements of other pooling areas (异地)
+are reconciled under their own agency."""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from sqlalchemy import insert, select
 from adapter.errors import BusinessRejection
 from adapter.outbound.client import CentreClient
 from adapter.outbound.files import FileTransfer
-from adapter.reconcile.local import Period, Totals, read_settlements, totals_by_pair
+from adapter.reconcile.local import Group, HisSettlement, Period, Totals, money, read_settlements, totals_by_group
 from adapter.records import Settlement
 from adapter.state import schema
 from adapter.state.store import StateStore, inserted_id, utcnow
@@ -25,10 +31,13 @@ from adapter.zipped_text import text_from_zip, zip_text
 
 logger = logging.getLogger(__name__)
 
-#: stmt_rslt as the reference gives it, and the variants seen ("000000" for balanced)
-RESULTS = {"0": "balanced 对平", "1": "centre has more 中心多", "2": "institution has more 医药机构多",
+#: stmt_rslt as the interface's dictionary gives it (6.11: 0 平, 1 不平), and the variants some
+#: regions write ("000000" for balanced; 2 and 3 in older result files)
+RESULTS = {"0": "balanced 平", "1": "not balanced 不平", "2": "institution has more 医药机构多",
            "3": "mismatch 数据不一致"}
+#: the 3202 input file (输入文件参数说明), in its order
 DETAIL_COLUMNS = ("setl_id", "mdtrt_id", "psn_no", "medfee_sumamt", "fund_pay_sumamt", "acct_pay", "refd_setl_flag")
+#: the 3202 output file (输出文件参数说明), in its order; msgid is the settlement's (2207/2304)
 RESULT_COLUMNS = ("psn_no", "mdtrt_id", "setl_id", "msgid", "stmt_rslt", "refd_setl_flag", "memo", "medfee_sumamt",
                   "fund_pay_sumamt", "acct_pay")
 
@@ -55,13 +64,19 @@ class Difference:
     hospital: str = ""
     centre: str = ""
     delta: str = ""
-    #: the msgid the centre names, and the adapter's own message that carried the settlement
+    #: the settlement's msgid (its 2207/2304 at the centre) as result.txt names it, and as the
+    #: HIS kept it (the settlement query's msgid column)
     centre_msgid: str = ""
+    setl_msgid: str = ""
+    #: the adapter's own message that carried the settlement (4101A), where there is one
     our_msgid: str = ""
 
 
 @dataclass
 class PairResult:
+    """One 3201: a clearing agency x insurance type x clearing type."""
+
+    setl_optins: str
     insutype: str
     clr_type: str
     local: dict[str, Any]
@@ -110,59 +125,75 @@ class Reconciler:
         self.fund_of = fund_of
 
     def run(self, period: Period) -> ReconRun:
-        settlements = self._bound(read_settlements(self.his_url, self.settlement_query, period))
-        pairs = totals_by_pair(settlements, self.fund_of)
-        results = [self._totals(period, insutype, clr_type, total)
-                   for (insutype, clr_type), total in sorted(pairs.items())]
-        unbalanced = sorted({p.clr_type for p in results if not p.balanced})
+        settlements = self._settlements(period)
+        groups = totals_by_group(settlements)
+        results = [self._totals(period, group, total) for group, total in sorted(groups.items())]
+        unbalanced = sorted({(p.setl_optins, p.clr_type) for p in results if not p.balanced})
         ours = self._our_msgids() if unbalanced else {}
-        for clr_type in unbalanced:
-            mine = [s for s in settlements if s.clr_type == clr_type]
-            differences = self._drill_down(period, clr_type, mine, ours)
-            for pair in results:
-                if pair.clr_type == clr_type:
-                    pair.differences = [d for d in differences if d.insutype in ("", pair.insutype)]
-            unplaced = [d for d in differences if d.insutype and d.insutype not in {p.insutype for p in results}]
+        for setl_optins, clr_type in unbalanced:
+            mine = [s for s in settlements if s.setl_optins == setl_optins and s.clr_type == clr_type]
+            differences = self._drill_down(period, setl_optins, clr_type, mine, ours)
+            pairs = [p for p in results if p.setl_optins == setl_optins and p.clr_type == clr_type]
+            for pair in pairs:
+                pair.differences = [d for d in differences if d.insutype == pair.insutype]
+            # the centre's result names no insurance type for a settlement only it has: such
+            # differences go with the first group that did not balance
+            first = next(p for p in pairs if not p.balanced)
+            first.differences.extend(d for d in differences if not d.insutype)
+            unplaced = [d for d in differences if d.insutype and d.insutype not in {p.insutype for p in pairs}]
             if unplaced:  # the centre has settlements of an insurance type the HIS has none of
-                results.append(PairResult(unplaced[0].insutype, clr_type, asdict(Totals()), "1",
+                results.append(PairResult(setl_optins, unplaced[0].insutype, clr_type, asdict(Totals()), "1",
                                           "only at the centre", unplaced))
         run = ReconRun(period, results, _daily(settlements))
         self._store(run)
         return run
 
-    def _bound(self, settlements: list[Settlement]) -> list[Settlement]:
-        """The centre knows a stay by its own mdtrt_id: use the one the adapter registered."""
+    def _settlements(self, period: Period) -> list[HisSettlement]:
+        """The period's settlements as the centre knows them: a stay by the mdtrt_id the
+        adapter registered, no clearing agency meaning the configured one, and fund_pay_sumamt
+        as the region counts it (in the totals and the detail file alike)."""
         with self.store.begin() as conn:
             visits = dict(conn.execute(select(schema.visit.c.his_key, schema.visit.c.mdtrt_id)).all())
-        return [replace(s, mdtrt_id=visits.get(s.mdtrt_id, s.mdtrt_id)) for s in settlements]
+        settlements = read_settlements(self.his_url, self.settlement_query, period, mdtrt_ids=visits,
+                                       setl_optins=self.setl_optins)
+        if self.fund_of is None:
+            return settlements
+        prepared = []
+        for s in settlements:
+            fund = self.fund_of(s)
+            prepared.append(s if fund == s.fund_pay_sumamt else replace(s, fund_pay_sumamt=fund))
+        return prepared
 
-    def _totals(self, period: Period, insutype: str, clr_type: str, total: Totals) -> PairResult:
+    def _totals(self, period: Period, group: Group, total: Totals) -> PairResult:
+        setl_optins, insutype, clr_type = group
         _, reply = self.client.call("3201", {"data": {
-            "insutype": insutype, "clr_type": clr_type, "setl_optins": self.setl_optins,
-            "stmt_begndate": str(period.start), "stmt_enddate": str(period.end),
-            "medfee_sumamt": total.medfee_sumamt, "fund_pay_sumamt": total.fund_pay_sumamt,
-            "acct_pay": total.acct_pay, "fixmedins_setl_cnt": total.count,
+            "insutype": insutype, "clr_type": clr_type, "setl_optins": setl_optins,
+            "stmt_begndate": f"{period.start:%Y-%m-%d}", "stmt_enddate": f"{period.end:%Y-%m-%d}",
+            "medfee_sumamt": money(total.medfee_sumamt), "fund_pay_sumamt": money(total.fund_pay_sumamt),
+            "acct_pay": money(total.acct_pay), "fixmedins_setl_cnt": total.count,
+            "fixmedins_refd_setl_flag": total.refd_setl_flag,
         }}, message_id=None)
         info = (reply.output or {}).get("stmtinfo") or {}
         if "stmt_rslt" not in info:
             raise BusinessRejection("3201 answered without stmtinfo.stmt_rslt")
         code = normalise_result(info["stmt_rslt"])
-        return PairResult(insutype, clr_type, {k: str(v) for k, v in asdict(total).items()}, code,
+        return PairResult(setl_optins, insutype, clr_type, _local(total), code,
                           str(info.get("stmt_rslt_dscr") or RESULTS.get(code, code)))
 
-    def _drill_down(self, period: Period, clr_type: str, mine: list[Settlement],
+    def _drill_down(self, period: Period, setl_optins: str, clr_type: str, mine: list[HisSettlement],
                     ours: Mapping[str, str]) -> list[Difference]:
-        lines = ["\t".join(str(getattr(s, column)) for column in DETAIL_COLUMNS) for s in mine]
-        name = f"{self.fixmedins_code}_{clr_type}_{period.start:%Y%m%d}_{period.end:%Y%m%d}"
+        lines = [_detail_line(s) for s in mine]
+        name = f"{self.fixmedins_code}_{setl_optins}_{clr_type}_{period.start:%Y%m%d}_{period.end:%Y%m%d}"
         uploaded = self.files.upload(f"{name}.zip", zip_text(f"{name}.txt", "".join(f"{line}\n" for line in lines)))
         total = Totals()
         for s in mine:
-            total.add(s, self.fund_of(s) if self.fund_of is not None else s.fund_pay_sumamt)
+            total.add(s)
         _, reply = self.client.call("3202", {"data": {
-            "clr_type": clr_type, "setl_optins": self.setl_optins, "file_qury_no": uploaded.file_qury_no,
-            "stmt_begndate": str(period.start), "stmt_enddate": str(period.end),
-            "medfee_sumamt": total.medfee_sumamt, "fund_pay_sumamt": total.fund_pay_sumamt,
-            "cash_payamt": total.cash_payamt, "fixmedins_setl_cnt": total.count,
+            "setl_optins": setl_optins, "file_qury_no": uploaded.file_qury_no,
+            "stmt_begndate": f"{period.start:%Y-%m-%d}", "stmt_enddate": f"{period.end:%Y-%m-%d}",
+            "medfee_sumamt": money(total.medfee_sumamt), "fund_pay_sumamt": money(total.fund_pay_sumamt),
+            "cash_payamt": money(total.cash_payamt), "fixmedins_setl_cnt": total.count, "clr_type": clr_type,
+            "fixmedins_refd_setl_flag": total.refd_setl_flag,
         }}, message_id=None)
         info = (reply.output or {}).get("fileinfo") or {}
         if not info.get("file_qury_no"):
@@ -170,7 +201,7 @@ class Reconciler:
         result = text_from_zip(
             self.files.download(str(info["file_qury_no"]), str(info.get("filename") or "result.zip"))
         )
-        logger.info("3202 result for clr_type %s read as %s", clr_type, result.encoding,
+        logger.info("3202 result for setl_optins %s clr_type %s read as %s", setl_optins, clr_type, result.encoding,
                     extra={"action": "reconcile_result"})
         return classify(mine, _parse_result(result.text), ours)
 
@@ -194,6 +225,18 @@ class Reconciler:
             run.created_at = now
             conn.execute(schema.recon_run.update().where(schema.recon_run.c.id == run.id).values(
                 report=json.dumps(run.to_json(), ensure_ascii=False, default=str)))
+
+
+def _local(total: Totals) -> dict[str, str]:
+    """The hospital's figures of a group as the report shows them (amounts with two decimals)."""
+    amounts = ("medfee_sumamt", "fund_pay_sumamt", "acct_pay", "cash_payamt")
+    return {k: str(money(v)) if k in amounts else str(v) for k, v in asdict(total).items()}
+
+
+def _detail_line(s: Settlement) -> str:
+    """One line of the detail file, its columns in DETAIL_COLUMNS' order, amounts as 数值型 16,2."""
+    return (f"{s.setl_id}\t{s.mdtrt_id}\t{s.psn_no}\t{money(s.medfee_sumamt)}\t{money(s.fund_pay_sumamt)}\t"
+            f"{money(s.acct_pay)}\t{s.refd_setl_flag}")
 
 
 def _daily(settlements: Iterable[Settlement]) -> dict[str, list[str]]:
@@ -223,35 +266,62 @@ def _money(value: Any) -> Decimal | None:
         return None
 
 
+def _msgid(s: Settlement) -> str:
+    """The settlement's msgid as the HIS kept it (a plain Settlement has none)."""
+    return str(getattr(s, "msgid", "") or "")
+
+
 def classify(mine: Iterable[Settlement], result: list[dict[str, str]], ours: Mapping[str, str]) -> list[Difference]:
-    """Compare result.txt with what the hospital sent; every difference says what and by how much."""
+    """Compare result.txt with what the hospital sent; every difference says what and by how much.
+
+    A result row names its settlement by setl_id, or, where the centre holds several details
+    for one settlement (the interface then leaves setl_id and mdtrt_id empty), by the
+    settlement's msgid, which the HIS's msgid column links back to the hospital's setl_id."""
     local: dict[str, list[Settlement]] = defaultdict(list)
+    by_msgid: dict[str, Settlement] = {}
     for s in mine:
         local[s.setl_id].append(s)
+        if _msgid(s):
+            by_msgid.setdefault(_msgid(s), s)
     out: list[Difference] = []
     for setl_id, rows in local.items():
         if len(rows) > 1:
             out.append(Difference(setl_id, "duplicate", f"setl_id {setl_id} is {len(rows)} times in the HIS",
-                                  rows[0].insutype, rows[0].mdtrt_id, rows[0].psn_no, our_msgid=ours.get(setl_id, "")))
-    repeated = Counter(r["setl_id"] for r in result)
+                                  rows[0].insutype, rows[0].mdtrt_id, rows[0].psn_no, setl_msgid=_msgid(rows[0]),
+                                  our_msgid=ours.get(setl_id, "")))
+
+    def key(row: dict[str, str]) -> str:
+        if row["setl_id"]:
+            return row["setl_id"]
+        named = by_msgid.get(row["msgid"]) if row["msgid"] else None
+        return named.setl_id if named is not None else ""
+
+    repeated = Counter(key(r) for r in result)
     for row in result:
-        setl_id = row["setl_id"]
-        base = dict(mdtrt_id=row["mdtrt_id"], psn_no=row["psn_no"], centre_msgid=row["msgid"],
-                    our_msgid=ours.get(setl_id, ""))
-        if repeated[setl_id] > 1:
-            out.append(Difference(setl_id, "duplicate", f"setl_id {setl_id} is {repeated[setl_id]} times at the centre",
+        setl_id = key(row)
+        held = local.get(setl_id) if setl_id else None
+        base = dict(mdtrt_id=row["mdtrt_id"] or (held[0].mdtrt_id if held else ""), psn_no=row["psn_no"],
+                    centre_msgid=row["msgid"], setl_msgid=_msgid(held[0]) if held else "",
+                    our_msgid=ours.get(setl_id, "") if setl_id else "")
+        if not setl_id:  # neither a setl_id nor a msgid the HIS knows
+            out.append(Difference("", "only_centre", f"only at the centre (msgid {row['msgid'] or '-'}, psn_no "
+                                  f"{row['psn_no'] or '-'}): {row['memo']}".rstrip(": "), centre=row["medfee_sumamt"],
                                   **base))
+            continue
+        if repeated[setl_id] > 1:
+            where = (f"setl_id {setl_id}" if row["setl_id"]
+                     else f"the settlement msgid {row['msgid']} (setl_id {setl_id})")
+            out.append(Difference(setl_id, "duplicate", f"{where} is {repeated[setl_id]} times at the centre",
+                                  held[0].insutype if held else "", **base))
             repeated[setl_id] = -1  # reported once; its other rows are skipped
             continue
         if repeated[setl_id] < 0:
             continue
-        held = local.get(setl_id)
         if not held:
             out.append(Difference(setl_id, "only_centre", f"only at the centre: {row['memo']}".rstrip(": "),
                                   centre=row["medfee_sumamt"], **base))
             continue
         s = held[0]
-        base["insutype"] = s.insutype
         found = False
         for name in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay"):
             theirs, ours_value = _money(row[name]), getattr(s, name)
@@ -260,15 +330,15 @@ def classify(mine: Iterable[Settlement], result: list[dict[str, str]], ours: Map
             if theirs is not None and theirs != ours_value:
                 found = True
                 out.append(Difference(setl_id, "amount", f"{name} differs: HIS {ours_value}, centre {theirs} "
-                                      f"(centre - HIS = {theirs - ours_value})", field_name=name,
+                                      f"(centre - HIS = {theirs - ours_value})", s.insutype, field_name=name,
                                       hospital=str(ours_value), centre=str(theirs), delta=str(theirs - ours_value),
                                       **base))
         if row["refd_setl_flag"] and row["refd_setl_flag"] != s.refd_setl_flag and row["stmt_rslt"] != "2":
             found = True
             out.append(Difference(setl_id, "refund_flag", f"refund flag differs: HIS {s.refd_setl_flag}, centre "
-                                  f"{row['refd_setl_flag']}", field_name="refd_setl_flag", hospital=s.refd_setl_flag,
-                                  centre=row["refd_setl_flag"], **base))
+                                  f"{row['refd_setl_flag']}", s.insutype, field_name="refd_setl_flag",
+                                  hospital=s.refd_setl_flag, centre=row["refd_setl_flag"], **base))
         if row["stmt_rslt"] == "2" or (not found and row["stmt_rslt"] not in ("0", "3")):
             out.append(Difference(setl_id, "only_hospital", "only in the HIS: the centre has no such settlement",
-                                  hospital=str(s.medfee_sumamt), **base))
+                                  s.insutype, hospital=str(s.medfee_sumamt), **base))
     return out

@@ -143,7 +143,8 @@ fee_cancels = Table(
     Column("cancelled_at", String(19), nullable=False),
 )
 #: Settlements done at the counter (the centre's setl_id), the source of 4101A and of
-#: reconciliation.
+#: reconciliation. setl_optins is the clearing agency the centre returned at settlement, kept
+#: for settlements of another pooling area (异地) only; msgid is the settlement request's.
 settlements = Table(
     "settlements",
     his_metadata,
@@ -164,7 +165,15 @@ settlements = Table(
     Column("fulamt_ownpay_amt", Numeric(16, 2), nullable=False, default=0),
     Column("drug_sumamt", Numeric(16, 2), nullable=False, default=0),
     Column("drug_selfpay_amt", Numeric(16, 2), nullable=False, default=0),
+    Column("setl_optins", String(6)),
+    Column("msgid", String(30)),
 )
+#: the clearing agency of the sample's settlements of another pooling area (长沙市本级), and
+#: which settlements those are: the 2nd, 7th, 12th...
+OTHER_AREA_OPTINS = "430100"
+_OTHER_AREA_EVERY = 5
+#: the institution code in the msgid of the sample's settlement requests (as in its 4101A lists)
+_SETTLING_FIXMEDINS = "H43010000001"
 charge_items = Table(
     "charge_items",
     his_metadata,
@@ -257,6 +266,8 @@ class SampleHis:
     #: infno (2302, 2205) -> cancellations
     cancels: dict[str, int] = field(default_factory=dict)
     settlements: int = 0
+    #: of those, settlements of another pooling area (setl_optins OTHER_AREA_OPTINS)
+    other_area_settlements: int = 0
     mapping_rows: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     @property
@@ -520,15 +531,23 @@ def _settle_and_cancel(conn: Any, rng: random.Random, summary: SampleHis) -> Non
                     Decimal(0))
         fund = (total * Decimal("0.70")).quantize(Decimal("0.01"))
         account = (total * Decimal("0.10")).quantize(Decimal("0.01"))
+        seq = summary.settlements + 1
+        # The centre's setl_id names the agency that settled: S + its admdvs + a serial.
+        other_area = seq % _OTHER_AREA_EVERY == 2
+        agency = OTHER_AREA_OPTINS if other_area else stay.mdtrt_id[:6]
+        settled_at = datetime.strptime(stay.discharged_at, "%Y-%m-%d %H:%M:%S")
         conn.execute(insert(settlements), {
-            "setl_id": f"S{stay.mdtrt_id}", "seq": summary.settlements + 1, "visit_id": stay.visit_id,
+            "setl_id": f"S{agency}{stay.mdtrt_id[6:]}", "seq": seq, "visit_id": stay.visit_id,
             "psn_no": stay.psn_no, "insutype": stay.insutype, "clr_type": "21", "setl_time": stay.discharged_at,
             "medfee_sumamt": total, "fund_pay_sumamt": fund, "acct_pay": account,
             "psn_cash_pay": total - fund - account, "refd_setl_flag": "0",
             "fulamt_ownpay_amt": (total * Decimal("0.03")).quantize(Decimal("0.01")),
             "drug_sumamt": drugs, "drug_selfpay_amt": (drugs * Decimal("0.08")).quantize(Decimal("0.01")),
+            "setl_optins": OTHER_AREA_OPTINS if other_area else None,
+            "msgid": f"{_SETTLING_FIXMEDINS}{settled_at:%Y%m%d%H%M%S}{seq % 10000:04d}",
         })
         summary.settlements += 1
+        summary.other_area_settlements += other_area
     if cancels:
         conn.execute(insert(fee_cancels), cancels)
     summary.cancels["2302"] = len(cancels)
@@ -695,7 +714,9 @@ def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
                 "injury_cause": injury,
             })
             conn.execute(insert(fee_lines), [
-                {"visit_id": visit, "feedetl_sn": f"P{visit:06d}{n:03d}", "init_feedetl_sn": None,
+                # digits only, at most 15 and not 0 (the 2301 feedetl_sn rule); the leading 9
+                # keeps these apart from the generated stays' serials
+                {"visit_id": visit, "feedetl_sn": f"9{visit:06d}{n:03d}", "init_feedetl_sn": None,
                  "order_no": None, "dept_code": "NK02", "doctor_code": "YS010", **line}
                 for n, line in enumerate(lines, start=1)
             ])

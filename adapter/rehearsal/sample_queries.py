@@ -48,11 +48,13 @@ LIMIT :limit
 """
 
 #: Settlements in a period (:start, :end as yyyy-MM-dd HH:mm:ss), for the self-inspection
-#: indicators and reconciliation. drug_sumamt/drug_selfpay_amt are optional columns.
+#: indicators and reconciliation. Optional columns: drug_sumamt/drug_selfpay_amt; setl_optins,
+#: the clearing agency the centre returned at settlement (empty: ``[centre] setl_optins``);
+#: msgid, the msgid of the settlement transaction (2207/2304).
 SETTLEMENTS = """
 SELECT s.setl_id, v.mdtrt_id, s.psn_no, s.insutype, s.clr_type, s.setl_time, s.medfee_sumamt,
        s.fund_pay_sumamt, s.acct_pay, s.psn_cash_pay, s.fulamt_ownpay_amt, s.refd_setl_flag,
-       s.drug_sumamt, s.drug_selfpay_amt
+       s.drug_sumamt, s.drug_selfpay_amt, s.setl_optins, s.msgid
 FROM settlements s
 JOIN inpatient_visits v ON v.visit_id = s.visit_id
 WHERE s.setl_time >= :start AND s.setl_time < :end

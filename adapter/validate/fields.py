@@ -7,11 +7,13 @@ Also the fee-line view of a record that the registered rules and the policy rule
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from adapter.plugin.api import EmptyNumber
 from adapter.plugin.transactions import ChildSpec, FieldSpec, TransactionSpec
 from adapter.records import FeeLine, MalformedRow, MappedFeeLine, MappingKind, fee_line_from_row
 
@@ -58,6 +60,28 @@ def fill_defaults(record: dict[str, Any], defaults: Mapping[str, str]) -> None:
         for holder in (record.get(node) or []) if node else [record]:
             if holder.get(name) in (None, ""):
                 holder[name] = value
+
+
+def fill_empty_numbers(spec: TransactionSpec, record: dict[str, Any], empty_number: EmptyNumber) -> None:
+    """Optional numbers still empty after the defaults, written as the region sends them
+    (``RegionProfile.empty_number``): "null" leaves them None (JSON null); "zero" writes 0 with
+    the field's decimals (Decimal 0.00 for a (16,2) amount, a JSON number). Required numbers are
+    left empty for :func:`check_record` to report: a missing amount is not a zero."""
+    if empty_number != "zero":
+        return
+    _zero_fill(spec.fields, [record])
+    for child in spec.children:
+        _zero_fill(child.fields, [e for e in record.get(child.node) or [] if isinstance(e, dict)])
+
+
+def _zero_fill(fields: Sequence[FieldSpec], holders: list[dict[str, Any]]) -> None:
+    for item in fields:
+        if item.kind != "num" or item.required:
+            continue
+        zero = Decimal(0).quantize(Decimal(1).scaleb(-item.scale))
+        for holder in holders:
+            if holder.get(item.name) is None:
+                holder[item.name] = zero
 
 
 def apply_mappings(
@@ -167,6 +191,8 @@ def _value(item: FieldSpec, raw: Any) -> Any:
     if raw is None:
         return "" if item.kind != "num" else None
     if item.kind == "num":
+        if not str(raw).strip():
+            return None  # an empty number, however the HIS wrote it (see fill_empty_numbers)
         try:
             number = Decimal(str(raw).strip())
         except InvalidOperation:
@@ -241,6 +267,7 @@ def _check_fields(fields: tuple[FieldSpec, ...], record: Mapping[str, Any], wher
             if item.required:
                 problems.append(f"{name} is required but empty")
             continue
+        before = len(problems)
         if item.kind == "num":
             if not isinstance(value, Decimal) or not value.is_finite():
                 problems.append(f"{name} {value!r} is not a number")
@@ -256,8 +283,20 @@ def _check_fields(fields: tuple[FieldSpec, ...], record: Mapping[str, Any], wher
                 problems.append(f"{name} {value!r} is not a {item.kind} ({_FORMATS[item.kind]})")
         elif len(str(value)) > item.length:
             problems.append(f"{name} is {len(str(value))} characters, at most {item.length} allowed")
+        if len(problems) == before:  # one problem per field: the form only once the type fits
+            problems += _check_form(item, str(value), name)
     return problems
 
 
+def _check_form(item: FieldSpec, text: str, name: str) -> list[str]:
+    """A value the centre would read as a command (``reserved``), or not of the field's form
+    (``pattern``)."""
+    if item.reserved and re.fullmatch(item.reserved, text):
+        return [f"{name} {text!r} is reserved: {item.reserved_text or 'the centre reads it as a command'}"]
+    if item.pattern and not re.fullmatch(item.pattern, text):
+        return [f"{name} {text!r} must be {item.pattern_text or 'of the form ' + item.pattern}"]
+    return []
+
+
 __all__ = ["FeeLine", "apply_mappings", "check_record", "fee_entries", "fee_lines_of", "fill_defaults",
-           "normalise", "read_his_row", "unreadable_fee_line"]
+           "fill_empty_numbers", "normalise", "read_his_row", "unreadable_fee_line"]

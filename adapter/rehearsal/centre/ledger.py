@@ -1,10 +1,12 @@
-"""What the simulated centre accepted: sign-ins, fee lines, per-transaction totals."""
+"""What the simulated centre accepted: sign-ins, fee lines, per-transaction totals, and the
+settlement ledger reconciliation (3201/3202) compares against, per clearing agency."""
 
 from __future__ import annotations
 
+import re
 import threading
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -26,11 +28,35 @@ class StoredFeeLine:
     init_feedetl_sn: str = ""
 
 
+#: the amounts the centre totals per clearing agency x insurance type x clearing type
+STATEMENT_AMOUNTS = ("medfee_sumamt", "fund_pay_sumamt", "acct_pay", "cash_payamt")
+#: a settlement id as the simulated centre issues them: S, the admdvs of the agency that settled
+#: it (6 digits) and a serial (9 digits); the sample HIS writes its settlements' ids this way
+_AGENCY_SETL_ID = re.compile(r"S([1-9][0-9]{5})[0-9]{9}")
+
+
+def clearing_agency(row: Mapping[str, Any], home: str) -> str:
+    """The clearing agency (结算经办机构) of a settlement in the ledger: the one recorded with it
+    (``setl_optins``), else the one its setl_id names, else ``home``, the institution's own
+    agency (its 就医地 mdtrtarea_admvs).
+
+    A real centre returns the agency when it settles (2207/2304). The simulated centre runs no
+    settlement: 4101A puts a settlement in its ledger, and it knows the agency from the
+    settlement id, as the centre that issued the id would."""
+    recorded = str(row.get("setl_optins") or "")
+    if recorded:
+        return recorded
+    issued = _AGENCY_SETL_ID.fullmatch(str(row.get("setl_id") or ""))
+    return issued.group(1) if issued else home
+
+
 class CentreLedger:
     """Thread-safe store of accepted data, keyed as the centre keys it."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        #: infno -> how the centre's own answers broke the published output tables
+        self.output_problems: dict[str, set[str]] = defaultdict(set)
         self.fee_lines: dict[tuple[str, str], StoredFeeLine] = {}
         self.duplicate_lines = 0
         #: valid sign_no -> times used
@@ -54,8 +80,13 @@ class CentreLedger:
         self.cancelled_lines: Counter[str] = Counter()
         #: setl_id -> the 4101A settlement list
         self.settlement_lists: dict[str, dict[str, Any]] = {}
-        #: setl_id -> the centre's settlement ledger row (what 3201/3202 compare against)
+        #: setl_id -> the centre's settlement ledger row (what 3201/3202 compare against): setl_id,
+        #: mdtrt_id, psn_no, insutype, clr_type, setl_date, medfee_sumamt, fund_pay_sumamt,
+        #: acct_pay, cash_payamt, refd_setl_flag, msgid (of the settlement transaction) and,
+        #: where the centre recorded it, setl_optins (see :func:`clearing_agency`)
         self.settlements: dict[str, dict[str, Any]] = {}
+        #: (infno, data) of every 3201/3202 the centre answered, in order
+        self.statements: list[tuple[str, dict[str, Any]]] = []
         #: file_qury_no -> (filename, bytes) uploaded with 9101 or published for 9102
         self.files: dict[str, tuple[str, bytes]] = {}
         #: catalogue kind -> the rows the centre publishes (served as files newer than ``ver``)
@@ -76,6 +107,38 @@ class CentreLedger:
         with self.lock:
             self._serial += 1
             return self._serial
+
+    # -- reconciliation: the settlement ledger per clearing agency ---------------------------
+    def reconciled_settlements(self, begin: str, end: str, home: str, setl_optins: str | None = None,
+                               clr_type: str | None = None) -> list[dict[str, Any]]:
+        """Copies of the settlements dated ``begin``..``end`` (yyyy-MM-dd), of one clearing
+        agency and clearing type if given, each with its clearing agency in ``setl_optins``."""
+        with self.lock:
+            rows = []
+            for row in self.settlements.values():
+                if not begin <= str(row["setl_date"]) <= end or (clr_type is not None and row["clr_type"] != clr_type):
+                    continue
+                agency = clearing_agency(row, home)
+                if setl_optins is None or agency == setl_optins:
+                    rows.append({**row, "setl_optins": agency})
+            return rows
+
+    def statement_totals(self, begin: str, end: str, home: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """(setl_optins, insutype, clr_type) -> medfee_sumamt, fund_pay_sumamt, acct_pay,
+        cash_payamt and count of the settlements dated ``begin``..``end``: what 3201 compares
+        against."""
+        totals: dict[tuple[str, str, str], dict[str, Any]] = {}
+        with self.lock:
+            for row in self.settlements.values():
+                if not begin <= str(row["setl_date"]) <= end:
+                    continue
+                key = (clearing_agency(row, home), str(row["insutype"]), str(row["clr_type"]))
+                total = totals.setdefault(key, {**{name: Decimal(0) for name in STATEMENT_AMOUNTS}, "count": 0})
+                for name in STATEMENT_AMOUNTS:
+                    value = row.get(name)
+                    total[name] += value if isinstance(value, Decimal) else Decimal(str(value or 0))
+                total["count"] += 1
+        return totals
 
     def totals(self) -> dict[str, Any]:
         """Per-transaction counts and the fee-detail sums (what tests and demo read)."""

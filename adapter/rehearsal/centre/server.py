@@ -24,6 +24,7 @@ from adapter.rehearsal.centre.checks import Refusal
 from adapter.rehearsal.centre.faults import Fault, FaultPlan
 from adapter.rehearsal.centre.ledger import CentreLedger
 from adapter.rehearsal.centre.protocol import check_envelope, handle
+from adapter.rehearsal.centre.tables import TableCheck
 from adapter.rehearsal.sample_his import sample_catalogues
 
 logger = logging.getLogger(__name__)
@@ -45,9 +46,14 @@ class SimulatedCentre:
         faults: FaultPlan | None = None,
         area: str = "430000",
         max_clock_skew_seconds: float = 300.0,
+        check_tables: bool = False,
     ) -> None:
         """``secrets`` maps the caller's id (paasid, access key or x-ca-key) to its secret.
-        With a ``region``, the centre also checks its URL style and infver."""
+        With a ``region``, the centre also checks its URL style and infver. ``check_tables``
+        (off by default until every transaction the adapter sends conforms; see
+        tests/test_conformance.py): every request is checked against the published tables of the region's edition and
+        refused with the fields named; every answer's shape is checked too (the problems are
+        kept in ``ledger.output_problems``)."""
         if host not in LOOPBACK_HOSTS:
             raise ValueError(f"the simulated centre listens on loopback only, not {host!r}")
         self.gateway = gateway
@@ -55,6 +61,7 @@ class SimulatedCentre:
         self.region = region
         self.faults = faults or FaultPlan()
         self.ledger = CentreLedger()
+        self.tables = TableCheck(region) if check_tables else None
         self.ledger.catalogues = sample_catalogues()
         self.area = region.areas[0] if region is not None and region.areas else area
         self.max_clock_skew_seconds = max_clock_skew_seconds
@@ -70,6 +77,9 @@ class SimulatedCentre:
         return f"http://{host}:{port}"
 
     def start(self) -> SimulatedCentre:
+        """Serve in a background thread (once: starting a started centre does nothing)."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
         self._thread = threading.Thread(target=self._server.serve_forever, name="centre", daemon=True)
         self._thread.start()
         return self
@@ -134,6 +144,8 @@ class SimulatedCentre:
                 raise Refusal("请求报文不是合法的UTF-8 JSON") from None
             infno = check_envelope(document, self.ledger, self.faults)
             self._check_region(infno, routed, headers, document)
+            if self.tables is not None:
+                self.tables.request(infno, document)
             with self.ledger.lock:
                 self.ledger.requests[infno] += 1
                 self.ledger.paths.setdefault(infno, set()).add(path)
@@ -155,6 +167,9 @@ class SimulatedCentre:
             return 200, self._envelope(-1, str(exc), None, received)
         with self.ledger.lock:
             self.ledger.accepted[infno] += 1
+            if self.tables is not None and not isinstance(output, files.FileReply):
+                for problem in self.tables.answer(infno, output):
+                    self.ledger.output_problems[infno].add(problem)
         if isinstance(output, files.FileReply):
             return 200, output
         return 200, self._envelope(0, "success", output, received)

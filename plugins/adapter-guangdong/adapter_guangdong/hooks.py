@@ -29,6 +29,8 @@ GUANGDONG = dataclasses.replace(
     dialect=GuangdongDialect(),
     gateway="tif",
     url_style="base_infno",
+    # The national form most implementations send (reference/nhsa-interface.md §1.2); nothing
+    # from Guangdong says otherwise, and the Hunan edition's 1.0.0 is that province's example.
     infver="V1.0",
     recer_sys_code="YBXT",
     extra_envelope={"enc_type": ""},

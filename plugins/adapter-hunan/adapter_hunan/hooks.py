@@ -27,10 +27,14 @@ HUNAN = dataclasses.replace(
     dialect=HunanDialect(),
     gateway="csb",
     url_style="single",
-    infver="V1.0",
+    # Hunan V1.1.27 §4.1, header field infver: "例如：“1.0.0”，版本号由医保下发通知" (when the
+    # centre's notice names another version, [centre] infver overrides this).
+    infver="1.0.0",
     recer_sys_code="99",
     gateway_options={"api_version": "1.0.0"},
     file_upload="multipart",
+    # Hunan V1.1.27 §4.4: "类型为数值的参数，如果为空，必须传“0”，其他为空串（“”）".
+    empty_number="zero",
     rule_set={
         # 000 §10-六 (township outpatient care): acute 3 days, chronic 7 days.
         "dispensing-days": {"acute_days": 3, "chronic_days": 7, "specified_days": 15,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from adapter.plugin.api import RegionProfile, hookimpl
+from adapter.plugin.api import EditionDifference, RegionProfile, hookimpl
 from adapter_nhsa.catalogues import CATALOGUES
 from adapter_nhsa.dialect import NhsaDialect
 from adapter_nhsa.transactions import TRANSACTIONS
@@ -54,11 +54,20 @@ NHSA = RegionProfile(
     dialect=NhsaDialect(),
     gateway="tif",
     url_style="single",
+    # The national reference's header table: "例如 V1.0, 版本号由医保下发通知"; V1.0 is what most
+    # implementations send (reference/nhsa-interface.md §1.2). The Hunan edition's example 1.0.0
+    # is that province's, and the note leaves the value to each centre's notice.
     infver="V1.0",
     recer_sys_code="YBXT",
     paths=PATHS,
     transactions=TRANSACTIONS,
     catalogues=CATALOGUES,
+    interface_edition="hunan-v1.1.27",
+    # Where the national baseline reads the tables differently from this provincial edition.
+    edition_differences=(
+        EditionDifference("med_type", {"11": "普通门诊", "14": "门诊慢特病", "21": "普通住院"},
+                          source="national baseline 医疗类别 (2021-12-30): 21 普通住院; the Hunan edition writes 2101"),
+    ),
     rule_set={
         # 000 §2-二.3 (Shaanxi hospital rules): acute 7 / chronic 15 / specified diseases a month,
         # discharge medication half a month; 000 §2-三.3 readmission within 10 days.

@@ -9,6 +9,26 @@ from __future__ import annotations
 
 from adapter.plugin.api import ChildSpec, FieldSpec, MappingKind, TransactionSpec, f
 
+#: "0000" in a cancel is a command, not a key: 2302 feedetl_sn 说明 "传入“0000”时删除全部", 2205
+#: chrg_bchno 说明 "传入“0000”删除所有未结算明细". Every run of zeros is taken for it, not only
+#: "0000": feedetl_sn is 数字型 in 2301/2204, so a centre may compare it as a number (0 = 0000).
+#: A cancel carrying one is parked, never sent (a HIS value of 0000 must not wipe a visit), and a
+#: line or batch numbered so is not uploaded (it could never be cancelled on its own).
+_ALL_ZEROS = r"0+"
+_DELETES_ALL_LINES = "2302 reads “0000” as delete every fee line of the visit (传入“0000”时删除全部)"
+_DELETES_ALL_BATCHES = ("2205 reads “0000” as delete every unsettled fee line of the visit "
+                        "(传入“0000”删除所有未结算明细)")
+
+#: feedetl_sn of 2301 and 2204 is 数字型 (30) with the 说明 "单次就诊内唯一"; the rule itself is in
+#: the revision history of the edition every region follows (RegionProfile.interface_edition,
+#: Hunan V1.1.27, row 1 of 2021-09-01, items 7 and 26): "feedetl_sn（费用明细流水号）只能传数字，
+#: 不能传0，不能大于15位". Leading zeros are not forbidden (0000010001: 10 digits, not 0). A region
+#: whose centre takes longer serials replaces the field. The references to a line (2301
+#: init_feedetl_sn, 2302 feedetl_sn) are 字符型 (30) there and stay free: they name a line the
+#: centre already holds, whatever form it was uploaded in.
+_FEEDETL_SN_FORM = r"(?!0+$)[0-9]{1,15}"
+_FEEDETL_SN_TEXT = "1 to 15 digits, not 0 (只能传数字，不能传0，不能大于15位)"
+
 _DISEINFO_2401 = ChildSpec(
     "diseinfo",
     (
@@ -232,8 +252,11 @@ OUTPATIENT_VISIT = TransactionSpec(
 _FEEDETAIL_2204 = ChildSpec(
     "feedetail",
     (
-        f("feedetl_sn", req=True), f("mdtrt_id", req=True), f("psn_no", req=True),
-        f("chrg_bchno", req=True), f("dise_codg"), f("rxno"), f("rx_circ_flag", length=3, req=True),
+        f("feedetl_sn", req=True, pattern=_FEEDETL_SN_FORM, pattern_text=_FEEDETL_SN_TEXT),
+        f("mdtrt_id", req=True), f("psn_no", req=True),
+        f("chrg_bchno", req=True, reserved=_ALL_ZEROS,
+          reserved_text=f"a batch numbered so could never be cancelled on its own: {_DELETES_ALL_BATCHES}"),
+        f("dise_codg"), f("rxno"), f("rx_circ_flag", length=3, req=True),
         f("fee_ocur_time", "datetime", req=True), f("med_list_codg", length=50, req=True),
         f("medins_list_codg", length=150, req=True), f("det_item_fee_sumamt", "num", 16, 2, req=True),
         f("cnt", "num", 16, 4, req=True), f("pric", "num", 16, 6, req=True),
@@ -274,7 +297,8 @@ OUTPATIENT_FEES_CANCEL = TransactionSpec(
     infno="2205",
     description="门诊费用明细撤销 cancel an outpatient charge batch",
     node="data",
-    fields=(f("mdtrt_id", req=True), f("chrg_bchno", req=True), f("psn_no", req=True)),
+    fields=(f("mdtrt_id", req=True), f("chrg_bchno", req=True, reserved=_ALL_ZEROS, reserved_text=_DELETES_ALL_BATCHES),
+            f("psn_no", req=True)),
     key=("mdtrt_id", "chrg_bchno"),
     group_field="mdtrt_id",
     cancels="2204",
@@ -285,8 +309,8 @@ INPATIENT_FEES_CANCEL = TransactionSpec(
     description="住院费用明细撤销 cancel uploaded inpatient fee lines",
     node="data",
     node_is_list=True,
-    fields=(f("feedetl_sn", req=True), f("mdtrt_id", req=True), f("psn_no", req=True),
-            f("exp_content", length=4000)),
+    fields=(f("feedetl_sn", req=True, reserved=_ALL_ZEROS, reserved_text=_DELETES_ALL_LINES),
+            f("mdtrt_id", req=True), f("psn_no", req=True), f("exp_content", length=4000)),
     key=("mdtrt_id", "feedetl_sn"),
     group_field="mdtrt_id",
     cancels="2301",
@@ -294,7 +318,9 @@ INPATIENT_FEES_CANCEL = TransactionSpec(
 
 #: 2301 feedetail, in the spec's field order (reference §3.7)
 _FEEDETAIL_2301: tuple[FieldSpec, ...] = (
-    f("feedetl_sn", req=True), f("init_feedetl_sn"), f("mdtrt_id", req=True), f("drord_no"),
+    f("feedetl_sn", req=True, pattern=_FEEDETL_SN_FORM, pattern_text=_FEEDETL_SN_TEXT, reserved=_ALL_ZEROS,
+      reserved_text=f"a line numbered so could never be cancelled on its own: {_DELETES_ALL_LINES}"),
+    f("init_feedetl_sn"), f("mdtrt_id", req=True), f("drord_no"),
     f("psn_no", req=True), f("med_type", length=6, req=True), f("fee_ocur_time", "datetime", req=True),
     f("med_list_codg", length=50, req=True), f("medins_list_codg", length=150, req=True),
     f("det_item_fee_sumamt", "num", 16, 2, req=True), f("cnt", "num", 16, 4, req=True),

@@ -29,6 +29,7 @@ ZHEJIANG = dataclasses.replace(
     dialect=ZhejiangDialect(),
     gateway="zhejiang",
     url_style="per_path",
+    # The Zhejiang samples send 1.0 (reference/nhsa-interface.md §1.2, the ZJ 1101 test message).
     infver="1.0",
     recer_sys_code="FSI_LOCAL",
     extra_envelope={"dev_no": "1"},
