@@ -91,12 +91,13 @@ def _echo(run: ReconRun) -> None:
     from adapter.reconcile.run import RESULTS
 
     click.echo(f"reconciliation {run.period} (run {run.id}): {'balanced' if run.balanced else 'NOT balanced'}")
-    click.echo(f"  {'险种':<6}{'清算':<6}{'医疗费总额':>14}{'基金支付':>14}{'个人账户':>12}{'笔数':>6}  结果")
+    click.echo(f"  {'经办机构':<6}{'险种':<6}{'清算':<6}{'医疗费总额':>14}{'基金支付':>14}"
+               f"{'个人账户':>12}{'笔数':>6}  结果")
     for p in run.pairs:
         local = p.local
-        click.echo(f"  {p.insutype:<8}{p.clr_type:<8}{local['medfee_sumamt']:>14}{local['fund_pay_sumamt']:>14}"
-                   f"{local['acct_pay']:>12}{local['count']:>8}  {p.stmt_rslt} {RESULTS.get(p.stmt_rslt, '')} "
-                   f"{p.description}")
+        click.echo(f"  {p.setl_optins:<10}{p.insutype:<8}{p.clr_type:<8}{local['medfee_sumamt']:>14}"
+                   f"{local['fund_pay_sumamt']:>14}{local['acct_pay']:>12}{local['count']:>8}  "
+                   f"{p.stmt_rslt} {RESULTS.get(p.stmt_rslt, '')} {p.description}")
         for d in p.differences:
             link = f" [our msgid {d.our_msgid}]" if d.our_msgid else ""
             click.echo(f"      {d.setl_id:<24} {KINDS.get(d.kind, d.kind)}: {d.detail}{link}")

@@ -143,7 +143,7 @@ def demo(directory: Path | None, visits: int, seed: int) -> None:
     if recon is not None:
         settled = sum(int(p.local["count"]) for p in recon.pairs)
         click.echo(f"  reconciliation {recon.period}: {'balanced' if recon.balanced else 'NOT balanced'} "
-                   f"({len(recon.pairs)} insurance-type pair(s), {settled} settlements)")
+                   f"({len(recon.pairs)} agency x insurance x clearing group(s), {settled} settlements)")
     click.echo("")
     for kind, reason in result.parked_examples.items():
         click.echo(f"  e.g. [{kind}] {reason[:150]}")

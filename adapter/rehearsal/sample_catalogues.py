@@ -60,3 +60,10 @@ def drug_codes(count: int, start: int = 0) -> Iterator[str]:
     """Distinct, well-formed 1301 western-drug codes."""
     for n in range(start, start + count):
         yield f"XA01AB{chr(65 + n % 26)}{n % 1000:03d}A001{n // 1000 % 10000:04d}{n % 100000:05d}"
+
+
+def consumable_codes(count: int, start: int = 0) -> Iterator[str]:
+    """Distinct, well-formed 1306 medical-consumable codes ("C" and 19 digits, the 20-character
+    医保通用名 level the sample HIS maps to)."""
+    for n in range(start, start + count):
+        yield f"C{90 + n % 10:02d}{n // 10 % 10000:04d}{n:013d}"
