@@ -1,5 +1,5 @@
 """Outpatient (2201 registration, 2203 visit information, 2204 charge batches, 2205 batch
-cancel), inpatient cancels (2302) and settlement lists (4101A) end to end against the
+cancel), inpatient cancels (2302) and settlement lists (4101) end to end against the
 simulated centre, with replies lost after commit; and the batch checks of 2204."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests.conftest import import_sample_mapping
 from tests.helpers import run_until_done
 
 OUTPATIENT = ["2201", "2203", "2204", "2205"]
-INPATIENT = ["2401", "2301", "2302", "2402", "4101A"]
+INPATIENT = ["2401", "2301", "2302", "2402", "4101"]
 
 
 def _his(infnos: list[str]) -> str:
@@ -78,11 +78,11 @@ def test_inpatient_cancels_and_settlement_lists(make_adapter, make_centre, sampl
         if row.status == RecordStatus.PARKED.value:
             assert "不存在或已撤销" in row.park_reason
     assert len(ledger.settlement_lists) == sample_his.settlements
-    assert ledger.duplicates["4101A"] == 0
+    assert ledger.duplicates["4101"] == 0
     held = next(iter(ledger.settlement_lists.values()))
     assert held["setlinfo"]["mdtrt_id"] in ledger.visits  # the centre's id, bound at send time
     assert held["payinfo"] and held["iteminfo"] and held["diseinfo"]
-    assert ("4101A", RecordStatus.SENT.value) in records
+    assert ("4101", RecordStatus.SENT.value) in records
 
 
 def _batch(**line_changes):
@@ -117,7 +117,7 @@ def test_settlement_list_requires_payments_and_a_main_diagnosis():
     problems = check_record(SETTLEMENT_LIST, normalise(SETTLEMENT_LIST, {"setl_id": "S1", "mdtrt_id": "Z1"}))
     assert "payinfo: at least one entry is required" in problems
     assert "diseinfo: at least one entry is required" in problems
-    assert "psn_name is required but empty" in problems
+    assert "bill_code is required but empty" in problems  # (psn_name is not a field of this edition's 4101)
 
 
 def test_cancel_of_a_line_that_never_left_withdraws_both(make_adapter, centre, sample_his, sqlite_state_url):

@@ -1,4 +1,4 @@
-"""Reconciliation end to end: settlements reach the simulated centre (4101A), 3201 per
+"""Reconciliation end to end: settlements reach the simulated centre (4101), 3201 per
 clearing agency x insurance type x clearing type, and where it does not balance the 3202
 drill-down names exactly the settlements and amounts the centre lost, altered or added."""
 
@@ -14,11 +14,21 @@ from tests.conftest import import_sample_mapping
 from tests.helpers import run_until_done
 
 NOVEMBER = Period.month(2026, 11)
-UPLOAD = 'transactions = ["2401", "2301", "2402", "4101A"]'
+
+
+def settled_at_the_counter(centre, sample_his) -> None:
+    """The sample's settlements were made with the centre at the counter (2304, the HIS's): the
+    settlement lists the adapter uploads are theirs, and they enter the centre's ledger with
+    their lists (this edition's 4101 no longer carries the settlement's money)."""
+    from adapter.rehearsal.sample_his import counter_settlements
+
+    centre.ledger.settled_at_counter(counter_settlements(sample_his.url))
+UPLOAD = 'transactions = ["2401", "2301", "2402", "4101"]'
 
 
 @pytest.fixture
 def settled(make_adapter, centre, sample_his, tmp_path):
+    settled_at_the_counter(centre, sample_his)
     adapter = make_adapter(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
                            centre_url=centre.url, his_extra=UPLOAD)
     import_sample_mapping(adapter, sample_his)
@@ -116,6 +126,7 @@ def test_daemon_reconciles_yesterday_and_the_month_once_and_alerts_on_a_mismatch
     adapter = make_adapter(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
                            centre_url=centre.url, his_extra=UPLOAD + '\n[reconcile]\ndaily_at = "02:30"\n')
     import_sample_mapping(adapter, sample_his)
+    settled_at_the_counter(centre, sample_his)
     run_until_done(adapter)
     alerts = []
 
@@ -242,7 +253,7 @@ def test_3201_and_3202_send_fixmedins_refd_setl_flag_and_the_published_formats(s
         details(drill, CentreLedger(), FaultPlan())
 
 
-def test_3202_msgid_is_the_settlements_not_the_adapters_4101A(settled, centre, sample_his):
+def test_3202_msgid_is_the_settlements_not_the_adapters_4101(settled, centre, sample_his):
     his = _his_settlements(sample_his)
     assert all(len(row["msgid"]) == 30 for row in his.values())
     for setl_id, row in his.items():  # what the centre holds: the msgid of each settlement transaction
@@ -260,7 +271,7 @@ def test_3202_msgid_is_the_settlements_not_the_adapters_4101A(settled, centre, s
     assert set(found) == {(lost, "only_hospital"), (altered, "amount"), (twice, "duplicate")}
     amount = found[(altered, "amount")]
     assert amount.centre_msgid == amount.setl_msgid == his[altered]["msgid"]
-    assert amount.our_msgid.startswith("H") and amount.our_msgid != his[altered]["msgid"]  # the 4101A, as well
+    assert amount.our_msgid.startswith("H") and amount.our_msgid != his[altered]["msgid"]  # the 4101, as well
     only_hospital = found[(lost, "only_hospital")]
     assert only_hospital.setl_msgid == his[lost]["msgid"] and only_hospital.centre_msgid == ""
     duplicate = found[(twice, "duplicate")]

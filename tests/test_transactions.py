@@ -119,5 +119,5 @@ def test_field_checks_name_the_field_and_the_rule():
     assert "geso_val 1.5 has more than 0 decimal places" in problems
     assert "diseinfo: at least one entry is required" in problems
     assert normalise(ADMISSION, row)["geso_val"] == Decimal("1.5")
-    assert set(TRANSACTIONS) >= {"2201", "2203", "2204", "2205", "2302", "2401", "2402", "4101A",
+    assert set(TRANSACTIONS) >= {"2201", "2203", "2204", "2205", "2302", "2401", "2402", "4101",
                                  "3501", "3502", "3503", "3504", "3505", "3506", "3507"}

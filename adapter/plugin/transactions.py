@@ -59,7 +59,8 @@ def f(
 
 @dataclass(frozen=True)
 class ChildSpec:
-    """A list node beside the main one (e.g. 2401 ``diseinfo``), read from a JSON column."""
+    """A list node beside the main one (e.g. 2401 ``diseinfo``), or inside it (3505
+    ``selinfo.drugtracinfo``), read from a JSON column."""
 
     node: str
     fields: tuple[FieldSpec, ...]
@@ -70,6 +71,8 @@ class ChildSpec:
     same: tuple[str, ...] = ()
     #: (total, quantity, price): the total must equal quantity x price to the cent
     amount: tuple[str, str, str] | None = None
+    #: the list is a field of the main node, not a node beside it (3505 ``selinfo.drugtracinfo[]``)
+    inside: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,20 +142,26 @@ class TransactionSpec:
         children = {child.node for child in self.children}
         main = {k: v for k, v in record.items() if k not in children and not k.startswith("_")}
         payload: dict[str, Any] = {}
-        if self.node:
-            payload[self.node] = [main] if self.node_is_list else main
         for child in self.children:
-            payload[child.node] = list(record.get(child.node) or [])
+            entries = list(record.get(child.node) or [])
+            if child.inside and self.node:
+                main[child.node] = entries
+            else:
+                payload[child.node] = entries
+        if self.node:
+            payload = {self.node: [main] if self.node_is_list else main, **payload}
         return payload
 
     def record_from_input(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The record an ``input`` of one record carries (the inverse of :meth:`input_for`)."""
         record: dict[str, Any] = {}
+        main: Any = {}
         if self.node:
             main = payload.get(self.node)
             if isinstance(main, list):
                 main = main[0] if main else {}
             record.update(main or {})
         for child in self.children:
-            record[child.node] = list(payload.get(child.node) or [])
+            holder = (main or {}) if child.inside and self.node else payload
+            record[child.node] = list(holder.get(child.node) or [])
         return record

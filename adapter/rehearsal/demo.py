@@ -24,7 +24,7 @@ from adapter.monitor.status import unsent_count
 from adapter.plugin.manager import PluginHost
 from adapter.rehearsal.centre.faults import FaultPlan
 from adapter.rehearsal.centre.server import SimulatedCentre
-from adapter.rehearsal.sample_his import SampleHis, generate_sample_his, write_mapping_csv
+from adapter.rehearsal.sample_his import SampleHis, counter_settlements, generate_sample_his, write_mapping_csv
 from adapter.rehearsal.sample_queries import sample_sources_toml, settlement_query_toml
 from adapter.spool import outbox
 from adapter.spool.states import RecordStatus
@@ -33,7 +33,7 @@ from adapter.state.store import StateStore, utcnow
 
 #: What the demo uploads (see the [his] transactions comment in the template).
 DEMO_TRANSACTIONS = (
-    "2201", "2203", "2204", "2205", "2401", "2301", "2302", "2402", "4101A",
+    "2201", "2203", "2204", "2205", "2401", "2301", "2302", "2402", "4101",
     "3501", "3502", "3503", "3504", "3505", "3506", "3507",
 )
 
@@ -166,6 +166,9 @@ def run_demo(
     started = time.monotonic()
     region = PluginHost.load().region("nhsa")
     with SimulatedCentre(secrets={"demo_hosp": token}, region=region, faults=faults) as centre:
+        # the sample's settlements were made with the centre at the counter (2304): the lists
+        # the adapter uploads (4101) are theirs, and reconciliation compares against them
+        centre.ledger.settled_at_counter(counter_settlements(his.url))
         config_path = directory / "adapter.toml"
         config_path.write_text(
             CONFIG_TEMPLATE.format(

@@ -49,6 +49,11 @@ patients = Table(
     Column("patient_name", String(50), nullable=False),
     Column("psn_no", String(30), nullable=False),
     Column("insuplc_admdvs", String(6), nullable=False),
+    #: the person's certificate (人员证件类型 psn_cert_type: 01 居民身份证) and its number, and the
+    #: person type (人员类别 psn_type: 11 在职, 15 居民) as the 1101 person query returned them
+    Column("cert_type", String(3), nullable=False, default="01"),
+    Column("certno", String(20), nullable=False, default=""),
+    Column("psn_type", String(3), nullable=False, default="11"),
 )
 inpatient_visits = Table(
     "inpatient_visits",
@@ -64,6 +69,11 @@ inpatient_visits = Table(
     Column("certno", String(18), nullable=False, default=""),
     Column("main_diag_code", String(20), nullable=False, default=""),
     Column("main_diag_name", String(100), nullable=False, default=""),
+    #: the admission diagnosis as the admitting doctor wrote it, the bed, and where the stay is
+    #: treated (就医地医保区划)
+    Column("adm_diag_dscr", String(200), nullable=False, default=""),
+    Column("bed_no", String(30), nullable=False, default=""),
+    Column("mdtrtarea_admvs", String(6), nullable=False, default=""),
     #: set at discharge; discharge_seq orders discharges for incremental extraction
     Column("discharged_at", String(19)),
     Column("discharge_seq", Integer),
@@ -84,7 +94,17 @@ diagnoses = Table(
     Column("doctor_code", String(20), nullable=False),
     Column("diag_time", String(19), nullable=False),
 )
-#: 进销存: every stock movement of the pharmacy, one row each, typed by its national infno.
+#: 进销存: the pharmacy's batches (one item each) with the manufacturer's lot and dates...
+stock_batches = Table(
+    "stock_batches",
+    his_metadata,
+    Column("batch_no", String(30), primary_key=True),
+    Column("item_code", String(20), nullable=False),
+    Column("manu_lotnum", String(30), nullable=False),
+    Column("manu_date", String(10), nullable=False),
+    Column("expy_end", String(10), nullable=False),
+)
+#: ... every stock movement, one row each, typed by its national infno ...
 stock_moves = Table(
     "stock_moves",
     his_metadata,
@@ -97,6 +117,22 @@ stock_moves = Table(
     Column("moved_at", String(19), nullable=False),
     Column("doc_no", String(40), nullable=False),
     Column("operator", String(50), nullable=False),
+    #: a stock change's kind (库存变更类型 inv_chg_type: 104 盘损...)
+    Column("chg_type", String(6)),
+    #: the purchase invoice (采购发票号) of a purchase and of its return
+    Column("invoice_no", String(50)),
+    #: the document a return gives back: the purchase (3504) or the sale (3506)
+    Column("ref_doc_no", String(40)),
+    #: a deletion's data type (进销存数据类型 inv_data_type: 1 盘存, 2 库存变更, 3 采购, 4 销售)
+    Column("data_type", String(2)),
+)
+#: ... and the drug trace codes (药品追溯码) of the boxes a movement moved.
+stock_trace_codes = Table(
+    "stock_trace_codes",
+    his_metadata,
+    Column("code_id", Integer, primary_key=True, autoincrement=True),
+    Column("move_id", Integer, nullable=False),
+    Column("trace_code", String(30), nullable=False),
 )
 #: 门诊: outpatient visits and their charges, paid in batches (chrg_bchno) at the counter.
 outpatient_visits = Table(
@@ -142,7 +178,7 @@ fee_cancels = Table(
     Column("chrg_bchno", String(30)),
     Column("cancelled_at", String(19), nullable=False),
 )
-#: Settlements done at the counter (the centre's setl_id), the source of 4101A and of
+#: Settlements done at the counter (the centre's setl_id), the source of 4101 and of
 #: reconciliation. setl_optins is the clearing agency the centre returned at settlement, kept
 #: for settlements of another pooling area (异地) only; msgid is the settlement request's.
 settlements = Table(
@@ -172,7 +208,7 @@ settlements = Table(
 #: which settlements those are: the 2nd, 7th, 12th...
 OTHER_AREA_OPTINS = "430100"
 _OTHER_AREA_EVERY = 5
-#: the institution code in the msgid of the sample's settlement requests (as in its 4101A lists)
+#: the institution code in the msgid of the sample's settlement requests (as in its settlement lists)
 _SETTLING_FIXMEDINS = "H43010000001"
 charge_items = Table(
     "charge_items",
@@ -203,6 +239,59 @@ fee_lines = Table(
     Column("rxno", String(30)),
     Column("rx_days", String(10)),
     Column("dscg_drug", String(3)),
+)
+#: 结算清单: what the settlement list (4101) is filled from besides the settlement and the stay.
+#: The stay's 病案首页 (medical-record front page): the case number, the patient's nationality,
+#: occupation (职业 prfs), address and contact person as the ward recorded them, how the patient
+#: came in and was treated, the 科别 (national department codes, dictionary dept) of admission
+#: and discharge, and the 31-day readmission plan.
+case_records = Table(
+    "case_records",
+    his_metadata,
+    Column("visit_id", Integer, primary_key=True),
+    Column("medcasno", String(30), nullable=False),
+    Column("ntly", String(6), nullable=False),
+    Column("prfs", String(6), nullable=False),
+    Column("curr_addr", String(200), nullable=False),
+    Column("emp_name", String(200)),
+    Column("coner_name", String(50), nullable=False),
+    Column("patn_rlts", String(6), nullable=False),
+    Column("coner_addr", String(200), nullable=False),
+    Column("coner_tel", String(50), nullable=False),
+    Column("adm_way", String(3), nullable=False),
+    Column("trt_type", String(3), nullable=False),
+    Column("adm_caty", String(10), nullable=False),
+    Column("dscg_caty", String(6), nullable=False),
+    Column("days_rinp_flag_31", String(3), nullable=False),
+)
+#: The operations of a stay (手术操作, ICD-9-CM-3 national codes), the surgeon and the
+#: anaesthetist by their HIS doctor codes.
+operations = Table(
+    "operations",
+    his_metadata,
+    Column("oprn_id", Integer, primary_key=True, autoincrement=True),
+    Column("visit_id", Integer, nullable=False),
+    #: 手术操作类别: 1 主要手术及操作, 2 其他
+    Column("oprn_oprt_type", String(3), nullable=False),
+    Column("oprn_oprt_code", String(30), nullable=False),
+    Column("oprn_oprt_name", String(500), nullable=False),
+    Column("begntime", String(19), nullable=False),
+    Column("endtime", String(19), nullable=False),
+    Column("oper_dr_code", String(20), nullable=False),
+    Column("anst_way", String(6)),
+    Column("anst_dr_code", String(20)),
+    Column("anst_begntime", String(19)),
+    Column("anst_endtime", String(19)),
+)
+#: The medical-fee electronic bill (医疗收费电子票据) issued with each settlement: its 票据代码 and
+#: 票据号码, and the settlement's business serial (业务流水号) at the counter.
+settlement_bills = Table(
+    "settlement_bills",
+    his_metadata,
+    Column("setl_id", String(30), primary_key=True),
+    Column("bill_code", String(50), nullable=False),
+    Column("bill_no", String(30), nullable=False),
+    Column("biz_sn", String(50), nullable=False),
 )
 
 _DEPARTMENTS = [
@@ -242,6 +331,8 @@ _DIAGNOSES = [
     ("K35.800", "急性阑尾炎"), ("I20.000", "不稳定型心绞痛"), ("S72.000", "股骨颈骨折"),
 ]
 _SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
+#: 人员类别 (psn_type) by 险种类型 (insutype): 职工 in work, 城乡居民 adult residents
+_PSN_TYPE = {"310": "11", "390": "15"}
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚"
 
 
@@ -268,6 +359,8 @@ class SampleHis:
     settlements: int = 0
     #: of those, settlements of another pooling area (setl_optins OTHER_AREA_OPTINS)
     other_area_settlements: int = 0
+    #: operations of the stays (the settlement lists' oprninfo)
+    operations: int = 0
     mapping_rows: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     @property
@@ -346,22 +439,26 @@ def generate_sample_his(
             doctor = rng.choice(doctor_rows)
             diag = rng.choice(_DIAGNOSES)
             admitted = start + timedelta(hours=rng.randrange(0, 24 * 20))
-            conn.execute(
-                insert(inpatient_visits),
-                {
-                    "visit_id": visit_no,
-                    "patient_id": patient_id,
-                    "mdtrt_id": f"{admdvs}{visit_no:09d}",
-                    "med_type": "21",
-                    "insutype": rng.choice(["310", "390"]),
-                    "admitted_at": admitted.strftime("%Y-%m-%d %H:%M:%S"),
-                    "dept_code": doctor["dept_code"],
-                    "doctor_code": doctor["doctor_code"],
-                    "certno": f"{admdvs}19{rng.randrange(50, 99)}0101{rng.randrange(1000, 9999)}",
-                    "main_diag_code": diag[0],
-                    "main_diag_name": diag[1],
-                },
-            )
+            stay = {
+                "visit_id": visit_no,
+                "patient_id": patient_id,
+                "mdtrt_id": f"{admdvs}{visit_no:09d}",
+                "med_type": "21",
+                "insutype": rng.choice(["310", "390"]),
+                "admitted_at": admitted.strftime("%Y-%m-%d %H:%M:%S"),
+                "dept_code": doctor["dept_code"],
+                "doctor_code": doctor["doctor_code"],
+                "certno": f"{admdvs}19{rng.randrange(50, 99)}0101{rng.randrange(1000, 9999)}",
+                "main_diag_code": diag[0],
+                "main_diag_name": diag[1],
+                "adm_diag_dscr": f"{diag[1]}，收入院治疗",
+                "bed_no": f"{doctor['dept_code']}-{visit_no % 40 + 1:02d}",
+                "mdtrtarea_admvs": admdvs,
+            }
+            conn.execute(insert(inpatient_visits), stay)
+            # the person's certificate is the one the stay was registered with (02 居民身份证)
+            conn.execute(patients.update().where(patients.c.patient_id == patient_id).values(
+                cert_type="01", certno=stay["certno"], psn_type=_PSN_TYPE[str(stay["insutype"])]))
             conn.execute(
                 insert(diagnoses),
                 [
@@ -455,6 +552,7 @@ def generate_sample_his(
         # Drawn from their own generator so the inpatient data above stays as it always was.
         _settle_and_cancel(conn, random.Random(seed + 1), summary)
         _outpatient(conn, random.Random(seed + 2), start, admdvs, outpatient_visits, summary, doctor_rows)
+        _settlement_lists(conn, random.Random(seed + 3), summary)
     engine.dispose()
     summary.mapping_rows = sample_mapping_rows()
     return summary
@@ -462,40 +560,73 @@ def generate_sample_his(
 
 def _stock_moves(conn: Any, rng: random.Random, start: datetime, items: int) -> dict[str, int]:
     """A month of pharmacy movements for the first ``items`` mapped drugs: purchase, sales, a
-    sale return, a purchase return, a stock correction and the month-end stocktake."""
+    sale return, a purchase return, a stock correction and the month-end stocktake; the first
+    drug's correction turns out to be wrong and is deleted (3507)."""
     drugs = [item for item in _ITEMS if item[2] == "drug" and item[4]][:items]
-    rows: list[dict[str, Any]] = []
-    for index, (code, _name, _cat, price, _nat) in enumerate(drugs):
-        rows.extend(_drug_moves(rng, start, index, code, price))
-    conn.execute(insert(stock_moves), rows)
+    batches: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["infno"]] = counts.get(row["infno"], 0) + 1
+    for index, (code, _name, _cat, price, _nat) in enumerate(drugs):
+        batch = _batch(start, index, code)
+        batches.append(batch)
+        moves = _drug_moves(rng, start, index, code, price, batch["batch_no"])
+        for move in moves:
+            codes = move.pop("trace_codes")
+            move_id = conn.execute(insert(stock_moves), move).inserted_primary_key[0]
+            if codes:
+                conn.execute(insert(stock_trace_codes), [{"move_id": move_id, "trace_code": c} for c in codes])
+            counts[move["infno"]] = counts.get(move["infno"], 0) + 1
+    if batches:
+        conn.execute(insert(stock_batches), batches)
     return counts
 
 
-def _drug_moves(rng: random.Random, start: datetime, index: int, code: str, price: str) -> list[dict[str, Any]]:
+def _batch(start: datetime, index: int, code: str) -> dict[str, Any]:
+    """The batch a drug is bought in: made some months before, good for two years."""
+    made = start - timedelta(days=90 + 7 * index)
+    return {"batch_no": f"PC{start:%Y%m}{index:03d}", "item_code": code, "manu_lotnum": f"{made:%y%m%d}{index + 1:02d}",
+            "manu_date": f"{made:%Y-%m-%d}", "expy_end": f"{made.replace(year=made.year + 2):%Y-%m-%d}"}
+
+
+def _drug_moves(rng: random.Random, start: datetime, index: int, code: str, price: str,
+                batch: str) -> list[dict[str, Any]]:
     """One drug's movements of the month, in order, each some hours after the one before."""
     rows: list[dict[str, Any]] = []
-    batch = f"PC{start:%Y%m}{index:03d}"
     moment = start
+    boxes = 0  # trace codes handed out (one per box sold)
 
-    def move(infno: str, qty: int, doc: str, hours: int) -> None:
+    def move(infno: str, qty: int, doc: str, hours: int, **extra: Any) -> dict[str, Any]:
         nonlocal moment
         moment += timedelta(hours=hours)
-        rows.append({
+        row = {
             "infno": infno, "item_code": code, "batch_no": batch, "qty": str(qty), "price": price,
             "moved_at": moment.strftime("%Y-%m-%d %H:%M:%S"), "doc_no": doc,
-            "operator": rng.choice(_SURNAMES) + rng.choice(_GIVEN),
-        })
+            "operator": rng.choice(_SURNAMES) + rng.choice(_GIVEN), "chg_type": None, "invoice_no": None,
+            "ref_doc_no": None, "data_type": None, "trace_codes": [], **extra,
+        }
+        rows.append(row)
+        return row
 
-    move("3503", 500, f"CG{index:04d}", 1)
+    def trace_codes(count: int) -> list[str]:
+        nonlocal boxes
+        boxes += count
+        # 20 digits: the product's 7, the box's serial
+        return [f"8{index + 1:06d}{n:013d}" for n in range(boxes - count + 1, boxes + 1)]
+
+    invoice = f"{43000000 + index:08d}"
+    purchase = move("3503", 500, f"CG{index:04d}", 1, invoice_no=invoice)
+    sales = []
     for sale in range(rng.randrange(2, 5)):
-        move("3505", rng.randrange(1, 10), f"XS{index:04d}{sale:02d}", 5)
-    move("3506", 1, f"XT{index:04d}", 3)
-    move("3504", 20, f"CT{index:04d}", 2)
-    move("3502", -2, f"BG{index:04d}", 1)
+        sold = rng.randrange(1, 10)
+        sales.append(move("3505", sold, f"XS{index:04d}{sale:02d}", 5, trace_codes=trace_codes(sold)))
+    # one box of the first sale comes back
+    move("3506", 1, f"XT{index:04d}", 3, ref_doc_no=sales[0]["doc_no"], trace_codes=sales[0]["trace_codes"][:1])
+    move("3504", 20, f"CT{index:04d}", 2, invoice_no=invoice, ref_doc_no=purchase["doc_no"])
+    correction = move("3502", -2, f"BG{index:04d}", 1, chg_type="104")  # 盘损: two boxes missing
     move("3501", 450, f"PD{index:04d}", 24)
+    if index == 0:
+        # the correction was a miscount: its stock-change data (type 2) of the batch is deleted
+        rows.append({**correction, "infno": "3507", "qty": "0", "doc_no": f"SC{index:04d}", "chg_type": None,
+                     "data_type": "2", "moved_at": f"{moment + timedelta(hours=1):%Y-%m-%d %H:%M:%S}"})
     return rows
 
 
@@ -559,7 +690,10 @@ def _outpatient(
 ) -> None:
     """Outpatient visits with one to three charge batches each; one batch in five is later
     withdrawn at the counter (2205)."""
-    patients_seen = conn.execute(select(patients.c.patient_id, patients.c.psn_no).order_by(patients.c.patient_id)).all()
+    patients_seen = conn.execute(
+        select(patients.c.patient_id, patients.c.psn_no, patients.c.certno, patients.c.psn_type)
+        .order_by(patients.c.patient_id)
+    ).all()
     if not patients_seen:
         return
     count = len(patients_seen) if count is None else count
@@ -572,11 +706,12 @@ def _outpatient(
         diag = rng.choice(_DIAGNOSES)
         seen_at = start + timedelta(hours=rng.randrange(0, 24 * 20), minutes=rng.randrange(60))
         otp_no = f"MZ{admdvs}{visit_no:08d}"
+        # registered with the patient's identity card (mdtrt_cert_type 02), insured as the person type says
         conn.execute(insert(outpatient_visits), {
             "visit_id": visit_no, "patient_id": patient.patient_id, "otp_no": otp_no, "med_type": "11",
-            "insutype": "310", "begntime": f"{seen_at:%Y-%m-%d %H:%M:%S}", "dept_code": doctor["dept_code"],
-            "doctor_code": doctor["doctor_code"], "certno": f"{admdvs}1970010{visit_no % 10}{1000 + visit_no}",
-            "diag_code": diag[0], "diag_name": diag[1],
+            "insutype": "390" if patient.psn_type == _PSN_TYPE["390"] else "310",
+            "begntime": f"{seen_at:%Y-%m-%d %H:%M:%S}", "dept_code": doctor["dept_code"],
+            "doctor_code": doctor["doctor_code"], "certno": patient.certno, "diag_code": diag[0], "diag_name": diag[1],
         })
         summary.outpatient_visits += 1
         sn = 0
@@ -605,6 +740,90 @@ def _outpatient(
     if cancels:
         conn.execute(insert(fee_cancels), cancels)
     summary.cancels["2205"] = len(cancels)
+
+
+#: 职业 (prfs) of the sample's patients; 与患者关系 (patn_rlts) of their contact person
+_OCCUPATIONS = ("13", "17", "24", "27", "54", "80", "90")
+_RELATIONS = ("10", "20", "30", "50")
+#: operations for the sample's surgical diagnoses: (ICD-9-CM-3 code, name, minutes)
+_OPERATIONS = {
+    "K35.800": ("47.0100", "腹腔镜下阑尾切除术", 75),
+    "S72.000": ("81.5100", "全髋关节置换术", 150),
+}
+#: the 票据代码 of the sample hospital's medical-fee electronic bills (湖南省 住院收费票据)
+_BILL_CODE = "43060122"
+
+
+def _settlement_lists(conn: Any, rng: random.Random, summary: SampleHis) -> None:
+    """What the settlement list takes from the HIS besides the settlement: every stay's 病案首页,
+    the operations of stays with a surgical main diagnosis, and the bill of every settlement."""
+    stays = conn.execute(
+        select(inpatient_visits.c.visit_id, inpatient_visits.c.admitted_at, inpatient_visits.c.doctor_code,
+               inpatient_visits.c.dept_code, inpatient_visits.c.main_diag_code, patients.c.patient_name)
+        .join(patients, patients.c.patient_id == inpatient_visits.c.patient_id).order_by(inpatient_visits.c.visit_id)
+    ).all()
+    national_dept = {code: national for code, _name, national in _DEPARTMENTS}
+    records, done = [], []
+    for stay in stays:
+        caty = national_dept.get(stay.dept_code, "A03")
+        records.append({
+            "visit_id": stay.visit_id, "medcasno": f"BA{stay.visit_id:08d}", "ntly": "CHN",
+            "prfs": rng.choice(_OCCUPATIONS), "curr_addr": f"湖南省长沙市示例路{rng.randrange(1, 300)}号",
+            "emp_name": rng.choice([None, "示例有限公司"]),
+            "coner_name": rng.choice(_SURNAMES) + rng.choice(_GIVEN) + rng.choice(_GIVEN),
+            "patn_rlts": rng.choice(_RELATIONS), "coner_addr": f"湖南省长沙市示例路{rng.randrange(1, 300)}号",
+            "coner_tel": f"139{rng.randrange(10**7, 10**8)}", "adm_way": rng.choice(["1", "2", "2", "2"]),
+            "trt_type": "10", "adm_caty": caty, "dscg_caty": caty, "days_rinp_flag_31": "1",
+        })
+        operation = _OPERATIONS.get(stay.main_diag_code)
+        if operation is not None:
+            code, name, minutes = operation
+            begin = datetime.strptime(stay.admitted_at, "%Y-%m-%d %H:%M:%S") + timedelta(hours=20)
+            done.append({
+                "visit_id": stay.visit_id, "oprn_oprt_type": "1", "oprn_oprt_code": code, "oprn_oprt_name": name,
+                "begntime": f"{begin:%Y-%m-%d %H:%M:%S}",
+                "endtime": f"{begin + timedelta(minutes=minutes):%Y-%m-%d %H:%M:%S}",
+                "oper_dr_code": stay.doctor_code, "anst_way": "1", "anst_dr_code": stay.doctor_code,
+                "anst_begntime": f"{begin - timedelta(minutes=20):%Y-%m-%d %H:%M:%S}",
+                "anst_endtime": f"{begin + timedelta(minutes=minutes + 10):%Y-%m-%d %H:%M:%S}",
+            })
+    if records:
+        conn.execute(insert(case_records), records)
+    if done:
+        conn.execute(insert(operations), done)
+    bills = [
+        {"setl_id": row.setl_id, "bill_code": _BILL_CODE, "bill_no": f"{row.seq:010d}",
+         "biz_sn": f"YW{row.setl_time[:10].replace('-', '')}{row.seq:06d}"}
+        for row in conn.execute(select(settlements.c.setl_id, settlements.c.seq, settlements.c.setl_time)
+                                .order_by(settlements.c.seq))
+    ]
+    if bills:
+        conn.execute(insert(settlement_bills), bills)
+    summary.operations = len(done)
+
+
+def counter_settlements(url: str) -> list[dict[str, Any]]:
+    """The sample's settlements as the centre made them at the counter: each the ``setlinfo`` of
+    its 2304 answer (setl_id, mdtrt_id, psn_no, insutype, clr_type, setl_time, medfee_sumamt,
+    fund_pay_sumamt, acct_pay, psn_cash_pay, fulamt_ownpay_amt) with the settlement request's
+    ``msgid``, the clearing agency ``setl_optins`` where the centre returned one and
+    ``refd_setl_flag``. The simulated centre runs no settlement: a rehearsal hands it these
+    (``CentreLedger.settled_at_counter``), as a hospital's counter would have settled with it."""
+    engine = create_engine(url, future=True)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(settlements.c.setl_id, inpatient_visits.c.mdtrt_id, settlements.c.psn_no,
+                       settlements.c.insutype, settlements.c.clr_type, settlements.c.setl_time,
+                       settlements.c.medfee_sumamt, settlements.c.fund_pay_sumamt, settlements.c.acct_pay,
+                       settlements.c.psn_cash_pay, settlements.c.fulamt_ownpay_amt, settlements.c.refd_setl_flag,
+                       settlements.c.setl_optins, settlements.c.msgid)
+                .join(inpatient_visits, inpatient_visits.c.visit_id == settlements.c.visit_id)
+                .order_by(settlements.c.seq)
+            ).all()
+    finally:
+        engine.dispose()
+    return [dict(row._mapping) for row in rows]
 
 
 def _later(moment: str, hours: int) -> str:
@@ -700,6 +919,9 @@ def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
         next_patient = (last_patient.scalar() or 0) + 1
         start = datetime(2026, 11, 20, 8, 0, 0)
 
+        def certno(number: int) -> str:
+            return f"{admdvs}19800101{number % 10000:04d}"
+
         def stay(patient: int, admitted: datetime, diag: tuple[str, str], lines: list[dict[str, Any]],
                  discharged: datetime | None = None, injury: str | None = None) -> None:
             nonlocal next_visit
@@ -708,8 +930,9 @@ def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
             conn.execute(insert(inpatient_visits), {
                 "visit_id": visit, "patient_id": patient, "mdtrt_id": f"{admdvs}9{visit:08d}", "med_type": "21",
                 "insutype": "310", "admitted_at": f"{admitted:%Y-%m-%d %H:%M:%S}", "dept_code": "NK02",
-                "doctor_code": "YS010", "certno": f"{admdvs}1980010{visit % 10}{1000 + visit}",
-                "main_diag_code": diag[0], "main_diag_name": diag[1],
+                "doctor_code": "YS010", "certno": certno(patient),
+                "main_diag_code": diag[0], "main_diag_name": diag[1], "adm_diag_dscr": f"{diag[1]}，收入院治疗",
+                "bed_no": f"NK02-{visit % 40 + 1:02d}", "mdtrtarea_admvs": admdvs,
                 "discharged_at": f"{discharged:%Y-%m-%d %H:%M:%S}" if discharged else None,
                 "injury_cause": injury,
             })
@@ -726,7 +949,8 @@ def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
             number = next_patient
             next_patient += 1
             conn.execute(insert(patients), {"patient_id": number, "patient_name": "测试患者",
-                                            "psn_no": f"{admdvs[:2]}9{number:017d}", "insuplc_admdvs": admdvs})
+                                            "psn_no": f"{admdvs[:2]}9{number:017d}", "insuplc_admdvs": admdvs,
+                                            "cert_type": "01", "certno": certno(number), "psn_type": "11"})
             return number
 
         def charge(item: str, at: datetime, qty: str = "1", price: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -755,7 +979,7 @@ def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
         conn.execute(insert(outpatient_visits), {
             "visit_id": visit, "patient_id": number, "otp_no": otp_no, "med_type": "11", "insutype": "310",
             "begntime": f"{t:%Y-%m-%d %H:%M:%S}", "dept_code": "NK02", "doctor_code": "YS010",
-            "certno": f"{admdvs}19800101{visit:04d}", "diag_code": pneumonia[0], "diag_name": pneumonia[1]})
+            "certno": certno(number), "diag_code": pneumonia[0], "diag_name": pneumonia[1]})
         conn.execute(insert(outpatient_fees), [
             {"visit_id": visit, "chrg_bchno": f"{otp_no}01", "feedetl_sn": f"{visit:06d}{n:04d}", "rxno": "CF8001",
              "rx_days": "10", **{k: v for k, v in charge(item, t).items() if k != "init_feedetl_sn"}}
@@ -765,7 +989,7 @@ def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
         conn.execute(insert(outpatient_visits), {
             "visit_id": visit + 1, "patient_id": number, "otp_no": f"{otp_no}B", "med_type": "11", "insutype": "310",
             "begntime": f"{t + timedelta(hours=6):%Y-%m-%d %H:%M:%S}", "dept_code": "NK02", "doctor_code": "YS010",
-            "certno": f"{admdvs}19800101{visit:04d}", "diag_code": pneumonia[0], "diag_name": pneumonia[1]})
+            "certno": certno(number), "diag_code": pneumonia[0], "diag_name": pneumonia[1]})
         conn.execute(insert(outpatient_fees), {
             "visit_id": visit + 1, "chrg_bchno": f"{otp_no}B01", "feedetl_sn": f"{visit + 1:06d}0001",
             **charge("ZL0005", t + timedelta(hours=6))})

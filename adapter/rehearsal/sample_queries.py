@@ -74,11 +74,13 @@ _DISEINFO = """
 
 ADMISSIONS = f"""
 SELECT v.visit_id AS visit_id, p.psn_no AS psn_no, p.insuplc_admdvs AS insuplc_admdvs,
-       v.insutype AS insutype, v.admitted_at AS begntime, '02' AS mdtrt_cert_type,
-       v.certno AS mdtrt_cert_no, v.med_type AS med_type, v.mdtrt_id AS ipt_no,
-       v.doctor_code AS atddr_no, dr.doctor_name AS chfpdr_name, v.dept_code AS adm_dept_codg,
-       d.dept_name AS adm_dept_name, v.main_diag_code AS dscg_maindiag_code,
-       v.main_diag_name AS dscg_maindiag_name, p.patient_name AS coner_name,
+       v.mdtrtarea_admvs AS mdtrtarea_admvs, v.insutype AS insutype, v.admitted_at AS begntime,
+       '02' AS mdtrt_cert_type, v.certno AS mdtrt_cert_no, p.cert_type AS cert_type, p.certno AS certno,
+       v.med_type AS med_type, v.mdtrt_id AS ipt_no,
+       v.doctor_code AS atddr_no, dr.doctor_name AS chfpdr_name, v.adm_diag_dscr AS adm_diag_dscr,
+       v.dept_code AS adm_dept_codg, d.dept_name AS adm_dept_name, v.bed_no AS adm_bed,
+       v.main_diag_code AS dscg_maindiag_code, v.main_diag_name AS dscg_maindiag_name,
+       p.patient_name AS coner_name,
        {_DISEINFO}
 FROM inpatient_visits v
 JOIN patients p ON p.patient_id = v.patient_id
@@ -93,7 +95,8 @@ DISCHARGES = f"""
 SELECT v.discharge_seq AS discharge_seq, v.mdtrt_id AS mdtrt_id, p.psn_no AS psn_no,
        p.insuplc_admdvs AS insuplc_admdvs, v.insutype AS insutype, v.discharged_at AS endtime,
        v.main_diag_code AS dise_codg, v.main_diag_name AS dise_name,
-       v.dept_code AS dscg_dept_codg, d.dept_name AS dscg_dept_name, v.dscg_way AS dscg_way,
+       v.dept_code AS dscg_dept_codg, d.dept_name AS dscg_dept_name, v.bed_no AS dscg_bed,
+       v.dscg_way AS dscg_way,
        {_DISEINFO}
 FROM inpatient_visits v
 JOIN patients p ON p.patient_id = v.patient_id
@@ -104,22 +107,29 @@ LIMIT :limit
 """
 
 #: Columns every inventory transaction takes from one stock movement; each transaction picks
-#: the ones it has (the others are ignored).
+#: the ones it has (the others are ignored). The batch gives the manufacturer's lot and dates;
+#: the trace codes of the boxes moved are the drugtracinfo list. A sale's document is its
+#: 就医流水号 (mdtrt_sn), and a sale return names the sale it gives back.
 _STOCK_COLUMNS = """
 SELECT m.move_id AS move_id, m.item_code AS fixmedins_hilist_id, i.item_name AS fixmedins_hilist_name,
        m.batch_no AS fixmedins_bchno, '1' AS rx_flag, '0' AS trdn_flag,
+       b.manu_lotnum AS manu_lotnum, b.manu_date AS manu_date, b.expy_end AS expy_end,
        substr(m.moved_at, 1, 10) AS invdate, m.qty AS inv_cnt,
-       m.qty AS cnt, m.price AS pric, '1' AS inv_chg_type, m.moved_at AS inv_chg_time,
+       abs(m.qty) AS cnt, m.price AS pric, m.chg_type AS inv_chg_type, m.moved_at AS inv_chg_time,
        m.operator AS inv_chg_opter_name,
        '示例医药有限公司' AS spler_name, '示例制药厂' AS prodentp_name, '国药准字H00000000' AS aprvno,
-       m.price AS finl_trns_pric, abs(m.qty) AS purc_retn_cnt, m.moved_at AS purc_retn_stoin_time,
-       m.operator AS purc_retn_opter_name, m.doc_no AS medins_prod_purc_no,
+       m.price AS finl_trns_pric, abs(m.qty) AS purc_retn_cnt, m.invoice_no AS purc_invo_no,
+       m.moved_at AS purc_retn_stoin_time, m.operator AS purc_retn_opter_name,
+       m.ref_doc_no AS medins_prod_purc_no,
        m.operator AS prsc_dr_name, m.operator AS phar_name, 'YS000000' AS phar_prac_cert_no,
-       m.doc_no AS mdtrt_sn, m.doc_no AS rtal_docno, m.doc_no AS stoout_no,
+       coalesce(m.ref_doc_no, m.doc_no) AS mdtrt_sn, m.doc_no AS rtal_docno, m.doc_no AS stoout_no,
        abs(m.qty) AS sel_retn_cnt, m.moved_at AS sel_retn_time, m.operator AS sel_retn_opter_name,
-       m.doc_no AS medins_prod_sel_no, '3' AS inv_data_type
+       m.ref_doc_no AS medins_prod_sel_no, m.data_type AS inv_data_type,
+       (SELECT json_group_array(json_object('drug_trac_codg', t.trace_code))
+        FROM stock_trace_codes t WHERE t.move_id = m.move_id) AS drugtracinfo
 FROM stock_moves m
 LEFT JOIN charge_items i ON i.item_code = m.item_code
+LEFT JOIN stock_batches b ON b.batch_no = m.batch_no
 """
 
 
@@ -133,7 +143,8 @@ def _stock(infno: str) -> str:
 OUTPATIENT_REGISTRATIONS = """
 SELECT v.visit_id AS visit_id, p.psn_no AS psn_no, p.insuplc_admdvs AS insuplc_admdvs,
        v.insutype AS insutype, v.begntime AS begntime, '02' AS mdtrt_cert_type,
-       v.certno AS mdtrt_cert_no, v.otp_no AS ipt_otp_no, v.doctor_code AS atddr_no,
+       v.certno AS mdtrt_cert_no, p.cert_type AS psn_cert_type, p.certno AS certno,
+       p.psn_type AS psn_type, p.patient_name AS psn_name, v.otp_no AS ipt_otp_no, v.doctor_code AS atddr_no,
        dr.doctor_name AS dr_name, v.dept_code AS dept_code, d.dept_name AS dept_name,
        v.dept_code AS caty
 FROM outpatient_visits v
@@ -200,45 +211,44 @@ LIMIT :limit
 """
 
 
-#: 4101A: the settlement with the patient, stay and diagnoses, money by fund and by
-#: charge category (from the stay's fee lines).
+#: 4101: the settlement list of a settlement, from the stay, its 病案首页 (case_records), its
+#: diagnoses and operations, the settlement's bill and its fund payments (one 统筹基金 payment
+#: per settlement: 310100 for 职工, 390100 for 城乡居民). The money paid by the person is not in
+#: this edition's list (the centre has it from the settlement).
 SETTLEMENT_LISTS = """
 SELECT s.seq AS seq, s.setl_id AS setl_id, v.mdtrt_id AS mdtrt_id, p.psn_no AS psn_no,
-       p.insuplc_admdvs AS insuplc_admdvs,
-       '示例医院' AS fixmedins_name, 'H43010000001' AS fixmedins_code, v.mdtrt_id AS medcasno,
-       p.patient_name AS psn_name, '1' AS gend,
-       '19' || substr(v.certno, 9, 2) || '-01-01' AS brdy, v.certno AS certno,
-       v.insutype AS hi_type, p.insuplc_admdvs AS insuplc, '1' AS ipt_med_type,
-       v.admitted_at AS adm_time, v.dept_code AS adm_caty, v.discharged_at AS dscg_time,
-       v.dept_code AS dscg_caty,
-       CAST(julianday(substr(v.discharged_at, 1, 10)) - julianday(substr(v.admitted_at, 1, 10)) AS INTEGER)
-           AS act_ipt_days,
-       v.main_diag_code AS wm_dise_code,
-       (SELECT count(*) FROM diagnoses g WHERE g.visit_id = v.visit_id) AS diag_code_cnt,
-       0 AS oprn_oprt_code_cnt, v.dscg_way AS dscg_way, dr.doctor_name AS chfpdr_name,
+       p.insuplc_admdvs AS insuplc_admdvs, c.medcasno AS medcasno, c.ntly AS ntly, c.prfs AS prfs,
+       c.curr_addr AS curr_addr, c.emp_name AS emp_name, c.coner_name AS coner_name,
+       c.patn_rlts AS patn_rlts, c.coner_addr AS coner_addr, c.coner_tel AS coner_tel,
+       c.adm_way AS adm_way, c.trt_type AS trt_type, v.admitted_at AS adm_time,
+       v.dept_code AS adm_dept_code, d.dept_name AS adm_dept_name, v.discharged_at AS dscg_time,
+       v.dept_code AS dscg_dept_code, d.dept_name AS dscg_dept_name, c.dscg_caty AS dscg_caty,
+       v.main_diag_code AS wm_dise_code, v.dscg_way AS dscg_way, b.bill_code AS bill_code,
+       b.bill_no AS bill_no, b.biz_sn AS biz_sn, c.days_rinp_flag_31 AS days_rinp_flag_31,
        v.doctor_code AS chfpdr_code, substr(v.admitted_at, 1, 10) AS setl_begn_date,
-       substr(s.setl_time, 1, 10) AS setl_end_date,
-       s.psn_cash_pay AS psn_selfpay, 0 AS psn_ownpay, s.acct_pay AS acct_pay,
-       s.psn_cash_pay AS psn_cashpay, '1' AS hi_paymtd, '医保办' AS medins_fill_dept,
-       '系统' AS medins_fill_psn,
-       json_array(json_object('fund_pay_type', '310100', 'fund_payamt', s.fund_pay_sumamt)) AS payinfo,
+       substr(s.setl_time, 1, 10) AS setl_end_date, '医保办' AS medins_fill_dept,
+       '系统' AS medins_fill_psn, '1' AS hi_paymtd, c.adm_caty AS adm_caty,
        (SELECT json_group_array(json_object(
             'diag_type', '1', 'diag_code', g.diag_code, 'diag_name', g.diag_name,
-            'maindiag_flag', g.maindiag_flag))
+            'adm_cond_type', '1', 'maindiag_flag', g.maindiag_flag))
         FROM diagnoses g WHERE g.visit_id = v.visit_id) AS diseinfo,
        (SELECT json_group_array(json_object(
-            'med_chrgitm', CASE c.category WHEN 'drug' THEN '09' WHEN 'consumable' THEN '08' ELSE '05' END,
-            'amt', c.amt, 'claa_sumfee', c.amt, 'clab_amt', 0,
-            'fulamt_ownpay_amt', 0, 'oth_amt', 0))
-        FROM (SELECT i.category AS category, printf('%.2f', sum(CAST(f.amount AS REAL))) AS amt
-              FROM fee_lines f JOIN charge_items i ON i.item_code = f.item_code
-              WHERE f.visit_id = v.visit_id AND f.qty GLOB '*[0-9]*' AND f.qty NOT GLOB '*[a-z]*'
-              GROUP BY i.category) c) AS iteminfo,
-       '[]' AS opspdiseinfo, '[]' AS oprninfo, '[]' AS icuinfo
+            'oprn_oprt_type', o.oprn_oprt_type, 'oprn_oprt_name', o.oprn_oprt_name,
+            'oprn_oprt_code', o.oprn_oprt_code, 'anst_way', o.anst_way, 'oper_dr_code', o.oper_dr_code,
+            'anst_dr_code', o.anst_dr_code, 'oprn_oprt_begntime', o.begntime,
+            'oprn_oprt_endtime', o.endtime, 'anst_begntime', o.anst_begntime,
+            'anst_endtime', o.anst_endtime))
+        FROM operations o WHERE o.visit_id = v.visit_id) AS oprninfo,
+       json_array(json_object(
+           'fund_pay_type', CASE s.insutype WHEN '390' THEN '390100' ELSE '310100' END,
+           'fund_payamt', s.fund_pay_sumamt)) AS payinfo,
+       '[]' AS opspdiseinfo, '[]' AS icuinfo, '[]' AS bldinfo
 FROM settlements s
 JOIN inpatient_visits v ON v.visit_id = s.visit_id
 JOIN patients p ON p.patient_id = v.patient_id
-LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
+LEFT JOIN case_records c ON c.visit_id = v.visit_id
+LEFT JOIN settlement_bills b ON b.setl_id = s.setl_id
+LEFT JOIN departments d ON d.dept_code = v.dept_code
 WHERE s.seq > :watermark
 ORDER BY s.seq
 LIMIT :limit
@@ -252,7 +262,7 @@ SAMPLE_QUERIES: dict[str, tuple[str, str]] = {
     "2204": (OUTPATIENT_FEES, "first_line"),
     "2205": (_cancels("2205"), "cancel_id"),
     "2302": (_cancels("2302"), "cancel_id"),
-    "4101A": (SETTLEMENT_LISTS, "seq"),
+    "4101": (SETTLEMENT_LISTS, "seq"),
     "2401": (ADMISSIONS, "visit_id"),
     "2402": (DISCHARGES, "discharge_seq"),
     **{infno: (_stock(infno), "move_id") for infno in ("3501", "3502", "3503", "3504", "3505", "3506", "3507")},

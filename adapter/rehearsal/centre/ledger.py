@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -41,8 +41,9 @@ def clearing_agency(row: Mapping[str, Any], home: str) -> str:
     agency (its 就医地 mdtrtarea_admvs).
 
     A real centre returns the agency when it settles (2207/2304). The simulated centre runs no
-    settlement: 4101A puts a settlement in its ledger, and it knows the agency from the
-    settlement id, as the centre that issued the id would."""
+    settlement: a settlement list (4101) puts the settlement the counter made in its ledger
+    (:meth:`CentreLedger.settled_at_counter`), and where the counter did not name the agency it
+    knows it from the settlement id, as the centre that issued the id would."""
     recorded = str(row.get("setl_optins") or "")
     if recorded:
         return recorded
@@ -70,6 +71,8 @@ class CentreLedger:
         self.admissions_by_ipt: dict[tuple[str, str], str] = {}
         #: (infno, business key...) -> record (3501-3507)
         self.inventory: dict[tuple[str, ...], dict[str, Any]] = {}
+        #: keys of the inventory records a 3507 deleted (they stay in ``inventory``: what arrived)
+        self.deleted_inventory: set[tuple[str, ...]] = set()
         #: infno -> repeats the centre kept once (or refused as already done)
         self.duplicates: Counter[str] = Counter()
         #: (psn_no, ipt_otp_no) -> mdtrt_id (2201 outpatient registrations)
@@ -78,8 +81,15 @@ class CentreLedger:
         self.visit_info: dict[str, dict[str, Any]] = {}
         #: infno (2302, 2205) -> fee lines withdrawn
         self.cancelled_lines: Counter[str] = Counter()
-        #: setl_id -> the 4101A settlement list
+        #: setl_id -> the settlement list as the centre holds it, and 4103 answers it: the nodes of
+        #: the 4101 that brought it in the edition's output layout (one setlinfo object, the
+        #: other nodes lists), with the settlement's money and the centre's own iteminfo (收费项目
+        #: 信息, from the stay's fee lines it holds)
         self.settlement_lists: dict[str, dict[str, Any]] = {}
+        #: setl_id -> the settlement as the counter made it with the centre (the setlinfo of its
+        #: 2304 answer, see :meth:`settled_at_counter`): what the settlement list of it adds to
+        #: ``settlements`` when it arrives
+        self.counter_settlements: dict[str, dict[str, Any]] = {}
         #: setl_id -> the centre's settlement ledger row (what 3201/3202 compare against): setl_id,
         #: mdtrt_id, psn_no, insutype, clr_type, setl_date, medfee_sumamt, fund_pay_sumamt,
         #: acct_pay, cash_payamt, refd_setl_flag, msgid (of the settlement transaction) and,
@@ -102,6 +112,18 @@ class CentreLedger:
         #: infno -> gateway header names seen (shows the region's gateway scheme at work)
         self.gateway_headers: dict[str, set[str]] = {}
         self._serial = 0
+
+    def settled_at_counter(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Settlements made with this centre at the hospital's counter (2304 住院结算, which the
+        HIS sends, not the adapter, and which the simulated centre does not run): each the
+        ``setlinfo`` of its answer (setl_id, mdtrt_id, psn_no, insutype, clr_type, setl_time,
+        medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, optionally fulamt_ownpay_amt)
+        with the settlement request's ``msgid``, and where known ``setl_optins`` (the clearing
+        agency) and ``refd_setl_flag``. A settlement enters the reconciled ledger
+        (``settlements``) when its list (4101) arrives, under the mdtrt_id the list names."""
+        with self.lock:
+            for row in rows:
+                self.counter_settlements[str(row["setl_id"])] = dict(row)
 
     def next_serial(self) -> int:
         with self.lock:

@@ -221,6 +221,12 @@ def _reversal(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultP
     return None
 
 
+# The handlers below keep the centre's business rules only (keys, repeats, registered visits,
+# national codes, one main diagnosis). What the published tables require of a request (fields
+# present, lengths, types, dictionary values) is checked by TableCheck when the centre runs with
+# check_tables; a handler asks only for the keys its rules need.
+
+
 def _check_diseinfo(document: Mapping[str, Any]) -> None:
     diseinfo = document["input"].get("diseinfo")
     if not isinstance(diseinfo, list) or not diseinfo:
@@ -229,19 +235,21 @@ def _check_diseinfo(document: Mapping[str, Any]) -> None:
     if len(mains) != 1:
         raise Refusal("入院诊断只能有一个主诊断")
     for entry in diseinfo:
-        require(entry, ("diag_code", "diag_name", "dise_dor_no"), "诊断信息")
-        if not re.fullmatch(r"D\d{12}", str(entry["dise_dor_no"])):
-            raise Refusal(f"诊断医生编码[{entry['dise_dor_no']}]必须为国家医保医师代码")
+        if not isinstance(entry, Mapping):
+            raise Refusal("诊断信息[diseinfo]格式错误")
+        _national_doctor(entry.get("dise_dor_no"), "诊断医生编码")
+
+
+def _national_doctor(code: Any, what: str) -> None:
+    if code not in (None, "") and not re.fullmatch(r"D\d{12}", str(code)):
+        raise Refusal(f"{what}[{code}]必须为国家医保医师代码")
 
 
 def _admission(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
-    """2401 入院办理: registers the stay and answers the centre's mdtrt_id."""
+    """2401 入院办理: registers the stay (one per person and ipt_no) and answers the centre's mdtrt_id."""
     info = node(document, "mdtrtinfo")
-    require(info, ("psn_no", "insutype", "begntime", "mdtrt_cert_type", "mdtrt_cert_no", "med_type",
-                    "ipt_no", "atddr_no", "chfpdr_name", "adm_dept_codg", "adm_dept_name",
-                    "dscg_maindiag_code", "dscg_maindiag_name"), "入院信息")
-    if not re.fullmatch(r"D\d{12}", str(info["atddr_no"])):
-        raise Refusal(f"主治医生编码[{info['atddr_no']}]必须为国家医保医师代码")
+    require(info, ("psn_no", "ipt_no"), "入院信息")
+    _national_doctor(info.get("atddr_no"), "主治医生编码")
     _check_diseinfo(document)
     key = (str(info["psn_no"]), str(info["ipt_no"]))
     with ledger.lock:
@@ -257,14 +265,13 @@ def _admission(document: Mapping[str, Any], ledger: CentreLedger, _faults: Fault
             ledger.admissions_by_ipt.pop(key, None)
 
         ledger.reversible[str(document["msgid"])] = undo
-    return {"result": {"mdtrt_id": mdtrt_id, "psn_no": key[0], "ipt_no": key[1]}}
+    return {"result": {"mdtrt_id": mdtrt_id}}
 
 
 def _discharge(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
     """2402 出院办理: the stay must be registered and not yet discharged."""
     info = node(document, "dscginfo")
-    require(info, ("mdtrt_id", "psn_no", "insutype", "endtime", "dscg_dept_codg", "dscg_dept_name",
-                    "dscg_way"), "出院信息")
+    require(info, ("mdtrt_id",), "出院信息")
     _check_diseinfo(document)
     with ledger.lock:
         visit = ledger.visits.get(str(info["mdtrt_id"]))
@@ -277,47 +284,51 @@ def _discharge(document: Mapping[str, Any], ledger: CentreLedger, _faults: Fault
     return None
 
 
-#: 进销存: (node, required fields, business key) per transaction.
-_INVENTORY: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-    "3501": ("invinfo", ("med_list_codg", "fixmedins_hilist_id", "fixmedins_hilist_name", "rx_flag",
-                         "invdate", "inv_cnt", "fixmedins_bchno"),
-             ("fixmedins_hilist_id", "fixmedins_bchno", "invdate")),
-    "3502": ("invinfo", ("med_list_codg", "inv_chg_type", "fixmedins_hilist_id", "fixmedins_bchno",
-                         "pric", "cnt", "rx_flag", "inv_chg_time", "trdn_flag"),
-             ("fixmedins_hilist_id", "fixmedins_bchno", "inv_chg_time")),
-    "3503": ("purcinfo", ("med_list_codg", "fixmedins_hilist_id", "fixmedins_bchno", "spler_name",
-                          "prodentp_name", "aprvno", "finl_trns_pric", "purc_retn_cnt", "rx_flag",
-                          "purc_retn_stoin_time", "purc_retn_opter_name"),
-             ("fixmedins_hilist_id", "fixmedins_bchno")),
-    "3504": ("purcinfo", ("med_list_codg", "fixmedins_hilist_id", "fixmedins_bchno", "spler_name",
-                          "finl_trns_pric", "purc_retn_cnt", "purc_retn_stoin_time",
-                          "purc_retn_opter_name", "medins_prod_purc_no"), ("medins_prod_purc_no",)),
-    "3505": ("selinfo", ("med_list_codg", "fixmedins_hilist_id", "fixmedins_bchno", "prsc_dr_name",
-                         "phar_name", "phar_prac_cert_no", "mdtrt_sn", "rx_flag", "trdn_flag",
-                         "rtal_docno", "sel_retn_cnt", "sel_retn_time", "sel_retn_opter_name"),
-             ("rtal_docno", "fixmedins_hilist_id", "fixmedins_bchno")),
-    "3506": ("selinfo", ("med_list_codg", "fixmedins_hilist_id", "fixmedins_bchno", "rx_flag",
-                         "trdn_flag", "sel_retn_cnt", "sel_retn_time", "sel_retn_opter_name",
-                         "medins_prod_sel_no"), ("medins_prod_sel_no",)),
-    "3507": ("data", ("fixmedins_bchno", "inv_data_type"), ("fixmedins_bchno", "inv_data_type")),
+#: 进销存: (node, business key) per transaction; the centre keeps a record once per key.
+_INVENTORY: dict[str, tuple[str, tuple[str, ...]]] = {
+    "3501": ("invinfo", ("fixmedins_hilist_id", "fixmedins_bchno", "invdate")),
+    "3502": ("invinfo", ("fixmedins_hilist_id", "fixmedins_bchno", "inv_chg_time")),
+    "3503": ("purcinfo", ("fixmedins_hilist_id", "fixmedins_bchno")),
+    "3504": ("purcinfo", ("fixmedins_hilist_id", "fixmedins_bchno", "purc_retn_stoin_time")),
+    "3505": ("selinfo", ("rtal_docno", "fixmedins_hilist_id", "fixmedins_bchno")),
+    "3506": ("selinfo", ("fixmedins_hilist_id", "fixmedins_bchno", "sel_retn_time")),
+    "3507": ("data", ("fixmedins_bchno", "inv_data_type")),
 }
+#: 3507 进销存数据类型 -> the transactions whose data of the batch it deletes
+_DELETES = {"1": ("3501",), "2": ("3502",), "3": ("3503", "3504"), "4": ("3505", "3506")}
 
 
 def _inventory(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan) -> Any:
     infno = str(document["infno"])
-    node_name, required, key_fields = _INVENTORY[infno]
+    node_name, key_fields = _INVENTORY[infno]
     record = node(document, node_name)
-    require(record, required, "进销存信息")
+    require(record, key_fields, "进销存信息")
     code = record.get("med_list_codg")
     if code is not None and code in faults.reject_codes:
         raise Refusal(f"医疗目录编码[{code}]不存在或已失效")
     key = (infno, *(str(record[name]) for name in key_fields))
     with ledger.lock:
-        if key in ledger.inventory:
+        if key in ledger.inventory and key not in ledger.deleted_inventory:
             ledger.duplicates[infno] += 1  # the centre keeps it once
-        else:
-            ledger.inventory[key] = dict(record)
+            return None
+        ledger.deleted_inventory.discard(key)  # uploaded again after a 3507 deleted it
+        if infno == "3507":
+            _delete_batch_data(ledger, str(record["fixmedins_bchno"]), str(record["inv_data_type"]))
+        ledger.inventory[key] = dict(record)
     return None
+
+
+def _delete_batch_data(ledger: CentreLedger, batch: str, data_type: str) -> None:
+    """3507 商品信息删除: the batch's data of that type is deleted (what arrived stays listed in
+    ``ledger.inventory``; ``ledger.deleted_inventory`` names what a 3507 deleted)."""
+    infnos = _DELETES.get(data_type)
+    if infnos is None:
+        raise Refusal(f"进销存数据类型[{data_type}]取值错误")
+    doomed = [key for key, held in ledger.inventory.items()
+              if key[0] in infnos and str(held.get("fixmedins_bchno")) == batch and key not in ledger.deleted_inventory]
+    if not doomed:
+        raise Refusal(f"批次[{batch}]没有可删除的{'/'.join(infnos)}数据")
+    ledger.deleted_inventory.update(doomed)
 
 
 def _in_hospital_query(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:

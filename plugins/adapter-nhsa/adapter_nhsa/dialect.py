@@ -38,7 +38,8 @@ class NhsaDialect:
 
     # -- finding out after a lost reply (reference §5) ------------------------------------
     # 5204 lists a visit's fee lines (2301, 2204 and their cancels 2302, 2205), 5303 the stays
-    # still in hospital (2402), 5201 a person's visits (2201), 4103 a settlement list (4101A).
+    # still in hospital (2402), 5201 a person's visits (2201), 4103 a settlement list (4101): by
+    # the person and the settlement (psn_no, setl_id, both required), answering one setlinfo.
     def outcome_query(self, infno: str, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
         if infno in ("2301", "2204", "2302", "2205"):
             node = payload["feedetail"] if infno in ("2301", "2204") else payload["data"]
@@ -48,8 +49,9 @@ class NhsaDialect:
             return "5303", {"data": {"psn_no": payload["dscginfo"]["psn_no"]}}
         if infno == "2201":
             return "5201", {"data": {"psn_no": payload["data"]["psn_no"]}}
-        if infno == "4101A":
-            return "4103", {"data": {"setl_id": payload["setlinfo"]["setl_id"]}}
+        if infno == "4101":
+            info = payload["setlinfo"]
+            return "4103", {"data": {"psn_no": info["psn_no"], "setl_id": info["setl_id"]}}
         return None
 
     def message_keys(self, infno: str, payload: Mapping[str, Any]) -> set[str]:
@@ -63,7 +65,7 @@ class NhsaDialect:
             return {str(payload["dscginfo"]["mdtrt_id"])}
         if infno == "2201":
             return {str(payload["data"]["ipt_otp_no"])}
-        if infno == "4101A":
+        if infno == "4101":
             return {str(payload["setlinfo"]["setl_id"])}
         return set()
 
@@ -79,8 +81,10 @@ class NhsaDialect:
             return wanted - {str(stay.get("mdtrt_id")) for stay in output.get("data") or []}
         if infno == "2201":
             return {str(visit.get("ipt_otp_no")) for visit in output.get("mdtrtinfo") or []}
-        if infno == "4101A":
-            return {str(item.get("setl_id")) for item in output.get("setlinfo") or []}
+        if infno == "4101":  # one setlinfo object (a list is read too)
+            held = output.get("setlinfo")
+            entries = [held] if isinstance(held, Mapping) else held if isinstance(held, list) else []
+            return {str(item["setl_id"]) for item in entries if isinstance(item, Mapping) and item.get("setl_id")}
         return set()
 
     def visit_from_inquiry(self, infno: str, payload: Mapping[str, Any], output: Mapping[str, Any]) -> str | None:

@@ -34,6 +34,7 @@ PATHS = {
     "3505": "/fsi/api/goodsService/goodsSell",
     "3506": "/fsi/api/goodsService/goodsSellReturn",
     "3507": "/fsi/api/goodsService/goodsInfoDelete",
+    "4101": "/fsi/api/medinfoupload/setllistinfoupld",
     "4101A": "/fsi/api/medinfoupload/setllistinfoupldA",
     # From here on the paths are inference (no source shows them); a region that uses
     # per-path URLs and differs states its own.

@@ -1,5 +1,6 @@
 """The national record transactions as data (reference §3.6, §3.7, §3.9, §3.12): fields in the
-spec's order with type, length and required flag, the business key, and the HIS codes to map.
+order of the published edition the profile follows (``RegionProfile.interface_edition``), with
+its types, lengths and required flags, the business key, and the HIS codes to map.
 
 Where the reference names a node's fields but not their lengths or required flags (4101A
 setlinfo and its lists), the values here are inference; a region that differs replaces the
@@ -30,6 +31,10 @@ _DELETES_ALL_BATCHES = ("2205 reads “0000” as delete every unsettled fee lin
 _FEEDETL_SN_FORM = r"(?!0+$)[0-9]{1,15}"
 _FEEDETL_SN_TEXT = "1 to 15 digits, not 0 (只能传数字，不能传0，不能大于15位)"
 
+#: The tables below follow the edition the national profile names (RegionProfile.interface_edition,
+#: Hunan V1.1.27, itself "基于国家2021年12月30号下发接口标准基线版"): its fields in its order, with
+#: its types, lengths and required flags; a number written N (2) or N,M (16,2) is num(N, M). Where
+#: the national baseline reads a table differently, hooks.py declares it (edition_differences).
 _DISEINFO_2401 = ChildSpec(
     "diseinfo",
     (
@@ -42,6 +47,13 @@ _DISEINFO_2401 = ChildSpec(
     required=True,
 )
 
+#: 2401 mdtrtinfo and 2402 dscginfo share the childbirth and birth-control fields
+_BIRTH = (
+    f("fpsc_no", length=50), f("matn_type", length=6), f("birctrl_type", length=6), f("latechb_flag", length=3),
+    f("geso_val", "num", 2), f("fetts", "num", 3), f("fetus_cnt", "num", 3), f("pret_flag", length=3),
+    f("birctrl_matn_date", "date"),
+)
+
 ADMISSION = TransactionSpec(
     infno="2401",
     description="入院办理 inpatient admission",
@@ -49,17 +61,16 @@ ADMISSION = TransactionSpec(
     fields=(
         f("psn_no", req=True), f("insutype", length=6, req=True), f("coner_name", length=50),
         f("tel", length=50), f("begntime", "datetime", req=True), f("mdtrt_cert_type", length=3, req=True),
-        f("mdtrt_cert_no", length=50, req=True), f("med_type", length=6, req=True),
+        f("mdtrt_cert_no", length=50), f("card_sn", length=32), f("cert_type", length=3, req=True),
+        f("certno", length=20, req=True), f("med_type", length=6, req=True),
         f("ipt_no", length=30, req=True), f("medrcdno", length=30), f("atddr_no", length=30, req=True),
-        f("chfpdr_name", length=50, req=True), f("adm_diag_dscr", length=200),
+        f("chfpdr_name", length=50, req=True), f("adm_diag_dscr", length=200, req=True),
         f("adm_dept_codg", length=30, req=True), f("adm_dept_name", length=100, req=True),
-        f("adm_bed", length=30), f("dscg_maindiag_code", length=30, req=True),
-        f("dscg_maindiag_name", length=300, req=True), f("main_cond_dscr", length=500),
-        f("dise_codg", length=30), f("dise_name", length=300), f("oprn_oprt_code", length=30),
-        f("oprn_oprt_name", length=500), f("fpsc_no", length=50), f("matn_type", length=6),
-        f("birctrl_type", length=6), f("latechb_flag", length=3), f("geso_val", "num", 2),
-        f("fetts", "num", 3), f("fetus_cnt", "num", 3), f("pret_flag", length=3),
-        f("birctrl_matn_date", "date"), f("dise_type_code", length=30), f("exp_content", length=4000),
+        f("adm_bed", length=30, req=True), f("dscg_maindiag_code", length=20, req=True),
+        f("dscg_maindiag_name", length=300, req=True), f("main_cond_dscr", length=1000),
+        f("dise_codg", length=30), f("dise_name", length=500), f("oprn_oprt_code", length=30),
+        f("oprn_oprt_name", length=500), *_BIRTH, f("dise_type_code", length=6), f("exp_content", length=4000),
+        f("insuplc_admdvs", length=6, req=True), f("mdtrtarea_admvs", length=6, req=True),
     ),
     children=(_DISEINFO_2401,),
     key=("ipt_no",),
@@ -79,13 +90,10 @@ DISCHARGE = TransactionSpec(
     node="dscginfo",
     fields=(
         f("mdtrt_id", req=True), f("psn_no", req=True), f("insutype", length=6, req=True),
-        f("endtime", "datetime", req=True), f("dise_codg", length=30), f("dise_name", length=300),
-        f("oprn_oprt_code", length=30), f("oprn_oprt_name", length=500), f("fpsc_no", length=50),
-        f("matn_type", length=6), f("birctrl_type", length=6), f("latechb_flag", length=3),
-        f("geso_val", "num", 2), f("fetts", "num", 3), f("fetus_cnt", "num", 3), f("pret_flag", length=3),
-        f("birctrl_matn_date", "date"), f("cop_flag", length=3),
+        f("endtime", "datetime", req=True), f("dise_codg", length=30), f("dise_name", length=500),
+        f("oprn_oprt_code", length=30), f("oprn_oprt_name", length=500), *_BIRTH, f("cop_flag", length=3),
         f("dscg_dept_codg", length=30, req=True), f("dscg_dept_name", length=100, req=True),
-        f("dscg_bed", length=30), f("dscg_way", length=6, req=True), f("die_date", "date"),
+        f("dscg_bed", length=30), f("dscg_way", length=3, req=True), f("die_date", "date"),
         f("exp_content", length=4000),
     ),
     children=(
@@ -114,47 +122,60 @@ _ITEM = (
     f("med_list_codg", length=50, req=True), f("fixmedins_hilist_id", length=30, req=True),
     f("fixmedins_hilist_name", length=200, req=True),
 )
-_BATCH = (f("fixmedins_bchno", length=30, req=True),)
-_MANU = (f("manu_lotnum", length=30), f("manu_date", "date"), f("expy_end", "date"))
+_BATCH = f("fixmedins_bchno", length=30, req=True)
 
 
-def _inventory(infno: str, description: str, node: str, fields: tuple, key: tuple[str, ...]) -> TransactionSpec:
+def _trace_codes(length: int, *, required: bool = False) -> ChildSpec:
+    """溯源码节点信息: the drug trace codes of the boxes moved, a list inside the main node."""
+    return ChildSpec("drugtracinfo", (f("drug_trac_codg", length=length),), required=required, inside=True)
+
+
+def _inventory(infno: str, description: str, node: str, fields: tuple[FieldSpec, ...], key: tuple[str, ...],
+               children: tuple[ChildSpec, ...] = (), phase: int = 1) -> TransactionSpec:
     return TransactionSpec(
         infno=infno,
         description=description,
         node=node,
         fields=fields,
         key=key,
-        # Moves of one stock item leave in the order they happened (purchase before sale).
-        group_field="fixmedins_hilist_id",
-        group_prefix="item",
+        # Moves of one batch leave in the order they happened (purchase before sale, a 3507
+        # deletion after what it deletes): the batch is what 3507 names, and it is one item's.
+        group_field="fixmedins_bchno",
+        group_prefix="batch",
+        children=children,
         mapped={"med_list_codg": (MappingKind.ITEM, "fixmedins_hilist_id")}
         if any(item.name == "med_list_codg" for item in fields) else {},
+        phase=phase,
     )
 
 
+#: 3501-3507 (进销存). A key is made of required fields only: 3504 medins_prod_purc_no and 3506
+#: medins_prod_sel_no are optional in the edition, so a return is known by item, batch and time.
 INVENTORY = (
     _inventory(
         "3501", "商品盘存 stocktake", "invinfo",
         (*_ITEM, f("rx_flag", length=3, req=True), f("invdate", "date", req=True),
-         f("inv_cnt", "num", 16, 4, req=True), *_MANU[:1], *_BATCH, *_MANU[1:], f("memo", length=500)),
+         f("inv_cnt", "num", 16, 2, req=True), f("manu_lotnum", length=30), _BATCH,
+         f("manu_date", "date", req=True), f("expy_end", "date", req=True), f("memo", length=500)),
         ("fixmedins_hilist_id", "fixmedins_bchno", "invdate"),
+        (_trace_codes(100),),
     ),
     _inventory(
         "3502", "商品库存变更 stock change", "invinfo",
         (f("med_list_codg", length=50, req=True), f("inv_chg_type", length=6, req=True),
          f("fixmedins_hilist_id", length=30, req=True), f("fixmedins_hilist_name", length=200, req=True),
-         *_BATCH, f("pric", "num", 16, 6, req=True), f("cnt", "num", 16, 4, req=True),
+         _BATCH, f("pric", "num", 16, 6, req=True), f("cnt", "num", 16, 4, req=True),
          f("rx_flag", length=3, req=True), f("inv_chg_time", "datetime", req=True),
-         f("inv_chg_opter_name", length=50), f("memo", length=500), f("trdn_flag", length=3, req=True)),
+         f("inv_chg_opter_name", length=50), f("memo", length=500), f("trdn_flag", length=2)),
         ("fixmedins_hilist_id", "fixmedins_bchno", "inv_chg_time"),
     ),
     _inventory(
         "3503", "商品采购 purchase", "purcinfo",
-        (*_ITEM, f("dynt_no", length=30), *_BATCH,
-         f("spler_name", length=200, req=True), f("spler_pmtno", length=50), *_MANU[:1],
-         f("prodentp_name", length=200, req=True), f("aprvno", length=100, req=True), *_MANU[1:],
-         f("finl_trns_pric", "num", 16, 6, req=True), f("purc_retn_cnt", "num", 16, 4, req=True),
+        (*_ITEM, f("dynt_no", length=50), _BATCH, f("spler_name", length=200, req=True),
+         f("spler_pmtno", length=50), f("manu_lotnum", length=30, req=True),
+         f("prodentp_name", length=200, req=True), f("aprvno", length=100, req=True),
+         f("manu_date", "date", req=True), f("expy_end", "date", req=True),
+         f("finl_trns_pric", "num", 16, 6), f("purc_retn_cnt", "num", 16, 4, req=True),
          f("purc_invo_codg", length=50), f("purc_invo_no", length=50), f("rx_flag", length=3, req=True),
          f("purc_retn_stoin_time", "datetime", req=True), f("purc_retn_opter_name", length=50, req=True),
          f("prod_geay_flag", length=3), f("memo", length=500)),
@@ -162,45 +183,52 @@ INVENTORY = (
     ),
     _inventory(
         "3504", "商品采购退货 purchase return", "purcinfo",
-        _ITEM + _BATCH + (f("spler_name", length=200, req=True), f("spler_pmtno", length=50))
-        + _MANU[2:] + (f("finl_trns_pric", "num", 16, 6, req=True), f("purc_retn_cnt", "num", 16, 4, req=True),
-                       f("purc_retn_stoin_time", "datetime", req=True),
-                       f("purc_retn_opter_name", length=50, req=True), f("memo", length=500),
-                       f("medins_prod_purc_no", length=50, req=True)),
-        ("medins_prod_purc_no",),
+        (*_ITEM, _BATCH, f("spler_name", length=200, req=True), f("spler_pmtno", length=50),
+         f("manu_date", "date", req=True), f("expy_end", "date", req=True),
+         f("finl_trns_pric", "num", 16, 6), f("purc_retn_cnt", "num", 16, 4, req=True),
+         f("purc_invo_codg", length=50), f("purc_invo_no", length=50, req=True),
+         f("rx_flag", length=3, req=True), f("purc_retn_stoin_time", "datetime", req=True),
+         f("purc_retn_opter_name", length=50, req=True), f("memo", length=500),
+         f("medins_prod_purc_no", length=50)),
+        ("fixmedins_hilist_id", "fixmedins_bchno", "purc_retn_stoin_time"),
     ),
     _inventory(
         "3505", "商品销售 sale", "selinfo",
-        _ITEM + _BATCH
-        + (f("prsc_dr_cert_type", length=6), f("prsc_dr_certno", length=50), f("prsc_dr_name", length=50, req=True),
-           f("phar_cert_type", length=6), f("phar_certno", length=50), f("phar_name", length=50, req=True),
-           f("phar_prac_cert_no", length=50, req=True), f("hi_feesetl_type", length=6), f("setl_id", length=30),
-           f("mdtrt_sn", length=30, req=True), f("psn_no", length=30), f("psn_cert_type", length=6),
-           f("certno", length=600), f("psn_name", length=50)) + _MANU
-        + (f("rx_flag", length=3, req=True), f("trdn_flag", length=3, req=True),
-           f("finl_trns_pric", "num", 16, 6), f("rxno", length=40), f("rx_circ_flag", length=3),
-           f("rtal_docno", length=40, req=True), f("stoout_no", length=40), f("bchno", length=30),
-           f("drug_trac_codg", length=500), f("drug_prod_barc", length=30), f("shelf_posi", length=20),
-           f("sel_retn_cnt", "num", 16, 4, req=True), f("sel_retn_time", "datetime", req=True),
-           f("sel_retn_opter_name", length=50, req=True), f("memo", length=500)),
+        (*_ITEM, _BATCH,
+         f("prsc_dr_cert_type", length=6), f("prsc_dr_certno", length=50), f("prsc_dr_name", length=50, req=True),
+         f("phar_cert_type", length=6), f("phar_certno", length=50), f("phar_name", length=50, req=True),
+         f("phar_prac_cert_no", length=50, req=True), f("hi_feesetl_type", length=6), f("setl_id", length=30),
+         f("mdtrt_sn", length=30, req=True), f("psn_no", length=30), f("psn_cert_type", length=6),
+         f("certno", length=50), f("psn_name", length=50), f("manu_lotnum", length=30, req=True),
+         f("manu_date", "date", req=True), f("expy_end", "date"), f("rx_flag", length=3, req=True),
+         f("trdn_flag", length=3, req=True), f("finl_trns_pric", "num", 16, 6), f("rxno", length=40),
+         f("rx_circ_flag", length=3), f("rtal_docno", length=40, req=True), f("stoout_no", length=40),
+         f("bchno", length=30), f("drug_trac_codg", length=30), f("drug_prod_barc", length=30),
+         f("shelf_posi", length=20), f("sel_retn_cnt", "num", 16, 4, req=True),
+         f("sel_retn_time", "datetime", req=True), f("sel_retn_opter_name", length=50, req=True),
+         f("memo", length=500), f("MDTRT_SETL_TYPE", length=6)),
         ("rtal_docno", "fixmedins_hilist_id", "fixmedins_bchno"),
+        (_trace_codes(30, required=True),),
     ),
     _inventory(
         "3506", "商品销售退货 sale return", "selinfo",
-        _ITEM + _BATCH
-        + (f("setl_id", length=30), f("psn_no", length=30), f("psn_cert_type", length=6),
-           f("certno", length=600), f("psn_name", length=50)) + _MANU
-        + (f("rx_flag", length=3, req=True), f("trdn_flag", length=3, req=True),
-           f("finl_trns_pric", "num", 16, 6), f("sel_retn_cnt", "num", 16, 4, req=True),
-           f("sel_retn_time", "datetime", req=True), f("sel_retn_opter_name", length=50, req=True),
-           f("memo", length=500), f("medins_prod_sel_no", length=50, req=True)),
-        ("medins_prod_sel_no",),
+        (*_ITEM, _BATCH, f("setl_id", length=30), f("psn_no", length=30), f("psn_cert_type", length=6),
+         f("certno", length=50), f("psn_name", length=50), f("manu_lotnum", length=30, req=True),
+         f("manu_date", "date", req=True), f("expy_end", "date"), f("rx_flag", length=3, req=True),
+         f("trdn_flag", length=3, req=True), f("finl_trns_pric", "num", 16, 6),
+         f("sel_retn_cnt", "num", 16, 4, req=True), f("sel_retn_time", "datetime", req=True),
+         f("sel_retn_opter_name", length=50, req=True), f("memo", length=500),
+         f("medins_prod_sel_no", length=50), f("mdtrt_sn", length=30, req=True)),
+        ("fixmedins_hilist_id", "fixmedins_bchno", "sel_retn_time"),
+        (_trace_codes(100),),
     ),
     _inventory(
-        "3507", "商品信息删除 delete a batch", "data",
-        (f("fixmedins_bchno", length=30, req=True), f("inv_data_type", length=6, req=True),
-         f("fixmedins_hilist_id", length=30, req=True)),
+        # deletes what 3501-3506 uploaded for one batch, by data type (1 盘存, 2 库存变更, 3 采购,
+        # 4 销售): it closes the batch's group, after the data it deletes
+        "3507", "商品信息删除 delete a batch's data", "data",
+        (_BATCH, f("inv_data_type", length=30, req=True)),
         ("fixmedins_bchno", "inv_data_type"),
+        phase=2,
     ),
 )
 
@@ -211,14 +239,19 @@ OUTPATIENT_REGISTRATION = TransactionSpec(
     fields=(
         f("psn_no", req=True), f("insutype", length=6, req=True), f("begntime", "datetime", req=True),
         f("mdtrt_cert_type", length=3, req=True), f("mdtrt_cert_no", length=50, req=True),
-        f("ipt_otp_no", length=30, req=True), f("atddr_no", length=30, req=True),
-        f("dr_name", length=50, req=True), f("dept_code", length=30, req=True),
-        f("dept_name", length=100, req=True), f("caty", length=10, req=True),
+        f("card_sn", length=32), f("psn_cert_type", length=3, req=True), f("certno", length=20, req=True),
+        f("psn_type", length=3, req=True), f("psn_name", length=20, req=True),
+        f("ipt_otp_no", length=30, req=True), f("atddr_no", length=30), f("dr_name", length=50),
+        f("dept_code", length=30, req=True), f("dept_name", length=100, req=True),
+        f("caty", length=10, req=True), f("exp_content", length=4000),
     ),
     key=("ipt_otp_no",),
     group_field="ipt_otp_no",
     phase=0,
-    mapped={"atddr_no": (MappingKind.DOCTOR, "atddr_no"), "dept_code": (MappingKind.DEPT, "dept_code")},
+    # caty 科别 is a value of the edition's 科室代码 dictionary (dept, A03.04...): the national
+    # code the department mapping gives
+    mapped={"atddr_no": (MappingKind.DOCTOR, "atddr_no"), "dept_code": (MappingKind.DEPT, "dept_code"),
+            "caty": (MappingKind.DEPT, "caty")},
     registers_visit=True,
 )
 
@@ -229,8 +262,8 @@ OUTPATIENT_VISIT = TransactionSpec(
     fields=(
         f("mdtrt_id", req=True), f("psn_no", req=True), f("med_type", length=6, req=True),
         f("begntime", "datetime", req=True), f("main_cond_dscr", length=1000),
-        f("dise_codg", length=30), f("dise_name", length=300), f("birctrl_type", length=6),
-        f("birctrl_matn_date", "date"), f("matn_type", length=6), f("geso_val", "num", 2),
+        f("dise_type_code", length=30), f("dise_codg", length=30, req=True), f("dise_name", length=500, req=True),
+        f("birctrl_type", length=6), f("birctrl_matn_date", "date"), f("exp_content", length=4000),
     ),
     children=(
         ChildSpec(
