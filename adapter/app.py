@@ -33,6 +33,7 @@ from adapter.plugin.manager import PluginHost
 from adapter.policy.engine import ActiveRule, resolve
 from adapter.policy.stage import PolicyStage
 from adapter.reconcile.run import Reconciler
+from adapter.spec.tables import Edition, load_edition
 from adapter.state.store import StateStore
 
 
@@ -63,6 +64,11 @@ class Adapter:
     cycle: Cycle
     transport: HttpTransport
     sources: Mapping[str, SqlSource]
+
+    @property
+    def edition(self) -> Edition:
+        """The interface edition the region follows (its code dictionaries and transaction names)."""
+        return load_edition(self.region.interface_edition)
 
     @property
     def catalogs(self) -> CatalogStore:

@@ -35,6 +35,7 @@ def test_run_once_exits_zero_when_everything_went(tmp_path, centre):
     assert f"sent {his.lines}" in status.stdout
     assert f"his.2301 = {his.lines}" in status.stdout
     assert "oldest unsent: -" in status.stdout
+    assert f"2301 住院费用明细上传: {his.lines} record(s)" in status.stdout
 
 
 def test_run_once_exits_three_when_something_was_parked(tmp_path, centre):

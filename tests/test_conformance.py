@@ -179,7 +179,8 @@ def test_the_simulated_centre_refuses_what_breaks_the_tables(make_adapter, sampl
 def test_a_strict_centre_takes_every_conforming_transaction(make_adapter, tmp_path):
     # With table checks on, the centre takes every record of the transactions that conform
     # (registrations, details, discharges, the whole stock month with its 3507 deletion), and
-    # its own answers to registrations, discharges and stock moves fit the tables' output shapes.
+    # its own answers to registrations, fee details, discharges and stock moves fit the tables'
+    # output shapes.
     from adapter.spool.states import RecordStatus
     from tests.conftest import make_strict_centre
     from tests.helpers import run_until_done
@@ -198,8 +199,8 @@ def test_a_strict_centre_takes_every_conforming_transaction(make_adapter, tmp_pa
         assert {status for _infno, status, _reason in statuses} == {RecordStatus.SENT.value}, statuses
         assert {infno for infno, _status, _reason in statuses} == set(conforming)
         assert centre.ledger.rejected == Counter()
-        # (the answers to 2204 charge batches still lack lmt_used_flag/med_chrgitm_type: not checked here)
-        answered = ("2201", "2401", "2402", "5201", "5303", "3501", "3502", "3503", "3504", "3505", "3506", "3507")
+        answered = ("2201", "2204", "2301", "2401", "2402", "5201", "5303",
+                    "3501", "3502", "3503", "3504", "3505", "3506", "3507")
         assert {infno: centre.ledger.output_problems.get(infno) for infno in answered
                 if centre.ledger.output_problems.get(infno)} == {}
         # the 3507 deleted the batch's stock change; what arrived is still listed once
@@ -270,3 +271,24 @@ def test_a_lost_settlement_list_reply_is_settled_by_4103(make_adapter, tmp_path)
         with adapter.store.begin() as conn:
             lists = conn.execute(select(schema.record.c.status).where(schema.record.c.infno == "4101")).scalars().all()
         assert lists and set(lists) == {RecordStatus.SENT.value}
+
+
+def test_fee_answers_split_by_the_centres_scope_rule():
+    # 2301/2204 answers: in scope unless the code is one the centre counts out (丙类, 全自费),
+    # med_chrgitm_type from the national code's kind, and the edition's output shape either way.
+    from decimal import Decimal
+
+    from adapter.rehearsal.centre.checks import ParsedLine, fee_answer
+    from adapter.rehearsal.centre.faults import FaultPlan
+    from adapter.rehearsal.centre.tables import TableCheck
+
+    faults = FaultPlan(ownpay_codes=frozenset({"C0001"}))
+    drug = fee_answer(ParsedLine("M1", "1", "XA01", Decimal(2), Decimal("3.5"), Decimal("7.00")), faults)
+    own = fee_answer(ParsedLine("M1", "2", "C0001", Decimal(1), Decimal("4"), Decimal("4.00")), faults)
+    assert (drug["med_chrgitm_type"], drug["chrgitm_lv"], drug["inscp_scp_amt"], drug["fulamt_ownpay_amt"]) == (
+        "09", "01", Decimal("7.00"), Decimal("0.00"))
+    assert (own["med_chrgitm_type"], own["chrgitm_lv"], own["inscp_scp_amt"], own["fulamt_ownpay_amt"]) == (
+        "08", "03", Decimal("0.00"), Decimal("4.00"))
+    tables = TableCheck(region_profile("nhsa"))
+    for infno in ("2301", "2204"):
+        assert tables.answer(infno, {"result": [drug, own]}) == []

@@ -104,6 +104,8 @@ def test_reports_and_history_through_the_cli(settled, centre, tmp_path):
     assert book["差异明细"].max_row == 2
     page = files["html"].read_text(encoding="utf-8")
     assert "<svg" in page and "<script" not in page and lost in page
+    # codes carry their labels from the region's edition: a column of their own in CSV, beside the code in HTML
+    assert all("职工基本医疗保险" in text and "住院" in text for text in (csv_text, page))
 
     history = runner.invoke(main, ["reconcile", "history", "--config", str(config)])
     lines = [line for line in history.output.splitlines() if line.strip()]

@@ -194,15 +194,21 @@ def _print_report(report: Any) -> None:
 def status(config_path: Path, as_json: bool) -> None:
     """Health of the upload queue."""
     from adapter.monitor.status import format_age, queue_status
+    from adapter.plugin.manager import PluginHost
+    from adapter.spec.tables import load_edition
 
     settings = _settings(config_path)
+    edition = load_edition(PluginHost.load().region(settings.centre.region).interface_edition)
     with state_store(settings) as store:
-        state = queue_status(store)
+        state = queue_status(store, edition=edition)
     if as_json:
         click.echo(json.dumps(state.as_dict(), ensure_ascii=False, indent=2))
         return
     click.echo("messages: " + ", ".join(f"{k} {v}" for k, v in state.messages.items()))
     click.echo("lines:    " + ", ".join(f"{k} {v}" for k, v in state.lines.items()))
+    for item in state.transactions:
+        states = ", ".join(f"{k} {v}" for k, v in item["by_status"].items())
+        click.echo(f"  {item['infno']} {item['name']}".rstrip() + f": {item['records']} record(s) ({states})")
     click.echo(f"oldest unsent: {format_age(state.oldest_unsent_age_seconds)}"
                + (f" (since {state.oldest_unsent_created_at})" if state.oldest_unsent_created_at else ""))
     click.echo(f"last successful upload: {state.last_successful_upload or 'never'}")

@@ -15,6 +15,7 @@ import click
 from adapter.cli.common import EXIT_SOMETHING_FAILED, _settings, config_option, handled, json_option, state_store
 
 if TYPE_CHECKING:
+    from adapter.reconcile.report import Label
     from adapter.reconcile.run import ReconRun
 
 
@@ -67,13 +68,14 @@ def reconcile(ctx: click.Context, day: str | None, start: str | None, end: str |
             raise click.UsageError("--to is before --from")
     adapter = build_adapter(_settings(config_path))
     try:
+        label = adapter.edition.label
         run = adapter.reconciler.run(period)
     finally:
         adapter.close()
     writers: tuple[tuple[Path | None, Callable[[Path], int]], ...] = (
-        (csv_path, lambda p: p.write_text(report.as_csv(run), encoding="utf-8-sig")),
-        (xlsx_path, lambda p: p.write_bytes(report.as_xlsx(run))),
-        (html_path, lambda p: p.write_text(report.as_html(run), encoding="utf-8")),
+        (csv_path, lambda p: p.write_text(report.as_csv(run, label), encoding="utf-8-sig")),
+        (xlsx_path, lambda p: p.write_bytes(report.as_xlsx(run, label))),
+        (html_path, lambda p: p.write_text(report.as_html(run, label), encoding="utf-8")),
     )
     for path, write in writers:
         if path is not None:
@@ -81,23 +83,23 @@ def reconcile(ctx: click.Context, day: str | None, start: str | None, end: str |
     if as_json:
         click.echo(json.dumps(run.to_json(), ensure_ascii=False, default=str))
     else:
-        _echo(run)
+        _echo(run, label)
     if not run.balanced:
         sys.exit(EXIT_SOMETHING_FAILED)
 
 
-def _echo(run: ReconRun) -> None:
-    from adapter.reconcile.report import KINDS
-    from adapter.reconcile.run import RESULTS
+def _echo(run: ReconRun, label: Label) -> None:
+    from adapter.reconcile.report import KINDS, coded
 
     click.echo(f"reconciliation {run.period} (run {run.id}): {'balanced' if run.balanced else 'NOT balanced'}")
     click.echo(f"  {'经办机构':<6}{'险种':<6}{'清算':<6}{'医疗费总额':>14}{'基金支付':>14}"
                f"{'个人账户':>12}{'笔数':>6}  结果")
     for p in run.pairs:
         local = p.local
-        click.echo(f"  {p.setl_optins:<10}{p.insutype:<8}{p.clr_type:<8}{local['medfee_sumamt']:>14}"
+        click.echo(f"  {p.setl_optins:<10}{coded(label, 'insutype', p.insutype)}  "
+                   f"{coded(label, 'clr_type', p.clr_type)}{local['medfee_sumamt']:>14}"
                    f"{local['fund_pay_sumamt']:>14}{local['acct_pay']:>12}{local['count']:>8}  "
-                   f"{p.stmt_rslt} {RESULTS.get(p.stmt_rslt, '')} {p.description}")
+                   f"{coded(label, 'stmt_rslt', p.stmt_rslt)} {p.description}")
         for d in p.differences:
             link = f" [our msgid {d.our_msgid}]" if d.our_msgid else ""
             click.echo(f"      {d.setl_id:<24} {KINDS.get(d.kind, d.kind)}: {d.detail}{link}")

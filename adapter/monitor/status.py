@@ -1,4 +1,5 @@
-"""Queue health: counts per state, oldest unsent item, parked reasons, last upload."""
+"""Queue health: counts per state, records per transaction (named from the region's interface
+edition), oldest unsent item, parked reasons, last upload."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from adapter.spec.tables import Edition
 from adapter.spool.states import UNSENT_MESSAGE_STATES, MessageStatus, RecordStatus
 from adapter.state import schema
 from adapter.state.store import StateStore, utcnow
@@ -17,6 +19,8 @@ from adapter.state.store import StateStore, utcnow
 class QueueStatus:
     messages: dict[str, int] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
+    #: the ledger's records per transaction: infno, its name in the edition, records, records by state
+    transactions: list[dict[str, Any]] = field(default_factory=list)
     oldest_unsent_age_seconds: float | None = None
     oldest_unsent_created_at: str | None = None
     last_successful_upload: str | None = None
@@ -28,7 +32,8 @@ class QueueStatus:
         return asdict(self)
 
 
-def queue_status(store: StateStore, reasons_limit: int = 20) -> QueueStatus:
+def queue_status(store: StateStore, reasons_limit: int = 20, edition: Edition | None = None) -> QueueStatus:
+    """``edition``: the region's interface edition, for the transactions' names (none: blank)."""
     message, line = schema.message, schema.record
     status = QueueStatus()
     with store.begin() as conn:
@@ -38,6 +43,15 @@ def queue_status(store: StateStore, reasons_limit: int = 20) -> QueueStatus:
         status.messages = {s.value: int(counts.get(s.value, 0)) for s in MessageStatus}
         counts = dict(conn.execute(select(line.c.status, func.count()).group_by(line.c.status)).all())
         status.lines = {s.value: int(counts.get(s.value, 0)) for s in RecordStatus}
+        per: dict[str, dict[str, int]] = {}
+        for row in conn.execute(select(line.c.infno, line.c.status, func.count().label("n"))
+                                .group_by(line.c.infno, line.c.status)).all():
+            per.setdefault(row.infno, {})[row.status] = int(row.n)
+        status.transactions = [
+            {"infno": infno, "name": _transaction_name(edition, infno), "records": sum(by_state.values()),
+             "by_status": by_state}
+            for infno, by_state in sorted(per.items())
+        ]
         oldest: datetime | None = conn.execute(
             select(func.min(message.c.created_at)).where(
                 message.c.status.in_([s.value for s in UNSENT_MESSAGE_STATES])
@@ -86,6 +100,11 @@ def queue_status(store: StateStore, reasons_limit: int = 20) -> QueueStatus:
             for row in rows
         ]
     return status
+
+
+def _transaction_name(edition: Edition | None, infno: str) -> str:
+    table = edition.transactions.get(infno) if edition is not None else None
+    return table.name if table is not None else ""
 
 
 def unsent_count(store: StateStore) -> int:

@@ -79,6 +79,39 @@ def check_fee_line(item: Any, faults: FaultPlan, required: tuple[str, ...] = FEE
     return ParsedLine(str(item["mdtrt_id"]), sn, code, cnt, pric, amount)
 
 
+_CENT = Decimal("0.01")
+
+
+def charge_type(med_list_codg: str) -> str:
+    """医疗收费项目类别 (dictionary med_chrgitm_type) of a national code, by its kind: X 西药 ->
+    09 西药费, Z 中成药 -> 11 中成药费, T 中药饮片 -> 10 中药饮片费, C 医用耗材 -> 08 卫生材料费;
+    the medical-service codes (digits) say nothing finer the centre could trust (检查, 化验,
+    手术... are told apart only by the service catalogue it does not keep), so 05 治疗费."""
+    return {"X": "09", "Z": "11", "T": "10", "C": "08"}.get(med_list_codg[:1], "05")
+
+
+def fee_answer(line: ParsedLine, faults: FaultPlan) -> dict[str, Any]:
+    """One ``result`` entry of a 2301 or 2204 answer (the 明细分割 of the line), in the edition's
+    output shape. The simulated centre keeps no price caps, payment ratios or restrictions, so
+    its rules are few: a line is in the fund's scope (甲类, selfpay_prop 0, all of it
+    inscp_scp_amt) unless its national code is one of ``faults.ownpay_codes`` (丙类, selfpay_prop
+    1, all of it fulamt_ownpay_amt); the price cap is the price (nothing over the limit); nothing
+    is paid first by the person (preselfpay_amt 0); every flag of the catalogue is 0 (否)."""
+    amount = line.det_item_fee_sumamt.quantize(_CENT)
+    zero = Decimal(0).quantize(_CENT)
+    ownpay = line.med_list_codg in faults.ownpay_codes
+    return {
+        "feedetl_sn": line.feedetl_sn, "det_item_fee_sumamt": amount, "cnt": line.cnt, "pric": line.pric,
+        "pric_uplmt_amt": line.pric, "selfpay_prop": Decimal(1 if ownpay else 0),
+        "fulamt_ownpay_amt": amount if ownpay else zero, "overlmt_amt": zero, "preselfpay_amt": zero,
+        "inscp_scp_amt": zero if ownpay else amount,
+        # 收费项目等级: 03 丙类 out of scope, else 01 甲类 (the centre grades no item 乙类)
+        "chrgitm_lv": "03" if ownpay else "01", "med_chrgitm_type": charge_type(line.med_list_codg),
+        "bas_medn_flag": "0", "hi_nego_drug_flag": "0", "chld_medc_flag": "0", "list_sp_item_flag": "0",
+        "lmt_used_flag": "0", "drt_reim_flag": "0", "memo": "",
+    }
+
+
 def node(document: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = document["input"].get(name)
     if not isinstance(value, Mapping):

@@ -40,6 +40,8 @@ class FaultPlan:
     catalogue_fault: str = ""
     #: the encoding of 3202's result.txt ("gbk" as some regions write it)
     result_encoding: str = ""
+    #: national codes the centre takes but counts out of the fund's scope (丙类, 全自费)
+    ownpay_codes: frozenset[str] = frozenset()
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 

@@ -10,11 +10,10 @@ import re
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from adapter.rehearsal.centre import files, reconcile, transactions
-from adapter.rehearsal.centre.checks import Refusal, check_fee_line, node, require
+from adapter.rehearsal.centre.checks import Refusal, check_fee_line, fee_answer, node, require
 from adapter.rehearsal.centre.faults import FaultPlan
 from adapter.rehearsal.centre.ledger import CentreLedger, StoredFeeLine
 
@@ -157,23 +156,7 @@ def _fee_detail_upload(document: Mapping[str, Any], ledger: CentreLedger, faults
                     line.det_item_fee_sumamt, msgid, str(item.get("hosp_appr_flag") or ""),
                     str(item.get("exp_content") or ""), init_feedetl_sn=str(item.get("init_feedetl_sn") or ""),
                 )
-            result.append(
-                {
-                    "feedetl_sn": line.feedetl_sn,
-                    "det_item_fee_sumamt": line.det_item_fee_sumamt,
-                    "cnt": line.cnt,
-                    "pric": line.pric,
-                    "pric_uplmt_amt": line.pric,
-                    "selfpay_prop": Decimal("0"),
-                    "fulamt_ownpay_amt": Decimal("0"),
-                    "overlmt_amt": Decimal("0"),
-                    "preselfpay_amt": Decimal("0"),
-                    "inscp_scp_amt": line.det_item_fee_sumamt,
-                    "chrgitm_lv": "01",
-                    "med_chrgitm_type": "09",
-                    "memo": "",
-                }
-            )
+            result.append(fee_answer(line, faults))
     return {"result": result}
 
 

@@ -9,7 +9,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from adapter.rehearsal.centre.checks import FEE_REQUIRED, Refusal, check_fee_line, node, require
+from adapter.rehearsal.centre.checks import (
+    FEE_REQUIRED,
+    Refusal,
+    charge_type,
+    check_fee_line,
+    fee_answer,
+    node,
+    require,
+)
 from adapter.rehearsal.centre.faults import FaultPlan
 from adapter.rehearsal.centre.ledger import CentreLedger, StoredFeeLine
 
@@ -120,12 +128,7 @@ def outpatient_fees(document: Mapping[str, Any], ledger: CentreLedger, faults: F
                 str(document["msgid"]), str(item.get("hosp_appr_flag") or ""),
                 str(item.get("exp_content") or ""), chrg_bchno=bchno,
             ))
-    return {"result": [
-        {"feedetl_sn": line.feedetl_sn, "det_item_fee_sumamt": line.det_item_fee_sumamt, "cnt": line.cnt,
-         "pric": line.pric, "pric_uplmt_amt": line.pric, "selfpay_prop": Decimal("0"),
-         "inscp_scp_amt": line.det_item_fee_sumamt, "chrgitm_lv": "01", "memo": ""}
-        for line in parsed
-    ]}
+    return {"result": [fee_answer(line, faults) for line in parsed]}
 
 
 def cancel_batch(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
@@ -292,19 +295,13 @@ def _held_list(document: Mapping[str, Any], serial: str, counter: Mapping[str, A
     return held
 
 
-def _charge_type(med_list_codg: str) -> str:
-    """医疗收费项目类别 of a national code: 09 西药费, 11 中成药费, 10 中药饮片费, 08 卫生材料费,
-    05 治疗费 for the medical services."""
-    return {"X": "09", "Z": "11", "T": "10", "C": "08"}.get(med_list_codg[:1], "05")
-
-
 def _charge_items(ledger: CentreLedger, serial: str, names: Mapping[str, str]) -> list[dict[str, Any]]:
     """收费项目信息: the stay's fee lines the centre holds, totalled by 医疗收费项目类别 (all 甲类:
     the simulated centre grades no item)."""
     totals: dict[str, Decimal] = {}
     for line in ledger.fee_lines.values():
         if line.mdtrt_id == names["mdtrt_id"]:
-            kind = _charge_type(line.med_list_codg)
+            kind = charge_type(line.med_list_codg)
             totals[kind] = totals.get(kind, Decimal(0)) + line.det_item_fee_sumamt
     zero = Decimal(0).quantize(_CENT)
     return [{"etl_list_chrgitm_id": f"{serial}{index:03d}", **names, "med_chrgitm_type": kind,
