@@ -21,7 +21,7 @@ from adapter.plugin.api import TransactionSpec
 from adapter.spool import outbox
 from adapter.spool.states import RecordStatus
 from adapter.state import schema
-from adapter.state.store import StateStore, utcnow
+from adapter.state.store import StateStore, in_chunks, utcnow
 
 _record = schema.record
 #: messages spooled per state-store transaction
@@ -101,11 +101,16 @@ class Build:
                         _record.c.infno == infno, _record.c.status == RecordStatus.READY.value
                     )
                 ).all()
+                # What the cancels name, in a few queries however many cancels there are.
+                targets = {
+                    row.business_key: row
+                    for chunk in in_chunks(sorted({c.business_key for c in cancels}))
+                    for row in conn.execute(
+                        select(_record.c.id, _record.c.business_key, _record.c.park_reason, _record.c.status)
+                        .where(_record.c.infno == spec.cancels, _record.c.business_key.in_(chunk)))
+                }
                 for cancel in cancels:
-                    target = conn.execute(
-                        select(_record.c.id, _record.c.park_reason, _record.c.status).where(
-                            _record.c.infno == spec.cancels, _record.c.business_key == cancel.business_key)
-                    ).first()
+                    target = targets.get(cancel.business_key)
                     if target is None or target.status == RecordStatus.SENT.value:
                         continue  # unknown here (the centre will say) or uploaded: send the cancel
                     if target.status != RecordStatus.PARKED.value:

@@ -30,7 +30,7 @@ from adapter.policy.stage import Candidate, PolicyStage
 from adapter.records import MalformedRow, MappingKind
 from adapter.spool.states import ParkKind, RecordStatus
 from adapter.state import schema
-from adapter.state.store import StateStore, utcnow
+from adapter.state.store import StateStore, in_chunks, utcnow
 from adapter.validate.fields import (
     apply_mappings,
     check_record,
@@ -60,7 +60,8 @@ class _Checked:
     group_key: str
     record: dict[str, Any]
     lines: list[MappedFeeLine]
-    update: dict[str, Any]
+    #: the columns of the ledger row to write
+    changes: dict[str, Any]
 
 
 class Check:
@@ -116,18 +117,18 @@ class Check:
         now = utcnow()
         names = {row.national_code: row.national_name for row in tables[MappingKind.ITEM].values()}
         items = [self._map_and_check(row, tables, names, now, report) for row in rows]
-        ready = [item for item in items if item.update["status"] == RecordStatus.READY.value]
+        ready = [item for item in items if item.changes["status"] == RecordStatus.READY.value]
         self._check_fee_lines(ready, now, report)
         write_findings = self._check_policy(ready, now, report)
         self._hold_refunds(items, now)
         for item in items:
-            if item.update["status"] == RecordStatus.READY.value:
+            if item.changes["status"] == RecordStatus.READY.value:
                 report.ready += 1
-                item.update["payload"] = jsonio.dumps(item.spec.input_for(item.record))
+                item.changes["payload"] = jsonio.dumps(item.spec.input_for(item.record))
         # executemany needs one statement per set of columns.
         by_columns: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
         for item in items:
-            by_columns[frozenset(item.update)].append(item.update)
+            by_columns[frozenset(item.changes)].append(item.changes)
         with self.store.begin() as conn:
             write_findings(conn)
             for columns, chunk in by_columns.items():
@@ -155,7 +156,7 @@ class Check:
         except MalformedRow as exc:
             report.malformed += 1
             return _park(item, ParkKind.MALFORMED, f"malformed HIS row {row.business_key}: {exc}")
-        item.update.update(status=RecordStatus.READY.value, park_kind=None, park_reason=None)
+        item.changes.update(status=RecordStatus.READY.value, park_kind=None, park_reason=None)
         return item
 
     def _check_fee_lines(self, ready: list[_Checked], now: Any, report: CycleReport) -> None:
@@ -189,7 +190,7 @@ class Check:
     def _check_policy(self, ready: list[_Checked], now: Any, report: CycleReport) -> Callable[[Any], None]:
         """The policy rules over the stays of the ready records, with what those stays already
         have on its way to the centre."""
-        candidates = [item for item in ready if item.lines and item.update["status"] == RecordStatus.READY.value]
+        candidates = [item for item in ready if item.lines and item.changes["status"] == RecordStatus.READY.value]
         if self.policy is None or not self.policy.enabled or not candidates:
             return lambda _conn: None
         history, known = self._stays(sorted({item.group_key for item in candidates}))
@@ -209,11 +210,11 @@ class Check:
         history: dict[str, list[tuple[int, MappedFeeLine]]] = defaultdict(list)
         known: dict[str, set[str]] = defaultdict(set)
         with self.store.begin() as conn:
-            for start in range(0, len(groups), 500):
+            for chunk in in_chunks(groups):
                 rows = conn.execute(
                     select(_record.c.id, _record.c.infno, _record.c.group_key, _record.c.business_key,
                            _record.c.status, _record.c.raw, _record.c.payload)
-                    .where(_record.c.group_key.in_(groups[start:start + 500]), _record.c.infno.in_(fee_infnos))
+                    .where(_record.c.group_key.in_(chunk), _record.c.infno.in_(fee_infnos))
                     .order_by(_record.c.id)
                 ).all()
                 for row in rows:
@@ -233,7 +234,7 @@ class Check:
         finds which of the refunded originals are parked, however many refunds."""
         refunds = []
         for item in items:
-            if item.update["status"] != RecordStatus.READY.value or item.spec.refund_of is None:
+            if item.changes["status"] != RecordStatus.READY.value or item.spec.refund_of is None:
                 continue
             refund_field, key_field = item.spec.refund_of
             original = item.record.get(refund_field)
@@ -241,15 +242,15 @@ class Check:
                 refunds.append((item, original, item.spec.key_of({**item.record, key_field: original})))
         if not refunds:
             return
-        held = {(i.spec.infno, i.key) for i in items if i.update["status"] == RecordStatus.PARKED.value}
+        held = {(i.spec.infno, i.key) for i in items if i.changes["status"] == RecordStatus.PARKED.value}
         wanted = sorted({key for _, _, key in refunds})
         with self.store.begin() as conn:
-            for start in range(0, len(wanted), 500):
+            for chunk in in_chunks(wanted):
                 held.update(
                     (row.infno, row.business_key) for row in conn.execute(
                         select(_record.c.infno, _record.c.business_key).where(
                             _record.c.status == RecordStatus.PARKED.value,
-                            _record.c.business_key.in_(wanted[start:start + 500]),
+                            _record.c.business_key.in_(chunk),
                         )
                     )
                 )
@@ -259,8 +260,8 @@ class Check:
 
 
 def _park(item: _Checked, kind: ParkKind, reason: str) -> _Checked:
-    item.update.update(status=RecordStatus.PARKED.value, park_kind=kind.value, park_reason=reason)
-    item.update.pop("payload", None)
+    item.changes.update(status=RecordStatus.PARKED.value, park_kind=kind.value, park_reason=reason)
+    item.changes.pop("payload", None)
     return item
 
 

@@ -84,7 +84,7 @@ def _entry(spec: TransactionSpec, row: Mapping[str, Any], position: str, now: An
         "park_kind": None,
         "park_reason": None,
     }
-    problem = unreadable_fee_line(spec, raw, key)
+    problem = unreadable_fee_line(spec, record, raw, key)
     missing = [name for name in spec.key if not record.get(name)]
     if problem is None and missing:
         problem = f"HIS row has no value for {', '.join(missing)} (the business key)"

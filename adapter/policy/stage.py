@@ -18,7 +18,7 @@ from adapter.plugin.rules import Severity
 from adapter.policy.engine import ActiveRule, Finding, evaluate
 from adapter.records import MappedFeeLine
 from adapter.state import schema
-from adapter.state.store import StateStore, utcnow
+from adapter.state.store import StateStore, in_chunks, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +97,8 @@ class PolicyStage:
         def write(conn: Connection) -> None:
             self.store.insert_ignoring_duplicates(conn, _finding, stored)
             keys = list(summaries)
-            for start in range(0, len(keys), 500):
-                conn.execute(delete(_stay).where(_stay.c.stay_key.in_(keys[start:start + 500])))
+            for chunk in in_chunks(keys):
+                conn.execute(delete(_stay).where(_stay.c.stay_key.in_(chunk)))
             rows = [{"stay_key": key, "psn_no": by_stay[key][0][1].line.psn_no, "adm_time": s.adm_time,
                      "dscg_time": s.dscg_time, "main_diag_code": s.main_diag_code, "outpatient": int(s.outpatient)}
                     for key, s in summaries.items()]

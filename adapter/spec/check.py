@@ -74,7 +74,7 @@ def _apply(edition: Edition, nodes: tuple[NodeTable, ...], differences: Sequence
                 if difference.values:
                     key = f"{item.code}@region"
                     added.setdefault(key, {}).update(difference.values)
-                    item = replace(item, note=item.note, dict=True)
+                    item = replace(item, dict=True)
             fields.append(item)
         changed.append(replace(node, fields=tuple(fields)))
     if not added:

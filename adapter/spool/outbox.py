@@ -226,8 +226,9 @@ def ack_partly(store: StateStore, message_id: int, held: Sequence[int], how: str
     now = utcnow()
     with store.begin() as conn:
         ids = [row.id for row in conn.execute(select(_record.c.id).where(_record.c.message_id == message_id))]
-        kept = [i for i in ids if i in set(held)]
-        missing = [i for i in ids if i not in set(held)]
+        wanted = set(held)
+        kept = [i for i in ids if i in wanted]
+        missing = [i for i in ids if i not in wanted]
         if kept:
             conn.execute(
                 update(_record).where(_record.c.id.in_(kept)).values(status=RecordStatus.SENT.value, updated_at=now)
@@ -266,8 +267,9 @@ def park_rejected(store: StateStore, message_id: int, err_msg: str, blamed: Sequ
     reason = f"centre rejected the upload: {err_msg}"
     with store.begin() as conn:
         ids = [row.id for row in conn.execute(select(_record.c.id).where(_record.c.message_id == message_id))]
-        parked = [i for i in ids if i in set(blamed)] or ids
-        innocent = [i for i in ids if i not in set(parked)]
+        named = set(blamed) & set(ids) or set(ids)
+        parked = [i for i in ids if i in named]
+        innocent = [i for i in ids if i not in named]
         conn.execute(
             update(_record)
             .where(_record.c.id.in_(parked))

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, CursorResult, Engine, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -23,6 +23,17 @@ from adapter.errors import StateStoreError
 from adapter.state.upgrade import Upgrade, upgrade
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+#: values bound in one IN list (well below PostgreSQL's 65,535 parameters and SQLite's limits)
+IN_LIST_SIZE = 500
+
+
+def in_chunks(values: Sequence[T], size: int = IN_LIST_SIZE) -> Iterator[Sequence[T]]:
+    """``values`` cut into slices short enough for one ``IN (...)`` list each."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 def utcnow() -> datetime:

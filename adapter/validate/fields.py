@@ -15,7 +15,7 @@ from typing import Any
 
 from adapter.plugin.api import EmptyNumber
 from adapter.plugin.transactions import ChildSpec, FieldSpec, TransactionSpec
-from adapter.records import FeeLine, MalformedRow, MappedFeeLine, MappingKind, fee_line_from_row
+from adapter.records import MalformedRow, MappedFeeLine, MappingKind, fee_line_from_row
 
 _FORMATS = {"date": "%Y-%m-%d", "datetime": "%Y-%m-%d %H:%M:%S"}
 #: what a HIS database hands over as a date-time, besides a datetime object
@@ -176,12 +176,14 @@ _IDENTITY_FACTS = {name: name for name in (
     "adm_time", "dscg_time", "insuplc_admdvs", "rxno", "prd_days", "dscg_tkdrug_flag")}
 
 
-def unreadable_fee_line(spec: TransactionSpec, raw: Mapping[str, Any], key: str) -> str | None:
-    """Why the HIS row's fee lines cannot be read, or None (checked when a row is extracted)."""
+def unreadable_fee_line(spec: TransactionSpec, record: Mapping[str, Any], raw: Mapping[str, Any],
+                        key: str) -> str | None:
+    """Why the fee lines of a HIS row (``record``: the row normalised) cannot be read, or None
+    (checked when a row is extracted)."""
     if not spec.fee_lines:
         return None
     try:
-        fee_lines_of(spec, normalise(spec, raw), raw, key)
+        fee_lines_of(spec, record, raw, key)
     except MalformedRow as exc:
         return str(exc)
     return None
@@ -298,5 +300,5 @@ def _check_form(item: FieldSpec, text: str, name: str) -> list[str]:
     return []
 
 
-__all__ = ["FeeLine", "apply_mappings", "check_record", "fee_entries", "fee_lines_of", "fill_defaults",
+__all__ = ["apply_mappings", "check_record", "fee_entries", "fee_lines_of", "fill_defaults",
            "fill_empty_numbers", "normalise", "read_his_row", "unreadable_fee_line"]

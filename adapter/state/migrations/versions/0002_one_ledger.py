@@ -46,9 +46,10 @@ def upgrade() -> None:
         for row in rows:
             values = _ledger_row(row, entries)
             new_ids[row.id] = bind.execute(sa.insert(record).values(**values).returning(record.c.id)).scalar_one()
-    for old_id, new_id in new_ids.items():
-        bind.execute(sa.update(finding).where(finding.c.line_id == old_id, finding.c.stay_key.is_not(None))
-                     .values(line_id=-new_id))
+    if new_ids:
+        bind.execute(sa.update(finding).where(finding.c.line_id == sa.bindparam("old_id"))
+                     .values(line_id=sa.bindparam("new_id")),
+                     [{"old_id": old, "new_id": -new} for old, new in new_ids.items()])
     # Negative first, so an old fee_line id equal to a new record id is never mapped twice.
     bind.execute(sa.update(finding).where(finding.c.line_id < 0).values(line_id=-finding.c.line_id))
     watermark = sa.Table("watermark", meta, autoload_with=bind)
