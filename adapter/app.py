@@ -24,6 +24,7 @@ from adapter.flow.extract import Extract
 from adapter.flow.send import Send, SendSettings
 from adapter.flow.settle import Settle
 from adapter.his import SqlSource
+from adapter.monitor.metrics import TimedTransport
 from adapter.outbound.client import CentreClient
 from adapter.outbound.envelope import Institution
 from adapter.outbound.files import FileTransfer
@@ -33,7 +34,9 @@ from adapter.plugin.manager import PluginHost
 from adapter.policy.engine import ActiveRule, resolve
 from adapter.policy.stage import PolicyStage
 from adapter.reconcile.run import Reconciler
+from adapter.spec.check import DictionaryCheck
 from adapter.spec.tables import Edition, load_edition
+from adapter.state.sealing import Keyring
 from adapter.state.store import StateStore
 
 
@@ -158,6 +161,7 @@ def plan(
             raise ConfigError(f"{hint}: give the HIS query of transaction {infno} (it is in [his] transactions)")
         sources[infno] = source
     credentials = settings.centre.resolve_credentials()
+    Keyring.from_settings(settings.state)  # the sealing keys: there, private and well formed
     policy_rules = resolve(host.policy_rules(), region.name, region.rule_set, settings.rules)
     return Plan(settings, host, region, gateway, credentials, {i: region.transactions[i] for i in infnos},
                 sources, policy_rules)
@@ -174,10 +178,10 @@ def build_adapter(
     region, schedule, centre = checked.region, settings.schedule, settings.centre
     stop_event = stop_event or threading.Event()
     signer = checked.gateway.factory(checked.credentials, region.gateway_options)
-    store = StateStore(settings.state.url)
+    store = StateStore.configured(settings.state)
     sources = {infno: SqlSource(settings.his.url, source.query, source.watermark_column)
                for infno, source in checked.sources.items()}
-    transport = HttpTransport(centre.timeout_seconds)
+    transport = TimedTransport(centre.timeout_seconds)  # an HttpTransport that times each request (/metrics)
     client = CentreClient(
         store=store,
         institution=institution_from(settings, region),
@@ -196,6 +200,8 @@ def build_adapter(
             policy=PolicyStage(store, checked.policy_rules),
             defaults={infno: region.dialect.record_defaults(infno) for infno in specs},
             exp_content=region.dialect.exp_content, stop_event=stop_event, empty_number=region.empty_number,
+            code_readings=region.code_readings,
+            dictionaries=DictionaryCheck(load_edition(region.interface_edition), region.edition_differences),
         ),
         build=Build(store, specs, centre.lines_per_message),
         send=Send(

@@ -2,7 +2,9 @@
 
 The whole file is validated before anything starts; every wrong key or value is reported with
 its table, key and line (``check-config``). Credentials are never literal: they are references
-``{ env = "VAR" }`` or ``{ file = "/run/secrets/x" }`` resolved when the adapter starts.
+``{ env = "VAR" }`` or ``{ file = "/run/secrets/x" }`` resolved when the adapter starts. The
+one secret a file can still hold is a database password inside a URL (``[his] url``,
+``[state] url``); a file that does is refused while group or others can read it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from adapter.errors import ConfigError, SecurityError
+from adapter.state.private import refuse_shared
 
 DEFAULT_CONFIG_PATH = Path("config/adapter.toml")
 DEFAULT_STATE_URL = "sqlite:///spool/state.db"
@@ -133,6 +138,11 @@ class StateConfig(_Model):
     """The adapter's own state database (spool, ledger, watermarks, mappings)."""
 
     url: str = DEFAULT_STATE_URL
+    #: the key that seals spooled payloads and HIS rows (none: stored plain); see
+    #: adapter.state.sealing and `yibao-adapter db keygen`
+    key_file: str | None = None
+    #: earlier keys, kept to read what they sealed until `yibao-adapter db rekey` has re-sealed it
+    old_key_files: list[str] = Field(default_factory=list)
 
 
 class ScheduleConfig(_Model):
@@ -193,6 +203,101 @@ class ReconcileConfig(_Model):
         return value
 
 
+_LOOPBACK_HOSTS = ("localhost", "::1")
+
+
+class MonitorConfig(_Model):
+    """The daemon's HTTP endpoint: /metrics, /healthz, /readyz and the status page. It shows
+    queue contents (park reasons quote the centre, which may name patients), so it listens on
+    loopback unless a token guards it."""
+
+    #: host:port ("[::1]:9464" for IPv6); empty: no endpoint. Any address but loopback needs token.
+    listen: str = "127.0.0.1:9464"
+    #: bearer token every request must send (``Authorization: Bearer …``); required off loopback
+    token: SecretRef | None = None
+    #: a queue's head tried and still unsent this long after it was built is stuck (readyz, alert)
+    stuck_minutes: Annotated[float, Field(gt=0)] = 60.0
+    #: the status page reloads itself this often
+    refresh_seconds: Annotated[int, Field(ge=5, le=3600)] = 30
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value:
+            split_listen(value)
+        return value
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> MonitorConfig:
+        if self.listen and self.token is None and not is_loopback(split_listen(self.listen)[0]):
+            raise ValueError(
+                f"listen = {self.listen!r} is not a loopback address: give token = {{ env = \"VAR\" }} "
+                "(sent as a bearer token), or listen on 127.0.0.1"
+            )
+        return self
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``) as (host, port); ValueError names what is wrong."""
+    host, sep, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"write host:port, e.g. 127.0.0.1:9464 (got {value!r})")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    return host in _LOOPBACK_HOSTS or re.fullmatch(r"127(\.\d{1,3}){3}", host) is not None
+
+
+class WebhookConfig(_Model):
+    """Alerts POSTed as JSON to a URL (a chat bot, a ticket system, an SMS gateway)."""
+
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+    #: sent as ``Authorization: Bearer …`` when given
+    token: SecretRef | None = None
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+
+class SmtpConfig(_Model):
+    """Alerts mailed through an SMTP relay."""
+
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 25
+    #: STARTTLS before anything is sent (and before any login)
+    starttls: bool = False
+    username: str | None = None
+    password: SecretRef | None = None
+    sender: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+    to: Annotated[list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]], Field(min_length=1)]
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+    @model_validator(mode="after")
+    def _login_whole(self) -> SmtpConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password = { env = \"VAR\" }, or neither")
+        return self
+
+
+class AlertsConfig(_Model):
+    """When the daemon raises an alert (one when a condition starts, one when it clears) and
+    where it goes besides the log."""
+
+    #: where open alerts are kept across restarts (default: $STATE_DIRECTORY/alerts.json, or
+    #: beside a SQLite state database; with neither, in memory only)
+    state_file: str | None = None
+    #: the oldest unsent record of a transaction has waited this share of the region's deadline
+    oldest_unsent_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    #: parked records grew within this window (and it clears once they have not for as long)
+    parked_window_minutes: Annotated[float, Field(gt=0)] = 60.0
+    #: this many requests in a row found no centre (connection, timeout, HTTP 5xx)
+    centre_failures: Annotated[int, Field(ge=1, le=100)] = 3
+    #: the state database's file system has less than this share free (SQLite only)
+    disk_free_percent: Annotated[float, Field(gt=0, lt=100)] = 10.0
+    webhook: WebhookConfig | None = None
+    smtp: SmtpConfig | None = None
+
+
 class Settings(_Model):
     """The whole configuration file."""
 
@@ -203,6 +308,8 @@ class Settings(_Model):
     logging: LoggingConfig = LoggingConfig()
     catalog: CatalogConfig = CatalogConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    alerts: AlertsConfig = AlertsConfig()
     #: policy-rule settings by rule id (parameters, enabled, severity), over the region's rule set
     rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -216,11 +323,32 @@ class Settings(_Model):
             return SourceConfig(query=self.his.fee_query, watermark_column=self.his.watermark_column)
         return self.sources.get(infno)
 
+    def inline_secrets(self) -> list[str]:
+        """The keys whose values are secrets written in the file itself: a database URL with a
+        password (``user:pw@host``, ``?password=``, an ODBC string's ``PWD=``)."""
+        return [key for key, url in (("[his] url", self.his.url), ("[state] url", self.state.url))
+                if _url_has_password(url)]
+
     def require_settlement_query(self) -> str:
         if not self.his.settlement_query:
             raise ConfigError("[his] settlement_query: give the HIS query of settlements (see "
                               "config/adapter.example.toml)")
         return self.his.settlement_query
+
+
+def _url_has_password(url: str) -> bool:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False  # not a URL: refused when it is opened
+    if parsed.password:
+        return True
+    for name, value in parsed.query.items():
+        values = [value] if isinstance(value, str) else list(value)
+        if name.lower() in ("password", "passwd", "pwd") or any(
+                re.search(r"(^|;)\s*pwd\s*=", item, re.I) for item in values):
+            return True
+    return False
 
 
 def load_settings(path: Path | str) -> Settings:
@@ -234,7 +362,11 @@ def load_settings(path: Path | str) -> Settings:
         raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: configuration must be UTF-8 ({exc.reason})") from exc
-    return parse_settings(text, source=str(path))
+    settings = parse_settings(text, source=str(path))
+    secrets = settings.inline_secrets()
+    if secrets:
+        refuse_shared(path, f"the configuration holds a password ({', '.join(secrets)}) and")
+    return settings
 
 
 def parse_settings(text: str, source: str = "<config>") -> Settings:

@@ -16,12 +16,19 @@ library with ``raise ... from exc``.
     ├── MappingImportError          a mapping file is malformed (names file, line, column)
     ├── StateStoreError             the state database failed, holds something impossible, or
     │                               was written by a newer version (schema revision unknown)
+    │   └── TakenElsewhere          another daemon sharing the database took the rows first
     ├── FileFormatError             a file from or for the centre cannot be read safely
     │                               (zip, encoding, layout)
     ├── SecurityError               a signature is wrong or a secret cannot be resolved
     └── DeliveryError               sending to the centre failed
-        ├── TransientDeliveryError  network, timeout, HTTP 5xx, gateway refusal: retried
-        │   └── OutcomeUnknown      sent, but no reply: asked about before any resend
+        ├── TransientDeliveryError  no connection, or the centre said "not now": retried
+        │   ├── OutcomeUnknown      sent, but no answer that can be read as this request's
+        │   │                       (timeout, reset, 5xx, garbage, another request's answer):
+        │   │                       settled the way the region allows before any resend
+        │   ├── CentreServerError   HTTP 5xx (the caller decides whether it is unknown)
+        │   ├── GatewayRefused      HTTP 4xx from the gateway (credentials, signature, clock)
+        │   ├── SignInRefused       9001 refused: the session, not the data, is at fault
+        │   └── CentreBusy          infcode -1 saying "busy" (regional words) or nothing at all
         └── BusinessRejection       infcode -1 with the centre's err_msg: parked, never retried
 """
 
@@ -65,6 +72,11 @@ class StateStoreError(AdapterError):
     """The state database failed."""
 
 
+class TakenElsewhere(StateStoreError):
+    """Another daemon sharing the state database took these rows first (e.g. built their
+    message): this transaction is rolled back and the work left to it."""
+
+
 class FileFormatError(AdapterError):
     """A file from or for the centre that cannot be read safely (zip, encoding, layout)."""
 
@@ -84,6 +96,32 @@ class TransientDeliveryError(DeliveryError):
 class OutcomeUnknown(TransientDeliveryError):
     """The request may have reached the centre but no reply came back (read timeout, reset
     after sending). It must not be resent until the outcome is found out (query or 2601)."""
+
+
+class CentreServerError(TransientDeliveryError):
+    """The centre (or a gateway before it) answered HTTP 5xx. Whether the request took effect
+    is unknown; the client turns this into :class:`OutcomeUnknown` for a business message."""
+
+    def __init__(self, message: str, status: int) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class GatewayRefused(TransientDeliveryError):
+    """The gateway refused the request (HTTP 4xx: credentials, signature, timestamp): an
+    operator or the clock fixes it, not the data, so the message keeps waiting."""
+
+    def __init__(self, message: str, status: int) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class SignInRefused(TransientDeliveryError):
+    """9001 was refused: no data is at fault, so nothing is parked; sending waits."""
+
+
+class CentreBusy(TransientDeliveryError):
+    """infcode -1 with words that mean "not now" (系统繁忙), or with no err_msg at all."""
 
 
 class BusinessRejection(DeliveryError):

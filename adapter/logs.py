@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -28,6 +29,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text", file: str | None = None) -> None:
+    """Send every log record at ``level`` and above to ``file`` (stderr without one) in
+    ``fmt``; a new log file is created for the adapter's user alone, as the centre's answers
+    it quotes may name patients."""
+    if file:
+        _create_private(file)
     handler: logging.Handler = logging.FileHandler(file, encoding="utf-8") if file else (
         logging.StreamHandler(sys.stderr)
     )
@@ -38,7 +44,17 @@ def configure_logging(level: str = "INFO", fmt: str = "text", file: str | None =
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+        old.close()  # a log file left open by an earlier call (the CLI configures twice)
     root.addHandler(handler)
     root.setLevel(level)
     # httpx logs every request at INFO; that is noise at a 20-minute cadence.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _create_private(file: str) -> None:
+    try:
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600))
+    except FileExistsError:
+        pass  # its mode is the operator's choice
+    except OSError:
+        pass  # FileHandler reports what is wrong with the path

@@ -39,6 +39,21 @@ GATEWAY_CREDENTIALS = {
 REGION_AREA = {"nhsa": "431199", "guangdong": "440300", "hunan": "431199", "zhejiang": "330100", "jiangxi": "360100"}
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("exactly-once", "tests/test_exactly_once.py (daemons killed at random)")
+    group.addoption("--kills", type=int, default=None,
+                    help="SIGKILLs per exactly-once run (default 20, large runs 60; env EXACTLY_ONCE_KILLS)")
+    group.addoption("--exactly-once-seed", type=int, default=None,
+                    help="base seed of the faults and the kills (default 1; env EXACTLY_ONCE_SEED)")
+    group.addoption("--exactly-once-large", action="store_true", default=False,
+                    help="also run the opt-in exactly-once runs: larger ones, and the kills-only control "
+                         "(env EXACTLY_ONCE_LARGE=1)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "exactly_once_large: an opt-in exactly-once run (--exactly-once-large)")
+
+
 @functools.cache
 def plugin_host() -> PluginHost:
     return PluginHost.load()

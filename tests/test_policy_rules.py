@@ -139,3 +139,96 @@ def test_same_day_outpatient_visits():
     assert [r[0] for r in run(visit, earlier=[morning])] == ["same-day-outpatient-visits"]
     assert run(visit, earlier=[yesterday]) == []
     assert run(line("1"), earlier=[morning]) == []  # an inpatient stay is not an outpatient visit
+
+
+# -- the self-inspection report --------------------------------------------------------------------
+def _planted_findings(tmp_path):
+    """A state database holding findings of three rules (two stays, two departments)."""
+    from adapter.state import schema
+    from adapter.state.store import StateStore, utcnow
+
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    rows = [("bed-hanging", "warn", "reported", "Z1", "1", "内科", "王医生", T0, "80.00"),
+            ("duplicate-charge", "block", "parked", "Z1", "2", "内科", "王医生", T0.replace(hour=10), "1234.50"),
+            ("duplicate-charge", "block", "parked", "Z2", "7", "外科", "李医生", T0.replace(day=5), "10.00"),
+            ("plugin-rule", "warn", "late", "Z2", "8", "外科", "李医生", T0.replace(day=6), "5.5")]
+    with store.begin() as conn:
+        conn.execute(schema.finding.insert(), [
+            {"rule_id": rule, "severity": severity, "outcome": outcome, "stay_key": stay, "feedetl_sn": sn,
+             "his_item_code": "YP0001", "dept": dept, "doctor": doctor, "fee_time": at, "amount": amount,
+             "message": f"fix <{rule}>", "evidence": "{}", "created_at": utcnow()}
+            for rule, severity, outcome, stay, sn, dept, doctor, at, amount in rows])
+    return store
+
+
+def test_self_inspection_workbook_is_finance_grade(tmp_path):
+    from datetime import date
+
+    from openpyxl import load_workbook
+
+    from adapter.policy.report import as_xlsx, build_report
+    from adapter.reports.layout import Hospital
+
+    store = _planted_findings(tmp_path)
+    try:
+        report = build_report(store, date(2026, 11, 1), date(2026, 11, 30), region="nhsa",
+                              descriptions={a.id: a.description for a in BUILTIN_POLICY_RULES}
+                              | {"plugin-rule": "a plugin's own rule"})
+    finally:
+        store.close()
+    path = tmp_path / "rules.xlsx"
+    path.write_bytes(as_xlsx(report, Hospital("H43111100255", "测试医院")))
+    book = load_workbook(path)
+    assert book.sheetnames == ["汇总 Summary", "按规则 By rule", "按科室 By department", "按医生 By doctor",
+                               "指标 Indicators", "明细 Findings"]
+    by_rule = book["按规则 By rule"]
+    assert [c.value for c in by_rule[1]] == ["规则", "规则名称", "说明", "发现数", "已拦截", "涉及金额"]
+    assert by_rule["D1"].comment.text == "Findings" and by_rule.freeze_panes == "A2"
+    assert by_rule.auto_filter.ref == "A1:F4"
+    assert [[c.value for c in row] for row in by_rule.iter_rows(min_row=2, max_row=4)] == [
+        ["duplicate-charge", "重复收费", "the same item charged twice for the same stay at the same time", 2, 2,
+         1244.5],
+        ["bed-hanging", "挂床住院", "days with only bed charges and no treatment", 1, 0, 80.0],
+        ["plugin-rule", "a plugin's own rule", "a plugin's own rule", 1, 0, 5.5],
+    ]
+    assert [c.value for c in by_rule[5]] == ["合计 Total", None, None, "=SUM(D2:D4)", "=SUM(E2:E4)", "=SUM(F2:F4)"]
+    assert by_rule["F2"].number_format == by_rule["F5"].number_format == "#,##0.00"
+    assert by_rule["D2"].number_format == "#,##0" and isinstance(by_rule["D2"].value, int)
+    findings = book["明细 Findings"]
+    assert findings.max_row == 1 + 4 + 1
+    assert findings["A2"].value == T0 and findings["A2"].number_format == "yyyy-mm-dd hh:mm:ss"
+    header = [c.value for c in findings[1]]
+    assert header[:7] == ["费用时间", "规则", "规则名称", "严重程度", "严重程度名称", "处理", "处理名称"]
+    assert [findings.cell(2, i).value for i in (4, 5, 6, 7)] == ["warn", "提示 warn", "reported",
+                                                                "已上传并报告 sent and reported"]
+    summary = {row[0].value: row[2].value for row in book["汇总 Summary"].iter_rows(min_row=2)}
+    assert summary["发现数"] == "4" and summary["涉及金额"] == "1,330.00 元 yuan" and summary["医院"] == "测试医院"
+
+
+def test_self_inspection_page_explains_every_rule_in_chinese_first(tmp_path):
+    from datetime import date
+
+    from lxml import html
+
+    from adapter.policy.report import as_html, build_report
+    from adapter.reports.layout import Hospital
+
+    store = _planted_findings(tmp_path)
+    try:
+        report = build_report(store, date(2026, 11, 1), date(2026, 11, 30), region="nhsa",
+                              descriptions={a.id: a.description for a in BUILTIN_POLICY_RULES})
+    finally:
+        store.close()
+    page = as_html(report, Hospital("H43111100255", "测试医院"))
+    doc = html.fromstring(page)
+    assert doc.xpath("string(//h1)").split() == ["医保自查报告", "Self-inspection"]
+    headings = [" ".join(h.text_content().split()) for h in doc.xpath("//h2")]
+    assert headings[:3] == ["按规则 By rule", "按科室 By department", "按医生 By doctor"]
+    rules = [" ".join(r.xpath("string(td[1])").split()) for r in doc.xpath('//table[@id="by-rule"]/tbody/tr')]
+    assert rules == ["duplicate-charge 重复收费", "bed-hanging 挂床住院", "plugin-rule"]
+    assert doc.xpath('string(//table[@id="by-rule"]/tfoot/tr/td[5])') == "1,330.00"
+    assert doc.xpath('//table[@id="by-rule"]/tbody/tr[1]/td[5]/@class') == ["money"]
+    assert "fix &lt;duplicate-charge&gt;" in page and "<script" not in page
+    facts = " ".join(doc.xpath("string(//dl)").split())
+    assert "测试医院" in facts and "H43111100255" in facts and "2026-11-01 – 2026-11-30" in facts
+    assert "yibao-adapter" in facts and "UTC" in facts

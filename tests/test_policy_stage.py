@@ -119,14 +119,15 @@ def test_self_inspection_report_in_every_format(tmp_path, make_centre):
     page = tmp_path / "report.html"
     assert runner.invoke(main, [*base, "--format", "html", "--out", str(page)]).exit_code == 0
     text = page.read_text(encoding="utf-8")
-    assert "<h2>By department</h2>" in text and "<script" not in text and "duplicate-charge" in text
+    assert '<h2>按科室 <span class="en">By department</span></h2>' in text and "<script" not in text
+    assert "duplicate-charge" in text
 
     book_path = tmp_path / "report.xlsx"
     assert runner.invoke(main, [*base, "--format", "xlsx", "--out", str(book_path)]).exit_code == 0
     book = load_workbook(book_path)
     assert {"汇总 Summary", "按规则 By rule", "按科室 By department", "按医生 By doctor", "指标 Indicators",
             "明细 Findings"} <= set(book.sheetnames)
-    assert book["明细 Findings"].max_row == 1 + len(data["findings"])
+    assert book["明细 Findings"].max_row == 1 + len(data["findings"]) + 1  # header, findings, totals
 
 
 def test_check_config_names_a_wrong_rule_parameter(tmp_path, centre, sample_his):

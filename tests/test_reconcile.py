@@ -99,13 +99,18 @@ def test_reports_and_history_through_the_cli(settled, centre, tmp_path):
     csv_text = files["csv"].read_text(encoding="utf-8-sig")
     assert "医疗费总额" in csv_text and lost in csv_text
     book = load_workbook(files["xlsx"])
-    assert "汇总" in book.sheetnames and "差异明细" in book.sheetnames and len(book.sheetnames) >= 3
-    assert [c.value for c in book["差异明细"][1]][:4] == ["险种", "清算类别", "结算ID", "就诊ID"]
-    assert book["差异明细"].max_row == 2
+    assert book.sheetnames == ["汇总", "每日", "差异明细", "说明 About"]
+    assert [c.value for c in book["差异明细"][1]][:5] == ["险种", "险种名称", "清算类别", "清算类别名称", "结算ID"]
+    assert book["差异明细"].max_row == 3  # header, the one difference, totals
+    assert book["差异明细"]["E2"].value == lost and book["差异明细"]["A3"].value == "合计 Total"
+    about = {row[0].value: row[2].value for row in book["说明 About"].iter_rows(min_row=2)}
+    assert about["医院"] == "测试医院" and about["医院编码"] == "H43111100255"
     page = files["html"].read_text(encoding="utf-8")
-    assert "<svg" in page and "<script" not in page and lost in page
-    # codes carry their labels from the region's edition: a column of their own in CSV, beside the code in HTML
+    assert "<svg" in page and "<script" not in page and lost in page and "测试医院" in page
+    # codes carry their labels from the region's edition: a column of their own in CSV and XLSX, beside the
+    # code in HTML
     assert all("职工基本医疗保险" in text and "住院" in text for text in (csv_text, page))
+    assert book["差异明细"]["B2"].value == "职工基本医疗保险" and book["差异明细"]["D2"].value == "住院"
 
     history = runner.invoke(main, ["reconcile", "history", "--config", str(config)])
     lines = [line for line in history.output.splitlines() if line.strip()]
@@ -279,3 +284,97 @@ def test_3202_msgid_is_the_settlements_not_the_adapters_4101(settled, centre, sa
     duplicate = found[(twice, "duplicate")]
     assert duplicate.centre_msgid == his[twice]["msgid"] and f"msgid {his[twice]['msgid']}" in duplicate.detail
     assert duplicate.mdtrt_id == centre.ledger.settlements[twice]["mdtrt_id"]  # from the HIS: the centre left it empty
+
+
+def test_each_difference_is_listed_once_under_the_pair_it_belongs_to(make_adapter, centre, tmp_path):
+    """One of each kind of difference; the one only the centre has is of the other insurance
+    type than the rest of its clearing type's: each appears once, in the run and in every
+    report, under its own pair."""
+    from lxml import html as lxml_html
+    from openpyxl import load_workbook
+
+    from adapter.reconcile import report
+    from adapter.rehearsal.sample_his import generate_sample_his
+    from adapter.reports.layout import Hospital
+
+    sample_his = generate_sample_his(f"sqlite:///{tmp_path / 'his.db'}", visits=24, lines_per_visit=4, seed=11,
+                                     unmapped_share=0, invalid_share=0, malformed_share=0)
+    settled_at_the_counter(centre, sample_his)
+    settled = make_adapter(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                           centre_url=centre.url, his_extra=UPLOAD)
+    import_sample_mapping(settled, sample_his)
+    run_until_done(settled)
+    his = _his_settlements(sample_his)
+    for setl_id, row in his.items():  # the centre holds each settlement's msgid
+        centre.alter_settlement(setl_id, msgid=row["msgid"])
+    local = sorted(s for s, row in his.items() if row["setl_optins"] is None)
+    employees = [s for s in local if his[s]["insutype"] == "310"]
+    residents = [s for s in local if his[s]["insutype"] == "390"]
+    assert len(employees) >= 4 and residents and {his[s]["clr_type"] for s in local} == {"21"}
+    lost, altered, flipped, twice = employees[:4]
+    centre.lose_settlement(lost)
+    centre.alter_settlement(altered, medfee_sumamt=centre.ledger.settlements[altered]["medfee_sumamt"] + 1)
+    centre.alter_settlement(flipped, refd_setl_flag="1")
+    centre.add_settlement(dict(centre.ledger.settlements[twice], setl_id="S-SECOND-DETAIL"))  # named by msgid only
+    # a settlement only the centre has, of a resident's stay: 390, where the HIS has one fewer
+    centre.add_settlement(dict(centre.ledger.settlements[residents[0]], setl_id="S-CENTRE-ONLY",
+                               msgid="H43111100255202611010000000009"))
+
+    run = settled.reconciler.run(NOVEMBER)
+
+    placed = [(p.insutype, d.setl_id, d.kind) for p in run.pairs for d in p.differences]
+    assert sorted(placed) == sorted([
+        ("310", lost, "only_hospital"), ("310", altered, "amount"), ("310", flipped, "refund_flag"),
+        ("310", twice, "duplicate"), ("390", "S-CENTRE-ONLY", "only_centre"),
+    ])
+    only_centre = next(d for p in run.pairs for d in p.differences if d.kind == "only_centre")
+    assert only_centre.insutype == "390" and "names no insurance type" not in only_centre.detail
+    assert {p.insutype: p.balanced for p in run.pairs if p.setl_optins == "431199"} == {"310": False, "390": False}
+    # ... and once in every report
+    csv_rows = report.as_csv(run, settled.edition.label).split("\r\n\r\n", 1)[1].strip().splitlines()
+    assert len(csv_rows) == 1 + 5
+    assert [line.split(",")[:3] for line in csv_rows if "S-CENTRE-ONLY" in line] == [["390", "21", "S-CENTRE-ONLY"]]
+    book_path = tmp_path / "recon.xlsx"
+    book_path.write_bytes(report.as_xlsx(run, settled.edition.label))
+    sheet = load_workbook(book_path)["差异明细"]
+    assert sheet.max_row == 1 + 5 + 1  # header, the differences, totals
+    assert sorted(sheet.cell(row, 5).value for row in range(2, 7)) == sorted(d for _, d, _ in placed)
+    page = lxml_html.fromstring(report.as_html(run, settled.edition.label, Hospital("H43111100255", "测试医院")))
+    rows = page.xpath('//table[@id="differences"]/tbody/tr')
+    assert len(rows) == 5
+    assert [r.xpath("string(td[1])").split()[0] for r in rows if "S-CENTRE-ONLY" in r.text_content()] == ["390"]
+    counts = {r.xpath("string(td[2])").split()[0]: int(r.xpath("string(td[10])")) for r in
+              page.xpath('//table[@id="pairs"]/tbody/tr') if "431199" in r.xpath("string(td[1])")}
+    assert counts == {"310": 4, "390": 1}
+
+
+def test_a_difference_the_centre_names_no_type_for_goes_once_to_the_unexplained_pair():
+    from adapter.reconcile.run import Difference, PairResult, place
+    from adapter.records import Settlement
+
+    def pair(insutype: str, result: str) -> PairResult:
+        return PairResult("431199", insutype, "21", {}, result, "")
+
+    mine = [Settlement("S1", "M1", "P1", "310", "21", "2026-11-02 10:00:00", Decimal("100"), Decimal("70"),
+                       Decimal("10"), Decimal("20"))]
+    amount = Difference("S1", "amount", "medfee_sumamt differs", "310")
+    stranger = Difference("", "only_centre", "only at the centre", mdtrt_id="M9", psn_no="P9")
+    pairs = [pair("310", "1"), pair("390", "1"), pair("391", "0")]
+    assert place(pairs, [amount, stranger], mine) == []
+    assert [(p.insutype, [d.kind for d in p.differences]) for p in pairs] == [
+        ("310", ["amount"]), ("390", ["only_centre"]), ("391", [])]
+    # the same person's settlement names it
+    known = Difference("", "only_centre", "only at the centre", psn_no="P1")
+    pairs = [pair("310", "1"), pair("390", "1")]
+    place(pairs, [known], mine)
+    assert [len(p.differences) for p in pairs] == [1, 0] and known.insutype == "310"
+    # nothing tells: the first pair that does not balance, once, saying so
+    unknown = Difference("", "only_centre", "only at the centre")
+    pairs = [pair("310", "1"), pair("390", "1")]
+    place(pairs, [unknown], [])
+    assert [len(p.differences) for p in pairs] == [1, 0] and "listed under the first of 310, 390" in unknown.detail
+    # an insurance type the HIS has no group of: one group of its own per type
+    extra = [Difference("S8", "only_centre", "x", "320"), Difference("S9", "only_centre", "y", "320")]
+    pairs = [pair("310", "1")]
+    added = place(pairs, extra, [])
+    assert [(p.insutype, len(p.differences)) for p in added] == [("320", 2)]

@@ -9,7 +9,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from adapter.errors import BusinessRejection
+from adapter.errors import SignInRefused
 from adapter.flow.send import BREAKER_FAILURES
 from adapter.spool.states import RecordStatus
 from adapter.state import schema
@@ -88,6 +88,7 @@ def test_infver_of_another_region_is_refused(make_adapter, make_centre, sample_h
         centre_url=centre.url, region="zhejiang", extra_centre='infver = "V1.0"',
     )
     import_sample_mapping(adapter, sample_his)
-    with pytest.raises(BusinessRejection, match="接口版本号"):
+    # A refused sign-in is the session's problem, never the data's: SignInRefused is transient.
+    with pytest.raises(SignInRefused, match="接口版本号"):
         adapter.client.sign_no()
     assert region_profile("zhejiang").infver == "1.0"

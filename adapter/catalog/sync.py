@@ -111,9 +111,20 @@ class CatalogSync:
 PAGED_INITIAL_UPDT_TIME = "1970-01-01 00:00:00"
 
 
+def query_day(since: str) -> str:
+    """The ``updt_time`` a paged query sends for the lower bound ``since`` (the active version:
+    the latest updt_time of its items). The edition's tables (1304, 1312, 1316-1319 输入) type
+    it 日期型, yyyy-MM-dd: the day of ``since``. The edition does not say how the centre
+    compares that day with its items' update times; the simulated centre answers what was
+    updated after the day began, so items of that day later than midnight come again and are
+    merged, and none is missed."""
+    return since[:10]
+
+
 class PagedRows:
-    """The items of a paged query (reference §3.4: updt_time, page_num, page_size in; firstPage,
-    lastPage, pages, recordCounts, data[] out) as catalogue rows, page by page."""
+    """The items of a paged query (the edition's 输入: updt_time 日期型, page_num, page_size;
+    the platform's page: firstPage, lastPage, pages, recordCounts, data[] of the items the
+    edition's 输出 lists) as catalogue rows, page by page."""
 
     encoding = "utf-8"
 
@@ -131,7 +142,7 @@ class PagedRows:
 
     def _page(self, number: int) -> dict[str, Any]:
         _, reply = self.client.call(self.spec.kind, {"data": {
-            "updt_time": self.since, "page_num": number, "page_size": self.page_size}}, message_id=None)
+            "updt_time": query_day(self.since), "page_num": number, "page_size": self.page_size}}, message_id=None)
         output = reply.output if isinstance(reply.output, dict) else {}
         if not isinstance(output.get("data"), list):
             raise BusinessRejection(f"{self.spec.kind} page {number} answered without data[]")

@@ -52,19 +52,20 @@ def handled(func: F) -> F:
 
 
 def _settings(config_path: Path) -> Settings:
-    """Load the configuration and apply its logging settings (unless -v asked for debug)."""
+    """Load the configuration and apply its logging settings: its format and file always,
+    its level unless -v asked for debug."""
     settings = load_settings(config_path)
     context = click.get_current_context(silent=True)
     verbose = bool(context and context.find_root().params.get("verbose"))
-    if not verbose:
-        configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
+    configure_logging("DEBUG" if verbose else settings.logging.level, settings.logging.format,
+                      settings.logging.file)
     return settings
 
 
 @contextmanager
 def state_store(settings: Settings) -> Iterator[StateStore]:
-    """The state database for one command, closed afterwards."""
-    store = StateStore(settings.state.url)
+    """The state database for one command (with its sealing keys), closed afterwards."""
+    store = StateStore.configured(settings.state)
     try:
         yield store
     finally:

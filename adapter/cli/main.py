@@ -15,6 +15,7 @@ from adapter.cli.common import EXIT_SOMETHING_FAILED, _settings, config_option, 
 from adapter.cli.db import db
 from adapter.cli.reconcile import reconcile
 from adapter.cli.rehearsal import centre, demo, sample_his
+from adapter.cli.report import report
 from adapter.cli.rules import rules
 from adapter.config import load_settings
 from adapter.errors import AdapterError
@@ -23,7 +24,8 @@ from adapter.logs import configure_logging
 logger = logging.getLogger("adapter.cli")
 
 @click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging and tracebacks.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Debug logging and tracebacks (in the [logging] format and file of the configuration).")
 @click.version_option(package_name="yibao-adapter")
 def main(verbose: bool) -> None:
     """yibao-adapter: HIS to medical-insurance centre middleware."""
@@ -37,6 +39,7 @@ main.add_command(sample_his)
 main.add_command(demo)
 main.add_command(rules)
 main.add_command(reconcile)
+main.add_command(report)
 
 
 # -- configuration and plugins -----------------------------------------------------------
@@ -164,7 +167,7 @@ def run(config_path: Path, once: bool) -> None:
     settings = _settings(config_path)
     adapter = build_adapter(settings)
     try:
-        daemon = Daemon(adapter)
+        daemon = Daemon(adapter, config_path=config_path)  # SIGHUP reads config_path again
         if once:
             report = daemon.run_once()
             _print_report(report)
@@ -217,6 +220,11 @@ def status(config_path: Path, as_json: bool) -> None:
         click.echo("parked:")
         for item in state.parked_reasons:
             click.echo(f"  {item['lines']:>5}  [{item['kind']}] {item['reason']}")
+    if state.unknown:
+        click.echo("outcome unknown (asked about again; `spool resolve ID --acked|--resend` settles one by hand):")
+        for item in state.unknown:
+            click.echo(f"  message {item['message_id']} {item['infno']} (age {format_age(item['age_seconds'])}, "
+                       f"next {item['next_attempt_at']}): {item['last_error']}")
     if state.retry_errors:
         click.echo("waiting to retry:")
         for item in state.retry_errors:
@@ -246,6 +254,66 @@ def spool_retry(message_id: int | None, all_: bool, config_path: Path) -> None:
     with state_store(settings) as store:
         count = requeue_parked(store, None if all_ else message_id)
     click.echo(f"{count} line(s) requeued; they go out in the next cycle")
+
+
+@spool.command("recheck")
+@click.argument("record_ids", type=int, nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every record parked malformed, invalid or unmapped.")
+@click.option("--infno", default=None, help="Only records of this transaction.")
+@config_option
+@handled
+def spool_recheck(record_ids: tuple[int, ...], all_: bool, infno: str | None, config_path: Path) -> None:
+    """Read the HIS rows of parked malformed, invalid or unmapped records again by their key,
+    once fixed in the HIS; they go through the checks at the next cycle."""
+    from adapter.app import build_adapter
+
+    if not record_ids and not all_:
+        raise click.UsageError("name record IDs or give --all")
+    adapter = build_adapter(_settings(config_path))
+    try:
+        done = adapter.cycle.extract.recheck(None if all_ else list(record_ids), infno)
+    finally:
+        adapter.close()
+    for item in done:
+        named = " ".join(filter(None, (f"record {item.record_id}", item.infno, item.business_key)))
+        click.echo(f"{named}: {item.note}")
+    replaced = sum(1 for item in done if item.replaced)
+    click.echo(f"{replaced} record(s) read again from the HIS; they go through the checks at the next cycle")
+    if replaced < len(done):
+        sys.exit(EXIT_SOMETHING_FAILED)
+
+
+@spool.command("resolve")
+@click.argument("message_id", type=int)
+@click.option("--acked", "verdict", flag_value="acked", help="The centre holds it (checked at the centre).")
+@click.option("--resend", "verdict", flag_value="resend", help="The centre does not hold it: send it again.")
+@click.option("--reason", default="", help="What the decision rests on (kept with the message).")
+@config_option
+@handled
+def spool_resolve(message_id: int, verdict: str | None, reason: str, config_path: Path) -> None:
+    """Settle a message whose outcome stayed unknown (the centre's answer was lost and its
+    inquiry could not decide), after checking at the centre by other means."""
+    import getpass
+
+    from adapter.spool.outbox import resolve_by_hand
+    from adapter.state.store import utcnow
+
+    if verdict is None:
+        raise click.UsageError("say what the centre holds: --acked or --resend")
+    who = getpass.getuser()
+    note = f"settled by hand ({verdict}) by {who} at {utcnow():%Y-%m-%d %H:%M:%S} UTC" + (
+        f": {reason}" if reason else "")
+    settings = _settings(config_path)
+    with state_store(settings) as store:
+        try:
+            count = resolve_by_hand(store, message_id, acked=verdict == "acked", note=note)
+        except LookupError as exc:
+            raise click.ClickException(str(exc)) from exc
+    logging.getLogger("adapter.audit").warning(
+        "message %d %s", message_id, note, extra={"action": "spool_resolve", "message_id": message_id, "user": who}
+    )
+    done = "marked sent" if verdict == "acked" else "sent again in the next cycle"
+    click.echo(f"message {message_id}: {count} record(s) {done}")
 
 
 # -- simulated centre, sample data, demo ---------------------------------------------------

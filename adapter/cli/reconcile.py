@@ -48,6 +48,7 @@ def reconcile(ctx: click.Context, day: str | None, start: str | None, end: str |
     from adapter.app import build_adapter
     from adapter.reconcile import report
     from adapter.reconcile.local import Period
+    from adapter.reports.layout import Hospital
 
     chosen = [name for name, value in (("--date", day), ("--from/--to", start or end), ("--month", month)) if value]
     if len(chosen) != 1:
@@ -66,7 +67,11 @@ def reconcile(ctx: click.Context, day: str | None, start: str | None, end: str |
         period = Period(_date(start, "--from"), _date(end, "--to"), "range")
         if period.end < period.start:
             raise click.UsageError("--to is before --from")
-    adapter = build_adapter(_settings(config_path))
+    settings = _settings(config_path)
+    centre = settings.centre
+    hospital = Hospital(centre.fixmedins_code, centre.fixmedins_name)
+    home = centre.setl_optins or centre.mdtrtarea_admvs
+    adapter = build_adapter(settings)
     try:
         label = adapter.edition.label
         run = adapter.reconciler.run(period)
@@ -74,8 +79,8 @@ def reconcile(ctx: click.Context, day: str | None, start: str | None, end: str |
         adapter.close()
     writers: tuple[tuple[Path | None, Callable[[Path], int]], ...] = (
         (csv_path, lambda p: p.write_text(report.as_csv(run, label), encoding="utf-8-sig")),
-        (xlsx_path, lambda p: p.write_bytes(report.as_xlsx(run, label))),
-        (html_path, lambda p: p.write_text(report.as_html(run, label), encoding="utf-8")),
+        (xlsx_path, lambda p: p.write_bytes(report.as_xlsx(run, label, hospital, home))),
+        (html_path, lambda p: p.write_text(report.as_html(run, label, hospital, home), encoding="utf-8")),
     )
     for path, write in writers:
         if path is not None:

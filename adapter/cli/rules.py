@@ -82,6 +82,7 @@ def rules_report(start: str, end: str, fmt: str, out: Path | None, annual_fund_p
     annual-ratio indicators, and the estimated penalty band where the region has a table."""
     from adapter.errors import AdapterError
     from adapter.policy import report as reports
+    from adapter.reports.layout import Hospital
 
     first, last = _day(start), _day(end)
     if last < first:
@@ -94,14 +95,18 @@ def rules_report(start: str, end: str, fmt: str, out: Path | None, annual_fund_p
             penalty_table=region.penalty_table, penalty_source=region.penalty_source,
             annual_fund_payments=annual_fund_payments,
         )
+    hospital = Hospital(settings.centre.fixmedins_code, settings.centre.fixmedins_name)
     if fmt == "xlsx":
         if out is None:
             raise AdapterError("--format xlsx needs --out FILE.xlsx")
-        out.write_bytes(reports.as_xlsx(result))
+        out.write_bytes(reports.as_xlsx(result, hospital))
     else:
-        body = {"html": reports.as_html, "csv": reports.as_csv}.get(fmt)
-        content = (body(result) if body
-                   else json.dumps(reports.as_json(result), ensure_ascii=False, default=str, indent=1))
+        if fmt == "html":
+            content = reports.as_html(result, hospital)
+        elif fmt == "csv":
+            content = reports.as_csv(result)
+        else:
+            content = json.dumps(reports.as_json(result), ensure_ascii=False, default=str, indent=1)
         if out is None:
             sys.stdout.write(content if content.endswith("\n") else content + "\n")
         else:

@@ -6,26 +6,50 @@ withdrawn instead of sending a cancel the centre would refuse. Messages of one g
 a stock item) are spooled in phase order (registration, details, closing) and then in ledger
 order; a batched transaction (2301) puts up to ``lines_per_message`` records of one group
 into one message.
+
+A ready record whose input or area cannot be read, or whose message the state store refuses
+(a value longer than its column), is parked malformed with one log line; the others are built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DataError
 
 from adapter import jsonio
+from adapter.errors import StateStoreError, TakenElsewhere
 from adapter.flow.report import CycleReport
 from adapter.plugin.api import TransactionSpec
 from adapter.spool import outbox
-from adapter.spool.states import RecordStatus
+from adapter.spool.states import ParkKind, RecordStatus
 from adapter.state import schema
 from adapter.state.store import StateStore, in_chunks, utcnow
+from adapter.validate.fields import DATA_ERRORS, plain
+
+logger = logging.getLogger(__name__)
 
 _record = schema.record
 #: messages spooled per state-store transaction
 _MESSAGES_PER_COMMIT = 200
+#: the insured person's area (参保地医保区划) a message is sent for: six digits
+_AREA = re.compile(r"[0-9]{6}")
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A ready record as a message takes it."""
+
+    id: int
+    infno: str
+    group_key: str
+    payload: dict[str, Any]
+    insuplc_admdvs: str | None
 
 
 class Build:
@@ -44,18 +68,76 @@ class Build:
             ).all()
         rows = sorted((row for row in rows if row.id not in waiting),
                       key=lambda row: (self.specs[row.infno].phase, row.id))
-        messages = self._messages(rows)
+        messages = self._messages(self._readable(rows, report))
         for start in range(0, len(messages), _MESSAGES_PER_COMMIT):
-            with self.store.begin() as conn:
-                for message in messages[start:start + _MESSAGES_PER_COMMIT]:
-                    outbox.spool_message(conn, **message)
-        report.messages_built += len(messages)
+            report.messages_built += self._spool(messages[start:start + _MESSAGES_PER_COMMIT], report)
 
-    def _messages(self, rows: list[Any]) -> list[dict[str, Any]]:
+    def _readable(self, rows: Sequence[Any], report: CycleReport) -> list[_Ready]:
+        """The ready records read for their messages; those that cannot be are parked."""
+        ready = []
+        for row in rows:
+            try:
+                ready.append(self._ready(row))
+            except DATA_ERRORS as exc:
+                self._park([row.id], f"record {row.id} ({row.infno}) cannot be built into a message: "
+                                     f"{type(exc).__name__}: {exc}", report)
+        return ready
+
+    def _ready(self, row: Any) -> _Ready:
+        spec = self.specs[row.infno]
+        payload = jsonio.loads(row.payload)
+        if not isinstance(payload, dict):
+            raise ValueError(f"its input is {type(payload).__name__}, not an object")
+        if spec.batched and not isinstance(payload.get(spec.node), list):
+            raise ValueError(f"its input has no {spec.node} list to join into a message")
+        area = jsonio.loads(row.raw).get("insuplc_admdvs") or None
+        area = str(area).strip() if area else None
+        if area is not None and not _AREA.fullmatch(area):
+            raise ValueError(f"insuplc_admdvs {area[:20]!r} is not a 6-digit area code")
+        return _Ready(row.id, row.infno, row.group_key, payload, area)
+
+    def _spool(self, messages: list[dict[str, Any]], report: CycleReport) -> int:
+        """Messages committed in one transaction; should the state store refuse a value, one by
+        one, the records of a refused message parked (a store that fails still ends the cycle).
+        Returns the messages spooled."""
+        try:
+            with self.store.begin() as conn:
+                for message in messages:
+                    outbox.spool_message(conn, **message)
+            return len(messages)
+        except (StateStoreError, ValueError) as exc:
+            if not (_refused(exc) or isinstance(exc, TakenElsewhere)):
+                raise
+        spooled = 0
+        for message in messages:
+            try:
+                with self.store.begin() as conn:
+                    outbox.spool_message(conn, **message)
+                spooled += 1
+            except TakenElsewhere:
+                continue  # another daemon sharing the database built it: nothing to do here
+            except (StateStoreError, ValueError) as exc:
+                if not _refused(exc):
+                    raise
+                self._park(message["record_ids"], f"the state store refused their {message['infno']} message: {exc}",
+                           report)
+        return spooled
+
+    def _park(self, ids: list[int], reason: str, report: CycleReport) -> None:
+        reason = plain(reason)
+        with self.store.begin() as conn:
+            conn.execute(update(_record).where(_record.c.id.in_(ids), _record.c.status == RecordStatus.READY.value)
+                         .values(status=RecordStatus.PARKED.value, park_kind=ParkKind.MALFORMED.value,
+                                 park_reason=reason, updated_at=utcnow()))
+        report.malformed += len(ids)
+        logger.warning("%s; parked as malformed (record %s)", reason, ", ".join(map(str, ids)),
+                       extra={"action": "record_unbuildable"})
+
+    def _messages(self, rows: list[_Ready]) -> list[dict[str, Any]]:
         """The messages, in order: a batched transaction's records of one group are cut into
         messages of ``lines_per_message`` where its first record stands."""
         messages: list[dict[str, Any]] = []
-        batches: dict[tuple[str, str], list[Any]] = {}
+        batches: dict[tuple[str, str], list[_Ready]] = {}
         for row in rows:
             spec = self.specs[row.infno]
             if not spec.batched:
@@ -78,15 +160,13 @@ class Build:
         return result
 
     @staticmethod
-    def _message(spec: TransactionSpec, rows: list[Any]) -> dict[str, Any]:
-        payloads = [jsonio.loads(row.payload) for row in rows]
-        payload = payloads[0]
-        if len(payloads) > 1:  # a batched node: the records' entries joined, in ledger order
-            payload = {spec.node: [entry for p in payloads for entry in p[spec.node]]}
-        insuplc = jsonio.loads(rows[0].raw).get("insuplc_admdvs") or None
+    def _message(spec: TransactionSpec, rows: list[_Ready]) -> dict[str, Any]:
+        payload = rows[0].payload
+        if len(rows) > 1:  # a batched node: the records' entries joined, in ledger order
+            payload = {spec.node: [entry for row in rows for entry in row.payload[spec.node]]}
         return {
             "infno": spec.infno, "group_key": rows[0].group_key, "payload": payload,
-            "record_ids": [row.id for row in rows], "insuplc_admdvs": str(insuplc) if insuplc else None,
+            "record_ids": [row.id for row in rows], "insuplc_admdvs": rows[0].insuplc_admdvs,
         }
 
     def _settle_cancels(self, report: CycleReport) -> set[int]:
@@ -127,3 +207,9 @@ class Build:
                                     "was never uploaded"))
                     report.records_withdrawn += 1
         return waiting
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether the state store refused a value (too long for its column, a character it cannot
+    encode) rather than failed (locked, gone): only then are the records at fault."""
+    return isinstance(exc, ValueError) or isinstance(exc.__cause__, DataError)

@@ -5,6 +5,10 @@ In order, for every record of every transaction: the HIS codes are mapped (ç›®å½
 transaction's field table is checked, then the record's fee lines go through the registered
 validation rules and the active catalogues, and the policy rules see each stay whole. A refund
 whose original is parked here is held with it (specs with ``refund_of``).
+
+A record whose data the checks cannot read (a value extracted before the HIS row was read
+defensively, a rule that trips over it) is parked malformed with one log line; it never stops
+the chunk it came in.
 """
 
 from __future__ import annotations
@@ -19,19 +23,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BindParameter, and_, bindparam, or_, select, update
+from sqlalchemy.exc import DataError
 
 from adapter import jsonio
 from adapter.catalog.check import CatalogView
+from adapter.errors import StateStoreError
 from adapter.flow.report import CycleReport
 from adapter.mapping.store import MappingStore, unmapped_reason
 from adapter.plugin.api import CatalogSpec, EmptyNumber, MappedFeeLine, TransactionSpec
 from adapter.plugin.rules import RuleSet, Severity, blocking
 from adapter.policy.stage import Candidate, PolicyStage
 from adapter.records import MalformedRow, MappingKind
+from adapter.spec.check import DictionaryCheck
 from adapter.spool.states import ParkKind, RecordStatus
 from adapter.state import schema
 from adapter.state.store import StateStore, in_chunks, utcnow
 from adapter.validate.fields import (
+    DATA_ERRORS,
     apply_mappings,
     check_record,
     fee_entries,
@@ -39,6 +47,9 @@ from adapter.validate.fields import (
     fill_defaults,
     fill_empty_numbers,
     normalise,
+    plain,
+    read_codes,
+    unreadable_values,
 )
 
 logger = logging.getLogger(__name__)
@@ -77,6 +88,8 @@ class Check:
         exp_content: Callable[[MappedFeeLine], str],
         stop_event: threading.Event,
         empty_number: EmptyNumber = "null",
+        code_readings: Mapping[str, Mapping[str, str]] | None = None,
+        dictionaries: DictionaryCheck | None = None,
     ) -> None:
         self.store = store
         self.specs = dict(specs)
@@ -84,6 +97,9 @@ class Check:
         self.catalogues = catalogues
         self.policy = policy
         self.defaults = defaults
+        self.code_readings = dict(code_readings or {})
+        #: the edition's dictionaries, checked on every record before it can be sent
+        self.dictionaries = dictionaries
         self.exp_content = exp_content
         self.stop_event = stop_event
         self.empty_number = empty_number
@@ -116,24 +132,69 @@ class Check:
     def _check_chunk(self, rows: Sequence[Any], tables: Any, report: CycleReport) -> None:
         now = utcnow()
         names = {row.national_code: row.national_name for row in tables[MappingKind.ITEM].values()}
-        items = [self._map_and_check(row, tables, names, now, report) for row in rows]
+        items = [self._checked(row, tables, names, now, report) for row in rows]
         ready = [item for item in items if item.changes["status"] == RecordStatus.READY.value]
         self._check_fee_lines(ready, now, report)
         write_findings = self._check_policy(ready, now, report)
         self._hold_refunds(items, now)
         for item in items:
             if item.changes["status"] == RecordStatus.READY.value:
-                report.ready += 1
-                item.changes["payload"] = jsonio.dumps(item.spec.input_for(item.record))
-        # executemany needs one statement per set of columns.
-        by_columns: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
+                self._payload(item, report)
+        self._write(items, write_findings, report)
+
+    def _checked(self, row: Any, tables: Any, names: Mapping[str, str], now: Any, report: CycleReport) -> _Checked:
+        """One record mapped and checked; one whose data the checks cannot read is parked
+        malformed instead of stopping the chunk."""
+        try:
+            return self._map_and_check(row, tables, names, now, report)
+        except DATA_ERRORS as exc:
+            item = _Checked(row.id, self.specs[row.infno], row.business_key, row.group_key, {}, [],
+                            {"b_id": row.id, "updated_at": now})
+            return _unreadable(item, "cannot be checked", exc, report)
+
+    def _payload(self, item: _Checked, report: CycleReport) -> None:
+        try:
+            item.changes["payload"] = jsonio.dumps(item.spec.input_for(item.record))
+        except DATA_ERRORS as exc:
+            _unreadable(item, "cannot be written as its message input", exc, report)
+        else:
+            report.ready += 1
+
+    def _write(self, items: list[_Checked], write_findings: Callable[[Any], None], report: CycleReport) -> None:
+        """The chunk's changes in one transaction. Should the state store refuse a value (longer
+        than its column, a character it cannot hold), the records are written one by one and
+        those refused are parked malformed; a store that fails still ends the cycle."""
+        try:
+            with self.store.begin() as conn:
+                write_findings(conn)
+                _write_changes(conn, [item.changes for item in items])
+            return
+        except (StateStoreError, ValueError) as exc:
+            if not _refused(exc):
+                raise
+            logger.warning("the state store refused a value of %d record(s) (%s); writing them one by one",
+                           len(items), exc, extra={"action": "write_refused"})
+        try:
+            with self.store.begin() as conn:
+                write_findings(conn)
+        except (StateStoreError, ValueError) as exc:
+            if not _refused(exc):
+                raise
+            logger.error("policy findings not kept, the state store refused them: %s", exc,
+                         extra={"action": "findings_refused"})
         for item in items:
-            by_columns[frozenset(item.changes)].append(item.changes)
-        with self.store.begin() as conn:
-            write_findings(conn)
-            for columns, chunk in by_columns.items():
-                values: dict[str, BindParameter[Any]] = {name: bindparam(name) for name in columns if name != "b_id"}
-                conn.execute(update(_record).where(_record.c.id == bindparam("b_id")).values(**values), chunk)
+            try:
+                with self.store.begin() as conn:
+                    _write_changes(conn, [item.changes])
+            except (StateStoreError, ValueError) as exc:
+                if not _refused(exc):
+                    raise
+                if item.changes["status"] == RecordStatus.READY.value:
+                    report.ready -= 1
+                item.changes = {"b_id": item.id, "updated_at": item.changes["updated_at"]}
+                _unreadable(item, "was refused by the state store", exc, report)
+                with self.store.begin() as conn:
+                    _write_changes(conn, [item.changes])
 
     def _map_and_check(self, row: Any, tables: Any, names: Mapping[str, str], now: Any,
                        report: CycleReport) -> _Checked:
@@ -141,13 +202,20 @@ class Check:
         raw = json.loads(row.raw)
         record = normalise(spec, raw)
         fill_defaults(record, self.defaults.get(spec.infno, {}))
+        read_codes(record, self.code_readings)
         fill_empty_numbers(spec, record, self.empty_number)
         item = _Checked(row.id, spec, row.business_key, row.group_key, record, [], {"b_id": row.id, "updated_at": now})
+        unreadable = unreadable_values(spec, raw)
+        if unreadable:  # a row extracted before it was read defensively
+            report.malformed += 1
+            return _park(item, ParkKind.MALFORMED, f"malformed HIS row {row.business_key}: " + "; ".join(unreadable))
         missing = apply_mappings(spec, record, tables)
         if missing:
             report.unmapped += 1
             return _park(item, ParkKind.UNMAPPED, unmapped_reason(missing))
         problems = check_record(spec, record)
+        if not problems and self.dictionaries is not None:
+            problems = self.dictionaries.problems(spec.infno, spec.input_for(record))
         if problems:
             report.invalid += 1
             return _park(item, ParkKind.INVALID, f"{spec.infno} {row.business_key}: " + "; ".join(problems))
@@ -167,25 +235,33 @@ class Check:
         catalogue = CatalogView(self.store, self.catalogues,
                                 (m.med_list_codg for item in with_lines for m in item.lines))
         for item in with_lines:
-            problems = []
-            entries = [entry for entry, _his in fee_entries(item.spec, item.record, {})]
-            for index, mapped in enumerate(item.lines):
-                cap = catalogue.cap_for(mapped.med_list_codg)
-                if cap is not None:
-                    mapped = item.lines[index] = dataclasses.replace(mapped, price_cap=cap[0], price_cap_source=cap[1])
-                findings = self.rules.check(mapped) + catalogue.check(mapped)
-                for finding in findings:
-                    if finding.severity is Severity.WARN:
-                        report.warnings += 1
-                        logger.info("record %d: [%s] %s", item.id, finding.rule_id, finding.message,
-                                    extra={"action": "finding_warn"})
-                problems += [f"[{p.rule_id}] {p.message}" for p in blocking(findings)]
-                entry = entries[index] if index < len(entries) else None
-                if isinstance(entry, dict) and "exp_content" in entry and not entry["exp_content"]:
-                    entry["exp_content"] = self.exp_content(mapped)
+            try:
+                problems = self._line_problems(item, catalogue, report)
+            except DATA_ERRORS as exc:
+                _unreadable(item, "cannot have its fee lines checked", exc, report)
+                continue
             if problems:
                 report.invalid += 1
                 _park(item, ParkKind.INVALID, "; ".join(problems))
+
+    def _line_problems(self, item: _Checked, catalogue: CatalogView, report: CycleReport) -> list[str]:
+        problems = []
+        entries = [entry for entry, _his in fee_entries(item.spec, item.record, {})]
+        for index, mapped in enumerate(item.lines):
+            cap = catalogue.cap_for(mapped.med_list_codg)
+            if cap is not None:
+                mapped = item.lines[index] = dataclasses.replace(mapped, price_cap=cap[0], price_cap_source=cap[1])
+            findings = self.rules.check(mapped) + catalogue.check(mapped)
+            for finding in findings:
+                if finding.severity is Severity.WARN:
+                    report.warnings += 1
+                    logger.info("record %d: [%s] %s", item.id, finding.rule_id, finding.message,
+                                extra={"action": "finding_warn"})
+            problems += [f"[{p.rule_id}] {p.message}" for p in blocking(findings)]
+            entry = entries[index] if index < len(entries) else None
+            if isinstance(entry, dict) and "exp_content" in entry and not entry["exp_content"]:
+                entry["exp_content"] = self.exp_content(mapped)
+        return problems
 
     def _check_policy(self, ready: list[_Checked], now: Any, report: CycleReport) -> Callable[[Any], None]:
         """The policy rules over the stays of the ready records, with what those stays already
@@ -194,14 +270,44 @@ class Check:
         if self.policy is None or not self.policy.enabled or not candidates:
             return lambda _conn: None
         history, known = self._stays(sorted({item.group_key for item in candidates}))
-        stopped, write = self.policy.check(
-            [Candidate(item.id, _stay_key(item.group_key), item.lines) for item in candidates], history, known)
+        try:
+            stopped, write = self.policy.check(
+                [Candidate(item.id, _stay_key(item.group_key), item.lines) for item in candidates], history, known)
+        except DATA_ERRORS:
+            stopped, write = self._policy_by_stay(candidates, history, known, report)
         for item in candidates:
             reason = stopped.get(item.id)
             if reason is not None:
                 report.invalid += 1
                 _park(item, ParkKind.INVALID, reason)
         return write
+
+    def _policy_by_stay(self, candidates: list[_Checked], history: Any, known: Any,
+                        report: CycleReport) -> tuple[dict[int, str], Callable[[Any], None]]:
+        """The policy rules stay by stay, once they failed over the chunk's stays together: the
+        records of a stay they cannot read are parked malformed, the other stays judged as usual."""
+        assert self.policy is not None
+        by_stay: dict[str, list[_Checked]] = defaultdict(list)
+        for item in candidates:
+            by_stay[_stay_key(item.group_key)].append(item)
+        stopped: dict[int, str] = {}
+        writes: list[Callable[[Any], None]] = []
+        for stay, items in by_stay.items():
+            try:
+                found, write = self.policy.check([Candidate(item.id, stay, item.lines) for item in items],
+                                                 history, known)
+            except DATA_ERRORS as exc:
+                for item in items:
+                    _unreadable(item, f"cannot be judged by the policy rules (stay {stay})", exc, report)
+                continue
+            stopped.update(found)
+            writes.append(write)
+
+        def write_all(conn: Any) -> None:
+            for write in writes:
+                write(conn)
+
+        return stopped, write_all
 
     def _stays(self, groups: list[str]) -> tuple[dict[str, list[tuple[int, MappedFeeLine]]], dict[str, set[str]]]:
         """Per stay: the fee lines of its records already ready, queued or sent, and every
@@ -218,16 +324,23 @@ class Check:
                     .order_by(_record.c.id)
                 ).all()
                 for row in rows:
-                    spec, raw, stay = self.specs[row.infno], json.loads(row.raw), _stay_key(row.group_key)
-                    if row.status in _CHARGED and row.payload:
-                        record = spec.record_from_input(jsonio.loads(row.payload))
-                        try:
-                            history[stay] += [(row.id, m) for m in fee_lines_of(spec, record, raw, row.business_key)]
-                        except MalformedRow:
-                            pass
-                    known[stay].update(str(entry.get("feedetl_sn") or "")
-                                       for entry, _his in fee_entries(spec, normalise(spec, raw), raw))
+                    try:
+                        self._add_to_stay(row, history, known)
+                    except DATA_ERRORS:  # a record the checks could not read: it adds nothing
+                        logger.debug("record %d left out of its stay's history", row.id)
         return history, known
+
+    def _add_to_stay(self, row: Any, history: dict[str, list[tuple[int, MappedFeeLine]]],
+                     known: dict[str, set[str]]) -> None:
+        spec, raw, stay = self.specs[row.infno], json.loads(row.raw), _stay_key(row.group_key)
+        if row.status in _CHARGED and row.payload:
+            record = spec.record_from_input(jsonio.loads(row.payload))
+            try:
+                history[stay] += [(row.id, m) for m in fee_lines_of(spec, record, raw, row.business_key)]
+            except MalformedRow:
+                pass
+        known[stay].update(str(entry.get("feedetl_sn") or "")
+                           for entry, _his in fee_entries(spec, normalise(spec, raw), raw))
 
     def _hold_refunds(self, items: list[_Checked], now: Any) -> None:
         """A refund must not reach the centre while its original is held back here. One query
@@ -260,9 +373,34 @@ class Check:
 
 
 def _park(item: _Checked, kind: ParkKind, reason: str) -> _Checked:
-    item.changes.update(status=RecordStatus.PARKED.value, park_kind=kind.value, park_reason=reason)
+    item.changes.update(status=RecordStatus.PARKED.value, park_kind=kind.value, park_reason=plain(reason))
     item.changes.pop("payload", None)
     return item
+
+
+def _unreadable(item: _Checked, what: str, exc: Exception, report: CycleReport) -> _Checked:
+    """Park a record a check could not read, with one log line."""
+    report.malformed += 1
+    reason = f"record {item.id} ({item.spec.infno} {item.key}) {what}: {type(exc).__name__}: {exc}"
+    logger.warning("%s; parked as malformed", plain(reason),
+                   extra={"action": "record_unreadable", "record_id": item.id})
+    return _park(item, ParkKind.MALFORMED, reason)
+
+
+def _write_changes(conn: Any, changes: list[dict[str, Any]]) -> None:
+    # executemany needs one statement per set of columns.
+    by_columns: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
+    for change in changes:
+        by_columns[frozenset(change)].append(change)
+    for columns, chunk in by_columns.items():
+        values: dict[str, BindParameter[Any]] = {name: bindparam(name) for name in columns if name != "b_id"}
+        conn.execute(update(_record).where(_record.c.id == bindparam("b_id")).values(**values), chunk)
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether the state store refused a value (too long for its column, a character it cannot
+    encode) rather than failed (locked, gone): only then is a record at fault."""
+    return isinstance(exc, ValueError) or isinstance(exc.__cause__, DataError)
 
 
 def _stay_key(group_key: str) -> str:

@@ -25,6 +25,7 @@ from adapter.plugin.api import RegionProfile
 from adapter.spool import outbox
 from adapter.spool.deliveries import Delivery, DeliveryKind
 from adapter.spool.retry import backoff_seconds, call_with_quick_retries
+from adapter.spool.states import MessageStatus
 from adapter.spool.visits import bind_visit
 from adapter.state.store import StateStore, utcnow
 
@@ -32,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 #: consecutive transient failures that end a send pass (the centre is treated as down)
 BREAKER_FAILURES = 3
+#: the longest pause after the centre looked down: the first probe comes within this of its
+#: return, however long the outage (the per-message backoff may grow to an hour meanwhile)
+PROBE_CAP_SECONDS = 120.0
 
 
 Settle = Callable[[outbox.SpooledMessage, Delivery, CycleReport], None]
@@ -68,6 +72,9 @@ class Send:
         pass_start = utcnow()
         if self.paused_until is not None and pass_start < self.paused_until:
             return
+        # A lease that ran out (a failed state write, a worker that died) is reclaimed while
+        # running, not only at start; an unfinished attempt makes its message unknown.
+        outbox.recover_in_flight(self.store, only_expired=True)
         self.inquire(report, resolve)
         failures_in_a_row = 0
         while not self.stop_event.is_set():
@@ -82,12 +89,16 @@ class Send:
                     if failures_in_a_row >= BREAKER_FAILURES:
                         self._pause_sending()
                     return
+                if not outbox.renew_lease(self.store, message.id, lease, MessageStatus.IN_FLIGHT):
+                    continue
                 delivery = self._send_one(message, report)
                 settle(message, delivery, report)
                 if delivery.kind in (DeliveryKind.ACKED, DeliveryKind.REJECTED):
                     failures_in_a_row = 0
-                    if delivery.kind is DeliveryKind.ACKED:
+                    if delivery.kind is DeliveryKind.ACKED and self.pause_count:
+                        # Back after an outage: what waited out its backoff is due now.
                         self.pause_count = 0
+                        outbox.bring_forward(self.store)
                 else:
                     failures_in_a_row += 1
 
@@ -99,17 +110,24 @@ class Send:
             if not batch:
                 return
             for message in batch:
+                if not outbox.renew_lease(self.store, message.id, lease, MessageStatus.UNKNOWN):
+                    continue
+                way = self.region.lost_replies.get(message.infno)
+                shared = outbox.shared_in_group(self.store, message, way.shared_with) if way is not None else 0
                 try:
                     outcome = find_outcome(
                         self.client, self.region, message.infno,
                         bind_visit(self.store, message.group_key, message.payload),
-                        message.last_msgid, message.insuplc_admdvs,
+                        message.last_msgid, message.insuplc_admdvs, shared_elsewhere=shared,
                     )
                 except DeliveryError as exc:
                     if isinstance(exc, TransientDeliveryError):
                         report.transient_failures += 1
-                    # The inquiry failed too: the message stays unknown (its lease expires and
-                    # the next pass asks again). Stop asking a centre that does not answer.
+                    # The inquiry failed too: the message stays unknown and is asked about
+                    # again after a backoff. Stop asking a centre that does not answer.
+                    delay = backoff_seconds(message.attempts + 1, self.settings.retry_base_seconds,
+                                            min(self.settings.retry_cap_seconds, PROBE_CAP_SECONDS * 5))
+                    outbox.keep_unknown(self.store, message.id, f"could not settle the lost reply yet: {exc}", delay)
                     logger.warning(
                         "cannot find out what happened to message %d yet: %s", message.id, exc,
                         extra={"action": "inquiry_failed", "message_id": message.id},
@@ -120,7 +138,8 @@ class Send:
 
     def _pause_sending(self) -> None:
         self.pause_count += 1
-        delay = backoff_seconds(self.pause_count, self.settings.retry_base_seconds, self.settings.retry_cap_seconds)
+        cap = min(self.settings.retry_cap_seconds, PROBE_CAP_SECONDS)
+        delay = backoff_seconds(self.pause_count, self.settings.retry_base_seconds, cap)
         self.paused_until = utcnow() + timedelta(seconds=delay)
         logger.warning(
             "%d messages in a row failed; the centre looks unavailable, pausing sends until %s UTC",
@@ -154,6 +173,12 @@ class Send:
         except BusinessRejection as exc:
             delivery = Delivery(DeliveryKind.REJECTED, error=exc.err_msg)
         else:
-            delivery = Delivery(DeliveryKind.ACKED, msgid=msgid, reply=reply)
+            mismatch = self.region.dialect.answer_mismatch(message.infno, payload, reply.output)
+            if mismatch is not None:
+                # infcode 0, but not this request's answer: what the centre holds is unknown.
+                error = f"answer to {msgid} not trusted: {mismatch}"
+                delivery = Delivery(DeliveryKind.UNKNOWN, msgid=msgid, error=error)
+            else:
+                delivery = Delivery(DeliveryKind.ACKED, msgid=msgid, reply=reply)
         report.transient_failures += failures
         return delivery

@@ -3,7 +3,9 @@
 An ack sends the message's records (and remembers the centre's mdtrt_id for a registration);
 a business rejection parks the records the centre named (``blame_fields``) and their refunds,
 the others go out again; a transient failure waits with backoff; a lost reply leaves the
-message unknown until an inquiry says what the centre holds (``line_key``: partly).
+message unknown until the way its region declares says what the centre holds. A message sent
+again after a lost reply and refused as already held is held (and a repeated withdrawal that
+finds nothing left has done its work).
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from collections.abc import Mapping
 from adapter.errors import BusinessRejection
 from adapter.flow.report import CycleReport
 from adapter.outbound.outcome import Outcome, Resolution
-from adapter.plugin.api import RegionProfile, TransactionSpec
+from adapter.plugin.api import LostReplyMethod, RefusalMeaning, RegionProfile, TransactionSpec
 from adapter.spool import outbox
 from adapter.spool.deliveries import Delivery, DeliveryKind
 from adapter.spool.retry import backoff_seconds
-from adapter.spool.visits import register_visit
+from adapter.spool.visits import register_visit, registered_elsewhere
 from adapter.state.store import StateStore
 
 logger = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ class Settle:
             self._rejected(message, delivery.error, report)
         elif delivery.kind is DeliveryKind.UNKNOWN:
             report.outcomes_unknown += 1
-            outbox.mark_unknown(self.store, message.id, delivery.error)
+            outbox.mark_unknown(self.store, message.id, delivery.error, delivery.msgid)
             logger.warning(
                 "message %d: %s; asking the centre before any resend", message.id, delivery.error,
                 extra={"action": "send_outcome_unknown", "message_id": message.id},
@@ -75,16 +77,19 @@ class Settle:
                     register_visit(self.store, message.group_key, outcome.visit_id, message.last_msgid or "")
             report.messages_acked += 1
             report.lines_acked += outbox.mark_acked(self.store, message.id, "", note=note)
-        elif outcome.resolution is Resolution.PARTIAL:
-            spec = self.specs.get(message.infno)
-            field = spec.line_key if spec is not None else ""
-            held = [r.id for r in outbox.records_of(self.store, message.id)
-                    if field and str(self._record(message.infno, r.payload).get(field) or "") in outcome.committed]
-            acked, requeued = outbox.ack_partly(self.store, message.id, held, note)
-            report.lines_acked += acked
-            self.requeued += requeued
+        elif outcome.resolution is Resolution.UNDECIDED:
+            report.outcomes_unknown += 1
+            delay = backoff_seconds(message.attempts + 1, self.retry_base_seconds, self.retry_cap_seconds)
+            next_at = outbox.keep_unknown(self.store, message.id, note + "; still unknown", delay)
+            logger.warning(
+                "message %d: still unknown (%s); asking again at %s UTC, or settle it with "
+                "`spool resolve %d --acked|--resend`", message.id, outcome.how, next_at.strftime("%H:%M:%S"),
+                message.id, extra={"action": "outcome_undecided", "message_id": message.id},
+            )
         else:
             outbox.mark_retry(self.store, message.id, note + "; sending again", 0)
+            if outcome.resend_shared:
+                self.requeued += outbox.resend_shared(self.store, message, outcome.resend_shared)
 
     def _acked(self, message: outbox.SpooledMessage, delivery: Delivery, report: CycleReport) -> None:
         if self._registers(message):
@@ -95,12 +100,25 @@ class Settle:
                 logger.error("message %d: accepted, but %s; later messages of %s will carry the HIS visit number",
                              message.id, exc, message.group_key, extra={"action": "visit_unknown"})
             else:
+                other = registered_elsewhere(self.store, message.group_key, mdtrt_id)
+                if other is not None:
+                    # A registration answer naming another visit's mdtrt_id is not this one's.
+                    error = f"answer to {delivery.msgid} not trusted: mdtrt_id {mdtrt_id} is visit {other}'s"
+                    self.delivered(message, Delivery(DeliveryKind.UNKNOWN, msgid=delivery.msgid, error=error), report)
+                    return
                 register_visit(self.store, message.group_key, mdtrt_id, delivery.msgid)
         report.messages_acked += 1
         inf_refmsgid = delivery.reply.inf_refmsgid if delivery.reply is not None else ""
         report.lines_acked += outbox.mark_acked(self.store, message.id, inf_refmsgid)
 
     def _rejected(self, message: outbox.SpooledMessage, err_msg: str, report: CycleReport) -> None:
+        held_how = self._repeat_settles(message, err_msg)
+        if held_how is not None:
+            report.messages_acked += 1
+            report.lines_acked += outbox.mark_acked(self.store, message.id, "", note=held_how)
+            logger.info("message %d: %s", message.id, held_how, extra={"action": "outcome_resolved",
+                                                                         "message_id": message.id})
+            return
         blamed = self._blamed(message, err_msg)
         parked, requeued = outbox.park_rejected(self.store, message.id, err_msg, blamed)
         report.messages_rejected += 1
@@ -111,6 +129,23 @@ class Settle:
             message.id, err_msg, parked, requeued,
             extra={"action": "send_rejected", "message_id": message.id},
         )
+
+    def _repeat_settles(self, message: outbox.SpooledMessage, err_msg: str) -> str | None:
+        """How a refusal of a message sent again after a lost reply shows it done, or None.
+
+        Refused as already held: the first send took effect (not for a registration, whose
+        mdtrt_id only an answer gives). For a transaction settled by sending again (a
+        withdrawal), a refusal saying nothing is left shows the first one withdrew it.
+        """
+        meaning = self.region.dialect.refusal_meaning(err_msg)
+        if meaning is RefusalMeaning.OTHER or self._registers(message):
+            return None
+        way = self.region.lost_replies.get(message.infno)
+        if meaning is RefusalMeaning.NOTHING_THERE and (way is None or way.method is not LostReplyMethod.RESEND):
+            return None
+        if not outbox.had_lost_reply(self.store, message.id):
+            return None
+        return f"sent again after a lost reply and the centre answered “{err_msg}”: the first send took effect"
 
     def _blamed(self, message: outbox.SpooledMessage, err_msg: str) -> list[int]:
         """The records a rejection names by a ``blame_fields`` value, with their refunds (a

@@ -27,6 +27,8 @@ class QueueStatus:
     watermarks: dict[str, str] = field(default_factory=dict)
     parked_reasons: list[dict[str, Any]] = field(default_factory=list)
     retry_errors: list[dict[str, Any]] = field(default_factory=list)
+    #: messages whose outcome at the centre is unknown (a lost reply not yet settled), oldest first
+    unknown: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,6 +97,25 @@ def queue_status(store: StateStore, reasons_limit: int = 20, edition: Edition | 
                 "next_attempt_at": row.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
                 if row.next_attempt_at
                 else None,
+                "last_error": row.last_error,
+            }
+            for row in rows
+        ]
+        rows = conn.execute(
+            select(message.c.id, message.c.infno, message.c.created_at, message.c.attempts,
+                   message.c.next_attempt_at, message.c.last_error)
+            .where(message.c.status == MessageStatus.UNKNOWN.value)
+            .order_by(message.c.id)
+            .limit(reasons_limit)
+        ).all()
+        status.unknown = [
+            {
+                "message_id": row.id,
+                "infno": row.infno,
+                "age_seconds": (utcnow() - row.created_at).total_seconds(),
+                "attempts": row.attempts,
+                "next_attempt_at": row.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+                if row.next_attempt_at else None,
                 "last_error": row.last_error,
             }
             for row in rows

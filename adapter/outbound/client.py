@@ -7,13 +7,21 @@ what happened, so the adapter can always say which request carried which data.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from adapter.errors import BusinessRejection, OutcomeUnknown, TransientDeliveryError
+from adapter.errors import (
+    BusinessRejection,
+    CentreBusy,
+    CentreServerError,
+    OutcomeUnknown,
+    SignInRefused,
+    TransientDeliveryError,
+)
 from adapter.outbound.envelope import (
     CentreReply,
     Institution,
@@ -32,6 +40,12 @@ logger = logging.getLogger(__name__)
 
 SIGN_IN = "9001"
 SIGN_OUT = "9002"
+
+#: a cached sign_no older than this is renewed before use (centres end sessions on their own)
+SESSION_MAX_AGE = timedelta(hours=8)
+#: after this long without a successful call, a refusal of the first message may be the stale
+#: session's (a centre restarted meanwhile answers -1 in its own words): renew once and resend
+IDLE_RENEW_SECONDS = 30 * 60.0
 
 
 class CentreClient:
@@ -57,20 +71,27 @@ class CentreClient:
         self._base_url = base_url
         self._sign_in_input = dict(sign_in_input)
         self._opter = opter
+        #: monotonic time of the last call the centre answered (None: none yet in this process)
+        self._last_answer: float | None = None
 
     # -- session -------------------------------------------------------------------------
     def sign_no(self) -> str:
-        """The cached sign_no, signing in (9001) first if there is none."""
-        cached = self.cached_sign_no()
-        if cached is not None:
-            return cached
+        """The cached sign_no, signing in (9001) first if there is none or it is too old.
+
+        A refused or lost sign-in raises :class:`SignInRefused` / TransientDeliveryError: the
+        business message has not left yet, and no data is at fault.
+        """
+        cached = self._cached_session()
+        if cached is not None and utcnow() - cached[1] < SESSION_MAX_AGE:
+            return cached[0]
         code = self._institution.fixmedins_code
         try:
             _, reply = self._call(SIGN_IN, self._sign_in_input, message_id=None, sign_no="")
+            sign_no = self._region.dialect.sign_no_from_output(reply.output or {})
         except OutcomeUnknown as exc:
-            # A lost sign-in reply costs nothing: the business message has not left yet.
             raise TransientDeliveryError(f"sign-in (9001): {exc}") from exc
-        sign_no = self._region.dialect.sign_no_from_output(reply.output or {})
+        except BusinessRejection as exc:
+            raise SignInRefused(f"sign-in (9001) refused: {exc.err_msg}") from exc
         with self._store.begin() as conn:
             conn.execute(delete(schema.session).where(schema.session.c.fixmedins_code == code))
             conn.execute(
@@ -80,12 +101,17 @@ class CentreClient:
         return sign_no
 
     def cached_sign_no(self) -> str | None:
+        cached = self._cached_session()
+        return None if cached is None else cached[0]
+
+    def _cached_session(self) -> tuple[str, datetime] | None:
         with self._store.begin() as conn:
-            return conn.execute(
-                select(schema.session.c.sign_no).where(
+            row = conn.execute(
+                select(schema.session.c.sign_no, schema.session.c.signed_at).where(
                     schema.session.c.fixmedins_code == self._institution.fixmedins_code
                 )
-            ).scalar()
+            ).first()
+        return None if row is None else (row.sign_no, row.signed_at)
 
     def sign_out(self) -> bool:
         """9002 for the cached session (at shutdown). Failures are logged, never raised:
@@ -127,9 +153,12 @@ class CentreClient:
         message in a ``jsonStr`` part (what the gateway signature covers) and the file in a
         ``file`` part. A reply of application/octet-stream comes back as ``reply.content``.
 
-        A refusal that says the session expired is answered by one fresh sign-in and one
-        resend under a new msgid; the refused attempt stays on record.
+        A refusal that names the session or the sign_no, whatever its wording, is answered by one
+        fresh sign-in and one resend under a new msgid; so is any refusal of the first message
+        after a long idle (a centre restarted meanwhile forgets every sign_no). A refusal is not
+        a commit, so the resend cannot duplicate anything. The refused attempt stays on record.
         """
+        idle = self._last_answer is None or time.monotonic() - self._last_answer > IDLE_RENEW_SECONDS
         sign_no = self.sign_no()
         try:
             return self._call(
@@ -137,11 +166,11 @@ class CentreClient:
                 attachment=attachment,
             )
         except BusinessRejection as exc:
-            if not self._region.dialect.session_expired(exc.err_msg):
+            if not (self._region.dialect.session_refused(exc.err_msg) or (idle and message_id is not None)):
                 raise
             logger.info(
-                "the centre says sign_no %s expired; signing in again", sign_no,
-                extra={"action": "session_expired"},
+                "the centre refused sign_no %s (%s); signing in again", sign_no, exc.err_msg,
+                extra={"action": "session_renewed"},
             )
             self.forget_session()
             return self._call(
@@ -195,23 +224,65 @@ class CentreClient:
                 )
             if http.content_type.split(";")[0].strip().lower() == "application/octet-stream":
                 self._finish(msgid, "ok", http.status, 0, "")
+                self._last_answer = time.monotonic()
                 return msgid, CentreReply(0, "", "", None, content=http.body)
             try:
                 reply = parse_reply(decode(http.body))
             except ValueError as exc:
-                raise TransientDeliveryError(f"unreadable reply from the centre: {exc}") from exc
+                # The request arrived and something answered: for a business message, what
+                # the centre did with it cannot be read from this.
+                raise self._unknown_if_sent(
+                    message_id, TransientDeliveryError(f"unreadable reply from the centre: {exc}")
+                ) from exc
+            if reply.ok:
+                self._check_not_foreign(msgid, reply)
+        except CentreServerError as exc:
+            unknown = self._unknown_if_sent(message_id, exc)
+            self._finish(msgid, "unknown" if unknown is not exc else "transient", exc.status, None, str(exc))
+            raise unknown from exc
         except TransientDeliveryError as exc:
             outcome = "unknown" if isinstance(exc, OutcomeUnknown) else "transient"
             self._finish(msgid, outcome, None, None, str(exc))
             raise
+        self._last_answer = time.monotonic()
         if not reply.ok:
+            if not reply.err_msg.strip() or any(word in reply.err_msg for word in self._region.transient_answers):
+                self._finish(msgid, "busy", http.status, reply.infcode, reply.err_msg)
+                raise CentreBusy(f"the centre could not take it now: {reply.err_msg or '(infcode -1 without err_msg)'}")
             self._finish(msgid, "rejected", http.status, reply.infcode, reply.err_msg)
-            raise BusinessRejection(reply.err_msg or "(the centre gave no err_msg)", reply.infcode)
-        self._finish(msgid, "ok", http.status, reply.infcode, reply.err_msg)
+            raise BusinessRejection(reply.err_msg, reply.infcode)
+        self._finish(msgid, "ok", http.status, reply.infcode, reply.err_msg, reply.inf_refmsgid)
         return msgid, reply
 
+    @staticmethod
+    def _unknown_if_sent(message_id: int | None, exc: TransientDeliveryError) -> TransientDeliveryError:
+        """A business message that got an answer nobody can read may have taken effect."""
+        if message_id is None:
+            return exc
+        return OutcomeUnknown(f"{exc}; the request arrived, so its outcome is unknown")
+
+    def _check_not_foreign(self, msgid: str, reply: CentreReply) -> None:
+        """An infcode-0 answer whose inf_refmsgid already answered another request is not this
+        request's answer (a proxy or gateway mixed answers up): the outcome is unknown. This
+        holds for inquiries, withdrawals and reversals too: a replayed "done" must not settle
+        a lost message."""
+        if not reply.inf_refmsgid:
+            return
+        with self._store.begin() as conn:
+            earlier = conn.execute(
+                select(schema.attempt.c.msgid).where(
+                    schema.attempt.c.inf_refmsgid == reply.inf_refmsgid, schema.attempt.c.msgid != msgid
+                ).limit(1)
+            ).scalar()
+        if earlier is not None:
+            raise OutcomeUnknown(
+                f"the answer carries inf_refmsgid {reply.inf_refmsgid}, which already answered {earlier}: "
+                "it is another request's answer, so this one's outcome is unknown"
+            )
+
     def _finish(
-        self, msgid: str, outcome: str, http_status: int | None, infcode: int | None, err: str
+        self, msgid: str, outcome: str, http_status: int | None, infcode: int | None, err: str,
+        inf_refmsgid: str = "",
     ) -> None:
         with self._store.begin() as conn:
             conn.execute(
@@ -223,5 +294,6 @@ class CentreClient:
                     http_status=http_status,
                     infcode=None if infcode is None else str(infcode),
                     err_msg=err,
+                    inf_refmsgid=inf_refmsgid or None,
                 )
             )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from adapter.errors import OutcomeUnknown, TransientDeliveryError
+from adapter.errors import CentreServerError, GatewayRefused, OutcomeUnknown, TransientDeliveryError
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +64,13 @@ class HttpTransport:
             response.status_code, response.headers.get("content-type", ""), response.content
         )
         if reply.status >= 500:
-            raise TransientDeliveryError(f"centre answered HTTP {reply.status}: {_snippet(reply.body)}")
+            # The request arrived; whether it took effect is unknown (the client decides).
+            raise CentreServerError(f"centre answered HTTP {reply.status}: {_snippet(reply.body)}", reply.status)
         if reply.status >= 400:
             # Gateway refusals (signature, timestamp, unknown paasid) are fixed by an operator
             # or by the clock, not by parking the data: keep the message and retry later.
-            raise TransientDeliveryError(
-                f"gateway refused the request with HTTP {reply.status}: {_snippet(reply.body)}"
+            raise GatewayRefused(
+                f"gateway refused the request with HTTP {reply.status}: {_snippet(reply.body)}", reply.status
             )
         return reply
 

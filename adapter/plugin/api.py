@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from adapter.plugin import hookimpl
 from adapter.plugin.catalogues import CatalogRole, CatalogSpec, PolicySpec
 from adapter.plugin.editions import EditionDifference
+from adapter.plugin.outcomes import InquiryAnswer, LostReply, LostReplyMethod, RefusalMeaning, Verdict
 from adapter.plugin.policy import EarlierStay, Hit, Param, PolicyRule, Stay
 from adapter.plugin.rules import Finding, Rule, Severity
 from adapter.plugin.transactions import ChildSpec, FieldKind, FieldSpec, TransactionSpec, f
@@ -47,37 +49,39 @@ class Dialect(Protocol):
         """The ``input`` of 9002."""
         ...
 
-    def session_expired(self, err_msg: str) -> bool:
-        """Whether a refusal means the sign_no is no longer valid (sign in again and resend)."""
+    def session_refused(self, err_msg: str) -> bool:
+        """Whether a refusal names the session or the sign_no (sign in again once and resend),
+        whatever its wording says happened to it."""
         ...
 
-
-    def outcome_query(self, infno: str, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
-        """The query (infno, input) that shows whether ``payload`` reached the centre, if any."""
+    # -- a lost reply (see adapter.plugin.outcomes) ---------------------------------------
+    def inquiry(self, infno: str, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """INQUIRE: the query (infno, input) that shows whether ``payload`` reached the centre."""
         ...
 
-    def message_keys(self, infno: str, payload: Mapping[str, Any]) -> set[str]:
-        """The business keys a message carries (e.g. its feedetl_sn values)."""
+    def inquiry_verdict(self, infno: str, payload: Mapping[str, Any], output: Any) -> InquiryAnswer:
+        """What the query's ``output`` says; UNDECIDED when it is not the shape the query answers in."""
         ...
 
-    def committed_keys(self, infno: str, payload: Mapping[str, Any], output: Mapping[str, Any]) -> set[str]:
-        """The business keys of ``payload`` that a query's ``output`` shows the centre holding."""
+    def withdrawal(self, infno: str, payload: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """WITHDRAW: the calls (infno, input) that withdraw exactly what ``payload`` carried."""
         ...
 
     def reversal_input(self, infno: str, payload: Mapping[str, Any], omsgid: str) -> dict[str, Any]:
-        """The ``input`` of a 2601 reversal of the attempt ``omsgid`` of ``payload``."""
+        """REVERSE: the ``input`` of a 2601 reversal of the attempt ``omsgid`` of ``payload``."""
         ...
 
-    def nothing_to_reverse(self, err_msg: str) -> bool:
-        """Whether a 2601 refusal means the centre never took the original."""
+    def refusal_meaning(self, err_msg: str) -> RefusalMeaning:
+        """What a refusal to a withdrawal, reversal, query or repeat says about the centre's data."""
+        ...
+
+    def answer_mismatch(self, infno: str, payload: Mapping[str, Any], output: Any) -> str | None:
+        """Why an infcode-0 answer cannot be the answer to ``payload`` (its ``result`` lines name
+        other lines, a registration answer names another visit), or None when it can be."""
         ...
 
     def mdtrt_id_from_output(self, infno: str, output: Mapping[str, Any]) -> str:
         """The centre's mdtrt_id in the reply to a registration (2401, 2201)."""
-        ...
-
-    def visit_from_inquiry(self, infno: str, payload: Mapping[str, Any], output: Mapping[str, Any]) -> str | None:
-        """The mdtrt_id a registration got, from the query that showed it committed."""
         ...
 
     def fund_pay_sumamt(self, settlement: Settlement) -> Decimal:
@@ -149,8 +153,14 @@ class RegionProfile:
     #: project carries (reference/nhsa-interface.md) states no rule for empty numbers; the only
     #: one known is in a provincial edition, so a region takes "zero" when its edition says so.
     empty_number: EmptyNumber = "null"
-    #: transactions a 2601 reversal may cancel (reference §5)
-    reversible: frozenset[str] = frozenset({"2102", "2103", "2207", "2208", "2304", "2305", "2401"})
+    #: how the unknown outcome of each transaction is settled, by infno, with the passage of
+    #: the edition that allows it (see adapter.plugin.outcomes). A transaction missing here
+    #: stays unknown after a lost reply until a person settles it (``spool resolve``).
+    lost_replies: Mapping[str, LostReply] = field(default_factory=dict)
+    #: words of a refusal (infcode -1) that say the centre could not take the message now
+    #: ("系统繁忙"): the message is retried with backoff instead of parked. A refusal with no
+    #: err_msg at all is retried the same way: it says nothing a person could act on.
+    transient_answers: tuple[str, ...] = ()
     #: file catalogues this region downloads, by infno (see adapter.plugin.catalogues)
     catalogues: Mapping[str, CatalogSpec] = field(default_factory=dict)
     #: regional XML policy files, by kind ("policy:..."), each with the XSD the plugin ships
@@ -171,6 +181,20 @@ class RegionProfile:
     interface_edition: str = "hunan-v1.1.27"
     #: each way the region departs from that edition, with its source
     edition_differences: tuple[EditionDifference, ...] = ()
+    #: codes a HIS writes the national baseline's way, rewritten as the region's edition writes
+    #: them before the checks ("field" or "node.field" -> {baseline code: edition code}); hunan:
+    #: med_type 21 -> 2101 (普通住院, 6.28 of V1.1.27)
+    code_readings: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: how soon after the HIS produced a record its upload must reach the centre, by infno, as
+    #: the region's documents set it; ``report transmission`` measures every record against it
+    upload_deadlines: Mapping[str, timedelta] = field(default_factory=dict)
+    #: the deadline of a transaction missing from ``upload_deadlines``: one day, as for the
+    #: real-time uploads (实时上传) the centre expects within 24 hours
+    upload_deadline: timedelta = timedelta(hours=24)
+
+    def deadline_for(self, infno: str) -> timedelta:
+        """How long after the HIS produced a record of ``infno`` its upload is on time."""
+        return self.upload_deadlines.get(infno, self.upload_deadline)
 
     def infno_for_path(self, path: str) -> str | None:
         """The transaction a URL path addresses (None: the body's infno decides, single style)."""
@@ -200,8 +224,9 @@ class RegionProfile:
 
 
 __all__ = [
-    "SINGLE_ENDPOINT", "CatalogRole", "CatalogSpec", "ChildSpec", "Dialect", "EarlierStay", "EditionDifference",
-    "EmptyNumber", "FeeLine", "FieldKind", "FieldSpec", "FileUpload", "Finding", "Hit", "MappedFeeLine",
-    "MappingKind", "Param", "PenaltyBand", "PolicyRule", "PolicySpec", "RegionProfile", "Rule", "Settlement",
-    "Severity", "Signer", "SignerSpec", "Stay", "TransactionSpec", "UrlStyle", "f", "hookimpl",
+    "SINGLE_ENDPOINT", "CatalogRole", "CatalogSpec", "ChildSpec", "Dialect", "EarlierStay",
+    "EditionDifference", "EmptyNumber", "FeeLine", "FieldKind", "FieldSpec", "FileUpload", "Finding", "Hit",
+    "InquiryAnswer", "LostReply", "LostReplyMethod", "MappedFeeLine", "MappingKind", "Param", "PenaltyBand",
+    "PolicyRule", "PolicySpec", "RefusalMeaning", "RegionProfile", "Rule", "Settlement", "Severity", "Signer",
+    "SignerSpec", "Stay", "TransactionSpec", "UrlStyle", "Verdict", "f", "hookimpl",
 ]

@@ -66,12 +66,18 @@ def adapter_register_policy_rules(register: Callable[[PolicyRule], None]) -> Non
 
 @_spec
 def adapter_alert(kind: str, message: str, details: dict) -> None:  # type: ignore[type-arg]
-    """Something a person must look at happened (a reconciliation that does not balance...).
-    Called on every plugin that implements it; send it on (SMS gateway, mail, ticket).
+    """Something a person must look at started, or stopped (a queue stuck, the centre
+    unreachable, a reconciliation that does not balance...). Called on every plugin that
+    implements it, once when the condition starts and once when it clears, never once per
+    cycle; send it on (SMS gateway, mail, ticket).
 
-    :param kind: a short tag, e.g. ``reconcile_mismatch``.
-    :param message: one sentence for a person.
-    :param details: JSON-safe facts (period, pairs, differences).
+    :param kind: a short tag, e.g. ``reconcile_mismatch`` (the kinds: adapter.monitor.alerts).
+    :param message: one sentence for a person (Chinese, then English).
+    :param details: JSON-safe facts (period, pairs, differences), and from the daemon's alerts
+        ``state`` (``start`` or ``clear``), ``alert`` (the condition's key, e.g.
+        ``oldest_unsent:2301``: a start and its clear carry the same) and ``since``.
 
     .. versionadded:: 0.2
+    .. versionchanged:: 0.3 one call when a condition starts and one when it clears
+       (``details["state"]``)
     """

@@ -121,9 +121,6 @@ class TransactionSpec:
     #: fields of a record whose value, named in a rejection's err_msg, blames that record alone
     #: (2301: feedetl_sn, med_list_codg); the others of the message are sent again
     blame_fields: tuple[str, ...] = ()
-    #: the field that names a record in the centre's answer to an inquiry after a lost reply
-    #: (2301: feedetl_sn): the records the centre holds are acked, the rest sent again
-    line_key: str = ""
     #: messages of one group leave in phase order within a cycle: 0 registers the visit,
     #: 1 carries its details, 2 closes it (discharge, settlement list)
     phase: int = 1

@@ -5,8 +5,8 @@ discretion table, the estimated exposure band (an estimate, labelled as one)."""
 from __future__ import annotations
 
 import csv
-import html
 import io
+import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -15,9 +15,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from adapter.html_page import page, table
+from adapter.html_page import render
 from adapter.plugin.api import PenaltyBand
 from adapter.reconcile.local import Period, settlement_rows
+from adapter.reports.layout import Coded, Column, Hospital, Masthead, Table, masthead
+from adapter.reports.workbook import workbook
 from adapter.state import schema
 from adapter.state.store import StateStore
 
@@ -70,6 +72,8 @@ class SelfInspection:
     findings: list[dict[str, Any]] = field(default_factory=list)
     indicators: list[Indicator] = field(default_factory=list)
     exposure: Exposure | None = None
+    #: rule id -> what the rule finds (its description), for the rules the report names
+    descriptions: dict[str, str] = field(default_factory=dict)
 
     @property
     def amount(self) -> Decimal:
@@ -83,7 +87,7 @@ def build_report(
 ) -> SelfInspection:
     """Findings with a fee time in [start, end] (whole days), and the indicators of the
     settlements in that period where a settlement query is given."""
-    report = SelfInspection(start, end, region)
+    report = SelfInspection(start, end, region, descriptions=dict(descriptions))
     finding = schema.finding
     upper = datetime.combine(end + timedelta(days=1), datetime.min.time())
     with store.begin() as conn:
@@ -157,6 +161,20 @@ def _exposure(loss: Decimal, table: tuple[PenaltyBand, ...], source: str, annual
 
 
 # -- output -----------------------------------------------------------------------------------
+#: the built-in rules' Chinese names, as the policy documents call the behaviour (a rule a
+#: plugin adds is shown with its description)
+RULE_NAMES = {
+    "duplicate-charge": "重复收费", "over-standard-price": "超标准收费",
+    "refund-exceeds-original": "退费超过原收费", "dispensing-days": "超量开药（超天数）",
+    "drugs-per-prescription": "处方药品数超限", "split-hospitalisation": "分解住院",
+    "same-day-outpatient-visits": "同日多次门诊", "bed-hanging": "挂床住院",
+    "excluded-cause": "基金不予支付的伤害", "item-substitution": "串换项目",
+}
+SEVERITIES = {"block": "拦截 block", "warn": "提示 warn"}
+OUTCOMES = {"parked": "已拦截 stopped", "reported": "已上传并报告 sent and reported",
+            "late": "上传后发现 found after upload"}
+
+
 def as_json(report: SelfInspection) -> dict[str, Any]:
     data = asdict(report)
     data["amount"] = report.amount
@@ -174,72 +192,80 @@ def as_csv(report: SelfInspection) -> str:
     return out.getvalue()
 
 
-def _group_rows(groups: list[Group]) -> list[list[Any]]:
-    return [[g.key, g.findings, g.blocked, f"{g.amount:.2f}"] for g in groups]
+def _rule(report: SelfInspection, rule_id: str) -> Coded:
+    return Coded(rule_id, RULE_NAMES.get(rule_id) or report.descriptions.get(rule_id, ""))
 
 
-def as_html(report: SelfInspection) -> str:
-    """One self-contained page (no scripts, no external files)."""
-    parts = [
-        f"<h1>医保自查报告 Self-inspection {report.start} – {report.end} ({html.escape(report.region)})</h1>",
-        f"<p>{len(report.findings)} finding(s), amount at stake {report.amount:.2f} yuan.</p>",
-        table(["rule", "findings", "stopped", "amount"], _group_rows(report.by_rule), "By rule"),
-        table(["department", "findings", "stopped", "amount"], _group_rows(report.by_dept), "By department"),
-        table(["doctor", "findings", "stopped", "amount"], _group_rows(report.by_doctor), "By doctor"),
-        table(["indicator", "value", "limit", "within", "basis"],
-              [[i.name, "-" if i.value is None else f"{i.value:.2%}", f"{i.limit:.0%}",
-                {True: "yes", False: "NO", None: "-"}[i.ok], i.note] for i in report.indicators],
-              "Indicators (000 §2-一.11)"),
+def _split(name: str) -> tuple[str, str]:
+    """"costs outside ... / total (全自费占比)" -> ("全自费占比", "costs outside ... / total")."""
+    match = re.fullmatch(r"(.*) \((.*)\)", name)
+    return (match.group(2), match.group(1)) if match else (name, "")
+
+
+_WITHIN = {True: Coded("是", "within"), False: Coded("否", "OVER"), None: Coded("-", "unknown")}
+_GROUP = (Column("发现数", "Findings", "count", total=True), Column("已拦截", "Stopped", "count", total=True),
+          Column("涉及金额", "Amount at stake", "money", total=True))
+
+
+def tables(report: SelfInspection) -> list[Table]:
+    """By rule, department and doctor, the indicators, the exposure estimate, the findings."""
+    out = [
+        Table("by-rule", "按规则 By rule", "按规则", "By rule",
+              (Column("规则", "Rule", "code"), Column("说明", "What it finds", wrap=True), *_GROUP),
+              [[_rule(report, g.key), report.descriptions.get(g.key, ""), g.findings, g.blocked, g.amount]
+               for g in report.by_rule]),
+        Table("by-dept", "按科室 By department", "按科室", "By department", (Column("科室", "Department"), *_GROUP),
+              [[g.key, g.findings, g.blocked, g.amount] for g in report.by_dept]),
+        Table("by-doctor", "按医生 By doctor", "按医生", "By doctor", (Column("医生", "Doctor"), *_GROUP),
+              [[g.key, g.findings, g.blocked, g.amount] for g in report.by_doctor]),
+        Table("indicators", "指标 Indicators", "指标", "Indicators (000 §2-一.11)",
+              (Column("指标", "Indicator", wrap=True), Column("数值", "Value", "percent"),
+               Column("上限", "Limit", "percent"), Column("是否达标", "Within the limit", "code"),
+               Column("依据", "Basis", wrap=True)),
+              [[" · ".join(_split(i.name)).strip(" ·"), i.value, i.limit, _WITHIN[i.ok], i.note]
+               for i in report.indicators],
+              marks=["bad" if i.ok is False else "" for i in report.indicators]),
     ]
     if report.exposure is not None:
         e = report.exposure
-        parts.append(table(["loss", "share of fund payments", "band", "fine range", "table"],
-                           [[f"{e.loss:.2f}", "-" if e.share is None else f"{e.share:.3%}", e.band,
-                             "-" if e.low is None else f"{e.low:.2f} – {e.high:.2f}", e.source]],
-                           f"Estimated exposure — {e.label}"))
-    parts.append(table(["time", "rule", "outcome", "stay", "line", "item", "department", "doctor", "amount",
-                        "what to fix"],
-                       [[f["fee_time"], f["rule"], f["outcome"], f["stay"], f["feedetl_sn"], f["item"], f["dept"],
-                         f["doctor"], f["amount"], f["message"]] for f in report.findings], "Findings"))
-    return page("医保自查报告", parts)
+        out.append(Table(
+            "exposure", "估算 Exposure (estimate)", "处罚风险估算", "Estimated exposure",
+            (Column("性质", "Nature", wrap=True), Column("损失", "Loss", "money"),
+             Column("占上年基金支付", "Share of last year's fund payments", "percent"),
+             Column("档次", "Band", wrap=True), Column("罚款下限", "Fine from", "money"),
+             Column("罚款上限", "Fine up to", "money"), Column("依据", "Table", wrap=True)),
+            [[f"仅为估算，不是医保部门的处理决定 · {e.label}", e.loss,
+              None if e.share is None else Decimal(str(round(e.share, 8))), e.band, e.low, e.high, e.source]],
+        ))
+    out.append(Table(
+        "findings", "明细 Findings", "明细", "Findings",
+        (Column("费用时间", "Fee time", "datetime"), Column("规则", "Rule", "code"),
+         Column("严重程度", "Severity", "code"), Column("处理", "Outcome", "code"), Column("就诊", "Stay", "id"),
+         Column("明细流水号", "Line", "id"), Column("项目", "Item", "id"), Column("科室", "Department"),
+         Column("医生", "Doctor"), Column("金额", "Amount", "money", total=True),
+         Column("如何整改", "What to fix", wrap=True)),
+        [[datetime.strptime(f["fee_time"], "%Y-%m-%d %H:%M"), _rule(report, f["rule"]),
+          Coded(f["severity"], SEVERITIES.get(f["severity"], "")), Coded(f["outcome"], OUTCOMES.get(f["outcome"], "")),
+          f["stay"], f["feedetl_sn"], f["item"], f["dept"], f["doctor"], Decimal(f["amount"]), f["message"]]
+         for f in report.findings],
+        marks=["bad" if f["outcome"] == "parked" else "" for f in report.findings],
+    ))
+    return out
 
 
-def as_xlsx(report: SelfInspection) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.worksheet.worksheet import Worksheet
+def _head(report: SelfInspection, hospital: Hospital | None) -> Masthead:
+    return masthead("医保自查报告", "Self-inspection", hospital, report.start, report.end, [
+        ("统筹区域", "Region", report.region),
+        ("发现数", "Findings", f"{len(report.findings):,}"),
+        ("涉及金额", "Amount at stake", f"{report.amount:,.2f} 元 yuan"),
+    ])
 
-    book = Workbook()
-    summary = book.active
-    assert isinstance(summary, Worksheet)  # a new workbook starts with one worksheet, active
-    summary.title = "汇总 Summary"
-    summary.append(["period", f"{report.start} – {report.end}"])
-    summary.append(["region", report.region])
-    summary.append(["findings", len(report.findings)])
-    summary.append(["amount at stake", float(report.amount)])
-    for title, groups in (("按规则 By rule", report.by_rule), ("按科室 By department", report.by_dept),
-                          ("按医生 By doctor", report.by_doctor)):
-        sheet = book.create_sheet(title)
-        sheet.append(["key", "findings", "stopped", "amount"])
-        for g in groups:
-            sheet.append([g.key, g.findings, g.blocked, float(g.amount)])
-    sheet = book.create_sheet("指标 Indicators")
-    sheet.append(["indicator", "value", "limit", "within", "basis"])
-    for i in report.indicators:
-        sheet.append([i.name, None if i.value is None else float(i.value), float(i.limit),
-                      {True: "yes", False: "NO", None: "-"}[i.ok], i.note])
-    if report.exposure is not None:
-        e = report.exposure
-        sheet = book.create_sheet("估算 Exposure (estimate)")
-        sheet.append([e.label])
-        sheet.append(["loss", float(e.loss)])
-        sheet.append(["band", e.band])
-        sheet.append(["fine range", "-" if e.low is None else f"{e.low:.2f} – {e.high:.2f}"])
-        sheet.append(["table", e.source])
-    sheet = book.create_sheet("明细 Findings")
-    columns = list(report.findings[0]) if report.findings else ["fee_time", "rule", "message"]
-    sheet.append(columns)
-    for row in report.findings:
-        sheet.append([row[c] for c in columns])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+
+def as_html(report: SelfInspection, hospital: Hospital | None = None) -> str:
+    """One self-contained page (no scripts, no external files)."""
+    return render("self_inspection.html", _head(report, hospital), tables=tables(report), report=report)
+
+
+def as_xlsx(report: SelfInspection, hospital: Hospital | None = None) -> bytes:
+    """汇总 Summary (whose, when, how much) first, then a sheet per table."""
+    return workbook(_head(report, hospital), tables(report), about_sheet="汇总 Summary", about_first=True)

@@ -1,46 +1,50 @@
-"""Reconciliation reports finance can close on: CSV, XLSX with Chinese labels (one sheet per
-clearing agency x insurance type x clearing type and a differences sheet), one self-contained
-HTML page with a small chart of daily totals, and JSON.
+"""Reconciliation reports finance can close on: CSV, an XLSX workbook (the pairs, the daily
+totals and the differences, each a sheet with numbers as numbers, a frozen header, an
+autofilter and SUM totals), one self-contained HTML page with a small chart of daily totals,
+and JSON.
 
-Insurance type, clearing type and result codes are shown with their labels from the region's
-interface edition: pass ``label`` (``Edition.label``) from where the region is known; CSV and
-XLSX carry the label in a column of its own, HTML and the terminal beside the code."""
+Insurance type, clearing type, result, refund flag and field codes are shown with their labels
+from the region's interface edition: pass ``label`` (``Edition.label``) from where the region
+is known; CSV and XLSX carry the label in a column of its own, HTML and the terminal beside
+the code. The workbook and the page name the hospital, the period, when they were made and by
+which version."""
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 from collections.abc import Callable
-from decimal import Decimal
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from adapter.html_page import page, table
-from adapter.reconcile.run import RESULTS, ReconRun
+from adapter.html_page import render
+from adapter.reconcile.run import RESULTS, Difference, PairResult, ReconRun
+from adapter.reports.layout import Coded, Column, Hospital, Masthead, Table, masthead
+from adapter.reports.workbook import workbook
 
 #: column labels as finance uses them
 LABELS = {
     "setl_optins": "结算经办机构", "insutype": "险种", "clr_type": "清算类别", "medfee_sumamt": "医疗费总额",
     "fund_pay_sumamt": "基金支付总额", "acct_pay": "个人账户支付", "cash_payamt": "现金支付", "count": "结算笔数",
     "stmt_rslt": "对账结果", "insutype_name": "险种名称", "clr_type_name": "清算类别名称",
-    "stmt_rslt_name": "对账结果名称",
+    "stmt_rslt_name": "对账结果名称", "refd_setl_flag": "退费结算标志",
     "description": "结果说明", "setl_id": "结算ID", "mdtrt_id": "就诊ID", "psn_no": "人员编号", "kind": "差异类型",
     "detail": "差异说明", "field_name": "字段", "hospital": "医院", "centre": "中心", "delta": "差额(中心-医院)",
-    "centre_msgid": "结算报文ID(中心)", "setl_msgid": "结算报文ID(HIS)", "our_msgid": "本机报文ID(4101A)",
+    "centre_msgid": "结算报文ID(中心)", "setl_msgid": "结算报文ID(HIS)", "our_msgid": "本机报文ID(4101)",
 }
 KINDS = {"only_centre": "仅中心有", "only_hospital": "仅医院有", "amount": "金额不一致",
          "refund_flag": "退费标志不一致", "duplicate": "重复"}
 _AMOUNTS = ("medfee_sumamt", "fund_pay_sumamt", "acct_pay", "cash_payamt", "count")
-_PAIR = ("setl_optins", "insutype", "clr_type", *_AMOUNTS, "stmt_rslt", "description")
-#: the pairs as CSV and XLSX carry them: each code's label in the column after it
+#: the pairs as CSV carries them: each code's label in the column after it
 _PAIR_SPLIT = ("setl_optins", "insutype", "insutype_name", "clr_type", "clr_type_name", *_AMOUNTS, "stmt_rslt",
                "stmt_rslt_name", "description")
 _DIFF = ("setl_id", "mdtrt_id", "psn_no", "kind", "detail", "field_name", "hospital", "centre", "delta", "centre_msgid",
          "setl_msgid", "our_msgid")
-#: the differences sheet: the group's insurance and clearing type first, its agency last
-_DIFF_HEADER = [LABELS["insutype"], LABELS["clr_type"], *(LABELS[c] for c in _DIFF), LABELS["setl_optins"]]
-#: ... and in CSV and XLSX the labels of its insurance and clearing type after the agency
-_DIFF_HEADER_SPLIT = [*_DIFF_HEADER, LABELS["insutype_name"], LABELS["clr_type_name"]]
+#: the CSV's differences: the group's insurance and clearing type first, its agency and the
+#: labels of its insurance and clearing type last
+_DIFF_HEADER_SPLIT = [LABELS["insutype"], LABELS["clr_type"], *(LABELS[c] for c in _DIFF), LABELS["setl_optins"],
+                      LABELS["insutype_name"], LABELS["clr_type_name"]]
 
 #: a code's label: (dictionary, code) -> label, the code itself when unknown (``Edition.label``)
 Label = Callable[[str, str], str]
@@ -64,27 +68,17 @@ def coded(label: Label, dictionary: str, value: str) -> str:
     return f"{value} {_name(label, dictionary, value)}".strip()
 
 
-def _pair_row(pair: Any, label: Label = _no_label, split: bool = False) -> list[Any]:
-    amounts = [pair.local[k] for k in _AMOUNTS]
-    if split:
-        return [pair.setl_optins, pair.insutype, _name(label, "insutype", pair.insutype), pair.clr_type,
-                _name(label, "clr_type", pair.clr_type), *amounts, pair.stmt_rslt,
-                _name(label, "stmt_rslt", pair.stmt_rslt), pair.description]
-    return [pair.setl_optins, coded(label, "insutype", pair.insutype), coded(label, "clr_type", pair.clr_type),
-            *amounts, coded(label, "stmt_rslt", pair.stmt_rslt), pair.description]
+# -- CSV ----------------------------------------------------------------------------------------
+def _pair_row(pair: PairResult, label: Label) -> list[Any]:
+    return [pair.setl_optins, pair.insutype, _name(label, "insutype", pair.insutype), pair.clr_type,
+            _name(label, "clr_type", pair.clr_type), *(pair.local[k] for k in _AMOUNTS), pair.stmt_rslt,
+            _name(label, "stmt_rslt", pair.stmt_rslt), pair.description]
 
 
-def _diff_values(diff: Any) -> list[Any]:
+def _diff_row(pair: PairResult, diff: Difference, label: Label) -> list[Any]:
     values = {**diff.__dict__, "kind": f"{diff.kind} {KINDS.get(diff.kind, '')}".strip()}
-    return [values[k] for k in _DIFF]
-
-
-def _diff_row(pair: Any, diff: Any, label: Label = _no_label, split: bool = False) -> list[Any]:
-    if split:
-        return [pair.insutype, pair.clr_type, *_diff_values(diff), pair.setl_optins,
-                _name(label, "insutype", pair.insutype), _name(label, "clr_type", pair.clr_type)]
-    return [coded(label, "insutype", pair.insutype), coded(label, "clr_type", pair.clr_type), *_diff_values(diff),
-            pair.setl_optins]
+    return [pair.insutype, pair.clr_type, *(values[k] for k in _DIFF), pair.setl_optins,
+            _name(label, "insutype", pair.insutype), _name(label, "clr_type", pair.clr_type)]
 
 
 def as_csv(run: ReconRun, label: Label = _no_label) -> str:
@@ -93,90 +87,138 @@ def as_csv(run: ReconRun, label: Label = _no_label) -> str:
     writer = csv.writer(out)
     writer.writerow([f"对账 {run.period}", "对平" if run.balanced else "不平"])
     writer.writerow([LABELS[c] for c in _PAIR_SPLIT])
-    writer.writerows(_pair_row(p, label, split=True) for p in run.pairs)
+    writer.writerows(_pair_row(p, label) for p in run.pairs)
     writer.writerow([])
     writer.writerow(_DIFF_HEADER_SPLIT)
-    writer.writerows(_diff_row(p, d, label, split=True) for p in run.pairs for d in p.differences)
+    writer.writerows(_diff_row(p, d, label) for p in run.pairs for d in p.differences)
     return out.getvalue()
 
 
-def as_xlsx(run: ReconRun, label: Label = _no_label) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-    from openpyxl.worksheet.worksheet import Worksheet
-
-    book = Workbook()
-    summary = book.active
-    assert isinstance(summary, Worksheet)  # a new workbook starts with one worksheet, active
-    summary.title = "汇总"
-    summary.append([f"对账期间 {run.period}", "对平" if run.balanced else "不平"])
-    summary.append([LABELS[c] for c in _PAIR_SPLIT])
-    for pair in run.pairs:
-        summary.append(_numbers(_pair_row(pair, label, split=True)))
-    for pair in run.pairs:
-        sheet = book.create_sheet(f"{pair.setl_optins}-{pair.insutype}-{pair.clr_type}"[:31])
-        sheet.append([LABELS[c] for c in _PAIR_SPLIT])
-        sheet.append(_numbers(_pair_row(pair, label, split=True)))
-        sheet.append([])
-        sheet.append([LABELS[c] for c in _DIFF])
-        for diff in pair.differences:
-            sheet.append(_diff_values(diff))
-    diffs = book.create_sheet("差异明细")
-    diffs.append(_DIFF_HEADER_SPLIT)
-    for pair in run.pairs:
-        for diff in pair.differences:
-            diffs.append(_diff_row(pair, diff, label, split=True))
-    for sheet in book.worksheets:
-        for cell in sheet[1 if sheet.title != "汇总" else 2]:
-            cell.font = Font(bold=True)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+# -- the tables of the workbook and the page ------------------------------------------------------
+def _code(label: Label, dictionary: str, value: str) -> Coded:
+    return Coded(value, _name(label, dictionary, value))
 
 
-_NUMERIC = frozenset(_PAIR_SPLIT.index(c) for c in _AMOUNTS)
+def _agency(code: str, home: str) -> Coded:
+    """A clearing agency (an area code: no dictionary names it) as home or other area."""
+    if not home:
+        return Coded(code)
+    return Coded(code, "本地 home area" if code == home else "异地 other area")
 
 
-def _numbers(row: list[Any]) -> list[Any]:
-    """A group's row (as XLSX carries it) with its amounts and count as numbers; its codes
-    (agency, insurance and clearing type, result) and their labels stay text."""
-    converted = []
-    for index, value in enumerate(row):
-        try:
-            converted.append(float(Decimal(str(value))) if index in _NUMERIC and isinstance(value, str)
-                             and value[:1] in "-0123456789" and " " not in value else value)
-        except ArithmeticError:
-            converted.append(value)
-    return converted
+def _amount(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if str(value).strip() not in ("", "null") else None
+    except InvalidOperation:
+        return None
 
 
-def _chart(daily: dict[str, list[str]]) -> str:
-    """Bars of the daily medical-fee totals as inline SVG (no scripts, no files)."""
-    if not daily:
-        return "<p>no settlements in the period</p>"
-    values = [float(v[1]) for v in daily.values()]
-    top = max(values) or 1.0
-    width, height, bar = 24 * len(values) + 40, 180, 18
-    bars = []
-    for index, (day, value) in enumerate(zip(daily, values, strict=True)):
-        h = value / top * 140
-        x = 30 + index * 24
-        bars.append(f'<rect x="{x}" y="{150 - h:.1f}" width="{bar}" height="{h:.1f}" fill="#4a7bb7">'
-                    f"<title>{html.escape(day)}: {value:.2f}</title></rect>"
-                    f'<text x="{x + bar / 2}" y="168" font-size="8" text-anchor="middle">{day[8:10]}</text>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-            f'aria-label="daily medical fee totals"><text x="0" y="12" font-size="10">{top:.2f}</text>'
-            f'<line x1="28" y1="150" x2="{width}" y2="150" stroke="#333"/>{"".join(bars)}</svg>')
+_PAIR_COLUMNS = (
+    Column("结算经办机构", "Clearing agency", "code"), Column("险种", "Insurance type", "code"),
+    Column("清算类别", "Clearing type", "code"), Column("医疗费总额", "Medical fees", "money", total=True),
+    Column("基金支付总额", "Fund payments", "money", total=True),
+    Column("个人账户支付", "Personal account", "money", total=True),
+    Column("现金支付", "Cash", "money", total=True), Column("结算笔数", "Settlements", "count", total=True),
+    Column("对账结果", "Result (3201)", "code"), Column("差异", "Differences", "count", total=True),
+    Column("结果说明", "The centre's description", wrap=True),
+)
+_DAILY_COLUMNS = (
+    Column("日期", "Day", "date"), Column("结算笔数", "Settlements", "count", total=True),
+    Column("医疗费总额", "Medical fees", "money", total=True),
+    Column("基金支付总额", "Fund payments", "money", total=True),
+)
+_DIFF_COLUMNS = (
+    Column("险种", "Insurance type", "code"), Column("清算类别", "Clearing type", "code"),
+    Column("结算ID", "Settlement ID", "id"), Column("差异类型", "Kind", "code"), Column("字段", "Field", "code"),
+    Column("医院", "HIS", "money"), Column("中心", "Centre", "money"),
+    Column("差额(中心-医院)", "Centre − HIS", "money", total=True), Column("差异说明", "What differs", wrap=True),
+    Column("就诊ID", "Visit ID", "id"), Column("人员编号", "Person", "id"),
+    Column("结算报文ID(中心)", "Settlement msgid (centre)", "id"),
+    Column("结算报文ID(HIS)", "Settlement msgid (HIS)", "id"),
+    Column("本机报文ID(4101)", "Our msgid (4101)", "id"), Column("结算经办机构", "Clearing agency", "code"),
+)
 
 
-def as_html(run: ReconRun, label: Label = _no_label) -> str:
-    verdict = "对平 balanced" if run.balanced else '<span class="bad">不平 not balanced</span>'
-    parts = [
-        f"<h1>医保对账 Reconciliation {html.escape(str(run.period))}</h1><p>{verdict}</p>",
-        table([LABELS[c] for c in _PAIR], [_pair_row(p, label) for p in run.pairs],
-              "按结算经办机构、险种与清算类别 By clearing agency, insurance type and clearing type"),
-        "<h2>每日医疗费总额 Daily medical fee totals (HIS)</h2>", _chart(run.daily),
-        table(_DIFF_HEADER,
-              [_diff_row(p, d, label) for p in run.pairs for d in p.differences], "差异明细 Differences"),
-    ]
-    return page(f"医保对账 {run.period}", parts)
+def _zh_detail(diff: Difference) -> str:
+    """What differs, in Chinese, from the difference's fields (the English is the run's)."""
+    field = LABELS.get(diff.field_name, diff.field_name)
+    if diff.kind == "amount":
+        return f"{field}不一致：医院 {diff.hospital}，中心 {diff.centre}，差额 {diff.delta}"
+    if diff.kind == "refund_flag":
+        return f"退费结算标志不一致：医院 {diff.hospital}，中心 {diff.centre}"
+    if diff.kind == "only_centre":
+        return "中心有，医院无"
+    if diff.kind == "only_hospital":
+        return "医院有，中心无"
+    if diff.kind == "duplicate":
+        return "医院重复" if "in the HIS" in diff.detail else "中心重复"
+    return KINDS.get(diff.kind, diff.kind)
+
+
+def _side(diff: Difference, value: str, label: Label) -> Any:
+    """The HIS's or the centre's value: an amount, or the refund flag with its label."""
+    if diff.field_name == "refd_setl_flag":
+        return _code(label, "refd_setl_flag", value) if value else None
+    return _amount(value)
+
+
+def tables(run: ReconRun, label: Label = _no_label, home: str = "") -> dict[str, Table]:
+    """The pairs, the daily totals and the differences; ``home`` is the institution's own
+    clearing agency (``[centre] setl_optins``), to tell home from other areas."""
+    pairs = Table(
+        "pairs", "汇总", "按结算经办机构、险种与清算类别", "By clearing agency, insurance type and clearing type",
+        _PAIR_COLUMNS,
+        [[_agency(p.setl_optins, home), _code(label, "insutype", p.insutype), _code(label, "clr_type", p.clr_type),
+          *(_amount(p.local[k]) for k in _AMOUNTS[:-1]), int(p.local["count"]),
+          _code(label, "stmt_rslt", p.stmt_rslt), len(p.differences), p.description] for p in run.pairs],
+        note="医院一方的金额；对账结果为中心 3201 的答复。The HIS's figures; the result is the centre's 3201 answer.",
+        marks=["" if p.balanced else "bad" for p in run.pairs],
+    )
+    daily = Table(
+        "daily", "每日", "每日结算", "Daily settlements (HIS)", _DAILY_COLUMNS,
+        [[date.fromisoformat(day), int(values[0]), _amount(values[1]), _amount(values[2])]
+         for day, values in run.daily.items()],
+    )
+    differences = Table(
+        "differences", "差异明细", "差异明细", "Differences (3202)", _DIFF_COLUMNS,
+        [[_code(label, "insutype", p.insutype), _code(label, "clr_type", p.clr_type), d.setl_id,
+          Coded(d.kind, KINDS.get(d.kind, "")),
+          Coded(d.field_name, LABELS.get(d.field_name, "")) if d.field_name else None,
+          _side(d, d.hospital, label), _side(d, d.centre, label), _amount(d.delta), f"{_zh_detail(d)} · {d.detail}",
+          d.mdtrt_id, d.psn_no, d.centre_msgid, d.setl_msgid, d.our_msgid, _agency(p.setl_optins, home)]
+         for p in run.pairs for d in p.differences],
+        note="每处差异只列一次，列在其所属的险种与清算类别下。Each difference once, under the pair it belongs to.",
+    )
+    return {"pairs": pairs, "daily": daily, "differences": differences}
+
+
+def _head(run: ReconRun, hospital: Hospital | None) -> Masthead:
+    count = sum(len(p.differences) for p in run.pairs)
+    verdict = "对平 balanced" if run.balanced else f"不平 not balanced ({count} 处差异 difference(s))"
+    facts = [("对账结果", "Result", verdict)]
+    if run.id is not None:
+        facts.append(("对账批次", "Run", str(run.id)))
+    return masthead("医保对账", "Reconciliation", hospital, run.period.start, run.period.end, facts)
+
+
+def as_xlsx(run: ReconRun, label: Label = _no_label, hospital: Hospital | None = None, home: str = "") -> bytes:
+    """汇总 (the pairs), 每日 (daily totals), 差异明细 (the differences) and 说明 (whose, when)."""
+    return workbook(_head(run, hospital), list(tables(run, label, home).values()))
+
+
+def _chart(daily: dict[str, list[str]]) -> dict[str, Any]:
+    """Bars of the daily medical-fee totals for the page's inline SVG (no scripts, no files)."""
+    values = [Decimal(v[1]) for v in daily.values()]
+    top = max(values, default=Decimal(0)) or Decimal(1)
+    left, step, bar, base = 30, 24, 18, 150
+    bars = [{"x": left + index * step, "y": f"{base - float(value / top) * 140:.1f}",
+             "h": f"{float(value / top) * 140:.1f}", "day": day, "label": day[8:10], "value": value}
+            for index, (day, value) in enumerate(zip(daily, values, strict=True))]
+    return {"bars": bars, "top": top, "left": left, "bar": bar, "base": base, "height": base + 22,
+            "width": left + step * len(values) + 10}
+
+
+def as_html(run: ReconRun, label: Label = _no_label, hospital: Hospital | None = None, home: str = "") -> str:
+    return render("reconciliation.html", _head(run, hospital), tables=tables(run, label, home),
+                  chart=_chart(run.daily), balanced=run.balanced,
+                  differences=sum(len(p.differences) for p in run.pairs))

@@ -134,16 +134,7 @@ class Reconciler:
             mine = [s for s in settlements if s.setl_optins == setl_optins and s.clr_type == clr_type]
             differences = self._drill_down(period, setl_optins, clr_type, mine, ours)
             pairs = [p for p in results if p.setl_optins == setl_optins and p.clr_type == clr_type]
-            for pair in pairs:
-                pair.differences = [d for d in differences if d.insutype == pair.insutype]
-            # the centre's result names no insurance type for a settlement only it has: such
-            # differences go with the first group that did not balance
-            first = next(p for p in pairs if not p.balanced)
-            first.differences.extend(d for d in differences if not d.insutype)
-            unplaced = [d for d in differences if d.insutype and d.insutype not in {p.insutype for p in pairs}]
-            if unplaced:  # the centre has settlements of an insurance type the HIS has none of
-                results.append(PairResult(setl_optins, unplaced[0].insutype, clr_type, asdict(Totals()), "1",
-                                          "only at the centre", unplaced))
+            results += place(pairs, differences, mine)
         run = ReconRun(period, results, _daily(settlements))
         self._store(run)
         return run
@@ -225,6 +216,62 @@ class Reconciler:
             run.created_at = now
             conn.execute(schema.recon_run.update().where(schema.recon_run.c.id == run.id).values(
                 report=json.dumps(run.to_json(), ensure_ascii=False, default=str)))
+
+
+def place(pairs: list[PairResult], differences: list[Difference], mine: Iterable[Settlement]) -> list[PairResult]:
+    """Put each difference of one clearing agency x clearing type (one 3202) under the one
+    group it belongs to, and return the groups this adds.
+
+    A difference names its insurance type when the HIS holds the settlement. One only the
+    centre has names none (result.txt has no insurance type): it belongs to the group of the
+    same stay, or else the same person, among the HIS's settlements of this clearing type;
+    failing that, to the one group that does not balance and that no other difference
+    explains. Where that still leaves a choice it goes under the first of them, its detail
+    saying which others it could belong to. A difference of an insurance type the HIS has no
+    group of gets a group of its own (one per insurance type)."""
+    by_type = {p.insutype: p for p in pairs}
+    for pair in pairs:
+        pair.differences = []
+    added: list[PairResult] = []
+    unnamed = []
+    for diff in differences:
+        if not diff.insutype:
+            unnamed.append(diff)
+            continue
+        if diff.insutype not in by_type:  # the centre has settlements of an insurance type the HIS has none of
+            setl_optins, clr_type = pairs[0].setl_optins, pairs[0].clr_type
+            by_type[diff.insutype] = PairResult(setl_optins, diff.insutype, clr_type, asdict(Totals()), "1",
+                                                "only at the centre")
+            added.append(by_type[diff.insutype])
+        by_type[diff.insutype].differences.append(diff)
+    held = list(mine)
+    explained = {p.insutype for p in pairs if p.differences}
+    for diff in unnamed:
+        insutype = _same_visit_or_person(diff, held)
+        if insutype in by_type:
+            diff.insutype = insutype
+            by_type[insutype].differences.append(diff)
+            continue
+        unbalanced = [p for p in pairs if not p.balanced] or pairs
+        candidates = [p for p in unbalanced if p.insutype not in explained] or unbalanced
+        if len(candidates) == 1:
+            diff.insutype = candidates[0].insutype
+        else:
+            diff.detail += ("; the centre names no insurance type: listed under the first of "
+                            f"{', '.join(p.insutype for p in candidates)}, which do not balance")
+        candidates[0].differences.append(diff)
+    return added
+
+
+def _same_visit_or_person(diff: Difference, held: list[Settlement]) -> str:
+    """The insurance type of the HIS's settlements of the same stay, or else of the same
+    person, where they all have one; "" otherwise."""
+    for key in ("mdtrt_id", "psn_no"):
+        value = getattr(diff, key)
+        types = {s.insutype for s in held if value and getattr(s, key) == value}
+        if len(types) == 1:
+            return types.pop()
+    return ""
 
 
 def _local(total: Totals) -> dict[str, str]:

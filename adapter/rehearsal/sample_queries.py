@@ -2,7 +2,11 @@
 the tests read). A hospital writes its own in ``[sources."<infno>"]``; these show the shape:
 columns named as the national fields, ``:watermark`` and ``:limit`` bound by the extractor,
 child lists as a JSON array column named after the node (SQLite json_group_array here,
-json_agg on PostgreSQL)."""
+json_agg on PostgreSQL).
+
+Every join is a LEFT JOIN: a row whose visit or patient row is missing (an orphan fee line)
+still arrives, and is parked as malformed naming what it lacks (mdtrt_id, psn_no...), instead
+of being dropped silently by an inner join."""
 
 from __future__ import annotations
 
@@ -37,8 +41,8 @@ SELECT f.line_id            AS line_id,
        v.admitted_at        AS adm_time,
        v.discharged_at      AS dscg_time
 FROM fee_lines f
-JOIN inpatient_visits v ON v.visit_id = f.visit_id
-JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN inpatient_visits v ON v.visit_id = f.visit_id
+LEFT JOIN patients p ON p.patient_id = v.patient_id
 LEFT JOIN charge_items i ON i.item_code = f.item_code
 LEFT JOIN departments d ON d.dept_code = f.dept_code
 LEFT JOIN doctors dr ON dr.doctor_code = f.doctor_code
@@ -83,7 +87,7 @@ SELECT v.visit_id AS visit_id, p.psn_no AS psn_no, p.insuplc_admdvs AS insuplc_a
        p.patient_name AS coner_name,
        {_DISEINFO}
 FROM inpatient_visits v
-JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN patients p ON p.patient_id = v.patient_id
 LEFT JOIN departments d ON d.dept_code = v.dept_code
 LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
 WHERE v.visit_id > :watermark
@@ -99,7 +103,7 @@ SELECT v.discharge_seq AS discharge_seq, v.mdtrt_id AS mdtrt_id, p.psn_no AS psn
        v.dscg_way AS dscg_way,
        {_DISEINFO}
 FROM inpatient_visits v
-JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN patients p ON p.patient_id = v.patient_id
 LEFT JOIN departments d ON d.dept_code = v.dept_code
 WHERE v.discharge_seq IS NOT NULL AND v.discharge_seq > :watermark
 ORDER BY v.discharge_seq
@@ -148,7 +152,7 @@ SELECT v.visit_id AS visit_id, p.psn_no AS psn_no, p.insuplc_admdvs AS insuplc_a
        dr.doctor_name AS dr_name, v.dept_code AS dept_code, d.dept_name AS dept_name,
        v.dept_code AS caty
 FROM outpatient_visits v
-JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN patients p ON p.patient_id = v.patient_id
 LEFT JOIN departments d ON d.dept_code = v.dept_code
 LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
 WHERE v.visit_id > :watermark
@@ -165,7 +169,7 @@ SELECT v.visit_id AS visit_id, v.otp_no AS mdtrt_id, p.psn_no AS psn_no,
            'diag_dept', d.dept_name, 'dise_dor_no', v.doctor_code, 'dise_dor_name', dr.doctor_name,
            'diag_time', v.begntime, 'vali_flag', '1')) AS diseinfo
 FROM outpatient_visits v
-JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN patients p ON p.patient_id = v.patient_id
 LEFT JOIN departments d ON d.dept_code = v.dept_code
 LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
 WHERE v.visit_id > :watermark
@@ -188,9 +192,9 @@ SELECT min(f.line_id) AS first_line, v.otp_no AS mdtrt_id, f.chrg_bchno AS chrg_
            '_category', i.category, '_std_price', i.unit_price, '_item_name', i.item_name,
            '_main_diag', v.diag_code)) AS feedetail
 FROM outpatient_fees f
-JOIN outpatient_visits v ON v.visit_id = f.visit_id
+LEFT JOIN outpatient_visits v ON v.visit_id = f.visit_id
 LEFT JOIN charge_items i ON i.item_code = f.item_code
-JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN patients p ON p.patient_id = v.patient_id
 LEFT JOIN departments d ON d.dept_code = v.dept_code
 LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
 GROUP BY v.otp_no, f.chrg_bchno
@@ -244,8 +248,8 @@ SELECT s.seq AS seq, s.setl_id AS setl_id, v.mdtrt_id AS mdtrt_id, p.psn_no AS p
            'fund_payamt', s.fund_pay_sumamt)) AS payinfo,
        '[]' AS opspdiseinfo, '[]' AS icuinfo, '[]' AS bldinfo
 FROM settlements s
-JOIN inpatient_visits v ON v.visit_id = s.visit_id
-JOIN patients p ON p.patient_id = v.patient_id
+LEFT JOIN inpatient_visits v ON v.visit_id = s.visit_id
+LEFT JOIN patients p ON p.patient_id = v.patient_id
 LEFT JOIN case_records c ON c.visit_id = v.visit_id
 LEFT JOIN settlement_bills b ON b.setl_id = s.setl_id
 LEFT JOIN departments d ON d.dept_code = v.dept_code

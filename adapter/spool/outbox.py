@@ -16,6 +16,7 @@ from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from adapter import jsonio
+from adapter.errors import TakenElsewhere
 from adapter.spool.states import UNSENT_MESSAGE_STATES, MessageStatus, ParkKind, RecordStatus
 from adapter.state import schema
 from adapter.state.store import StateStore, utcnow
@@ -63,11 +64,16 @@ def spool_message(
         )
         .returning(_message.c.id)
     ).scalar_one()
-    conn.execute(
+    # Only records still waiting: two daemons sharing a database may both have read them
+    # READY. The second one's update finds them taken and its message is rolled back.
+    taken = conn.execute(
         update(_record)
-        .where(_record.c.id.in_(list(record_ids)))
+        .where(_record.c.id.in_(list(record_ids)), _record.c.status == RecordStatus.READY.value,
+               _record.c.message_id.is_(None))
         .values(status=RecordStatus.QUEUED.value, message_id=message_id, updated_at=now)
     )
+    if int(taken.rowcount or 0) != len(record_ids):
+        raise TakenElsewhere(f"records of this {infno} message were put in another message meanwhile")
     return int(message_id)
 
 
@@ -105,6 +111,18 @@ def claim_due(
             .values(status=MessageStatus.IN_FLIGHT.value, lease_until=now + lease)
         )
     return [_spooled(row) for row in rows]
+
+
+def renew_lease(store: StateStore, message_id: int, lease: timedelta, status: MessageStatus) -> bool:
+    """Extend the lease of a claimed message just before working on it: a batch is claimed at
+    once but worked one by one, and another daemon must not reclaim the last of it while the
+    first are still being sent. False: the message is no longer ``status`` (reclaimed)."""
+    with store.begin() as conn:
+        result = conn.execute(
+            update(_message).where(_message.c.id == message_id, _message.c.status == status.value)
+            .values(lease_until=utcnow() + lease)
+        )
+    return int(result.rowcount or 0) == 1
 
 
 def _spooled(row: Any) -> SpooledMessage:
@@ -160,9 +178,14 @@ def mark_retry(store: StateStore, message_id: int, error: str, delay_seconds: fl
     return next_at
 
 
-def mark_unknown(store: StateStore, message_id: int, error: str) -> None:
-    """Sent without a reply: nothing is resent until :func:`claim_unknown` finds out."""
+def mark_unknown(store: StateStore, message_id: int, error: str, msgid: str = "") -> None:
+    """Sent without an answer that can be trusted: nothing is resent until :func:`claim_unknown`
+    finds out. ``msgid``: an attempt answered in a way not trusted (recorded as unknown)."""
     with store.begin() as conn:
+        if msgid:
+            conn.execute(
+                update(schema.attempt).where(schema.attempt.c.msgid == msgid).values(outcome="unknown", err_msg=error)
+            )
         conn.execute(
             update(_message)
             .where(_message.c.id == message_id)
@@ -184,6 +207,7 @@ def claim_unknown(store: StateStore, limit: int, lease: timedelta) -> list[Spool
         select(_message)
         .where(_message.c.status == MessageStatus.UNKNOWN.value)
         .where(or_(_message.c.lease_until.is_(None), _message.c.lease_until < now))
+        .where(or_(_message.c.next_attempt_at.is_(None), _message.c.next_attempt_at <= now))
         .order_by(_message.c.id)
         .limit(limit)
     )
@@ -220,34 +244,72 @@ def records_of(store: StateStore, message_id: int) -> list[MessageRecord]:
     return [MessageRecord(row.id, row.business_key, jsonio.loads(row.payload) if row.payload else {}) for row in rows]
 
 
-def ack_partly(store: StateStore, message_id: int, held: Sequence[int], how: str) -> tuple[int, int]:
-    """The centre holds some records of a message whose reply was lost: those (``held``) are
-    sent, the rest go back to READY for a new message. Returns (acked, requeued)."""
-    now = utcnow()
+def keep_unknown(store: StateStore, message_id: int, how: str, delay_seconds: float) -> datetime:
+    """An inquiry could not decide: the message stays unknown and is asked about again later
+    (or settled by a person with ``spool resolve``)."""
+    next_at = utcnow() + timedelta(seconds=delay_seconds)
     with store.begin() as conn:
-        ids = [row.id for row in conn.execute(select(_record.c.id).where(_record.c.message_id == message_id))]
-        wanted = set(held)
-        kept = [i for i in ids if i in wanted]
-        missing = [i for i in ids if i not in wanted]
-        if kept:
-            conn.execute(
-                update(_record).where(_record.c.id.in_(kept)).values(status=RecordStatus.SENT.value, updated_at=now)
-            )
-        if missing:
-            conn.execute(
-                update(_record)
-                .where(_record.c.id.in_(missing))
-                .values(status=RecordStatus.READY.value, message_id=None, updated_at=now)
-            )
         conn.execute(
             update(_message)
             .where(_message.c.id == message_id)
-            .values(
-                status=MessageStatus.ACKED.value, acked_at=now, lease_until=None,
-                last_error=f"{how}; {len(missing)} record(s) not at the centre were requeued",
-            )
+            .values(attempts=_message.c.attempts + 1, last_error=how, next_attempt_at=next_at, lease_until=None)
         )
-    return len(kept), len(missing)
+    return next_at
+
+
+def _shared(message: SpooledMessage, infnos: frozenset[str]) -> Any:
+    # Only delivered records count: later messages of the group wait behind this one.
+    return and_(
+        _record.c.group_key == message.group_key,
+        _record.c.infno.in_(sorted(infnos)),
+        _record.c.message_id != message.id,
+        _record.c.status == RecordStatus.SENT.value,
+    )
+
+
+def shared_in_group(store: StateStore, message: SpooledMessage, infnos: frozenset[str]) -> int:
+    """Records of ``infnos`` in the message's group that other messages delivered: what a
+    batch-wide withdrawal takes away with the lost message."""
+    if not infnos:
+        return 0
+    with store.begin() as conn:
+        return int(conn.execute(select(func.count()).select_from(_record).where(_shared(message, infnos))).scalar_one())
+
+
+def resend_shared(store: StateStore, message: SpooledMessage, infnos: frozenset[str]) -> int:
+    """After a batch-wide withdrawal: the group's delivered records of ``infnos`` are READY
+    again, to go out in new messages after the lost one. Returns how many."""
+    with store.begin() as conn:
+        result = conn.execute(
+            update(_record).where(_shared(message, infnos))
+            .values(status=RecordStatus.READY.value, message_id=None, updated_at=utcnow())
+        )
+    return int(result.rowcount or 0)
+
+
+def had_lost_reply(store: StateStore, message_id: int) -> bool:
+    """Whether an earlier attempt of the message may have reached the centre unanswered."""
+    attempt = schema.attempt
+    with store.begin() as conn:
+        return conn.execute(
+            select(attempt.c.msgid).where(
+                attempt.c.message_id == message_id,
+                or_(attempt.c.outcome == "unknown", attempt.c.finished_at.is_(None)),
+            ).limit(1)
+        ).first() is not None
+
+
+def bring_forward(store: StateStore) -> int:
+    """The centre answers again: messages waiting out a transient failure are due now rather
+    than at the end of their backoff (which may be an hour away after a long outage)."""
+    now = utcnow()
+    with store.begin() as conn:
+        result = conn.execute(
+            update(_message)
+            .where(_message.c.status == MessageStatus.RETRY_WAIT.value, _message.c.next_attempt_at > now)
+            .values(next_attempt_at=now)
+        )
+    return int(result.rowcount or 0)
 
 
 def hand_back(store: StateStore, message_id: int) -> None:
@@ -300,11 +362,13 @@ def park_rejected(store: StateStore, message_id: int, err_msg: str, blamed: Sequ
     return len(parked), len(innocent)
 
 
-def recover_in_flight(store: StateStore) -> int:
-    """At start: messages a crash left in flight are due again now. Returns how many.
+def recover_in_flight(store: StateStore, *, only_expired: bool = False) -> int:
+    """Messages left in flight are due again now (at start: every one a crash left; while
+    running, ``only_expired``: those whose lease ran out, e.g. after a failed state write or
+    a worker that died). Returns how many.
 
     One whose last attempt never finished, or finished well but was not recorded as acked,
-    may be at the centre: it becomes UNKNOWN and is inquired about before anything is resent.
+    may be at the centre: it becomes UNKNOWN and is settled before anything is resent.
     """
     attempt = schema.attempt
     unfinished = exists().where(
@@ -313,10 +377,13 @@ def recover_in_flight(store: StateStore) -> int:
             or_(attempt.c.finished_at.is_(None), attempt.c.outcome.in_(["ok", "unknown"])),
         )
     )
+    in_flight = _message.c.status == MessageStatus.IN_FLIGHT.value
+    if only_expired:
+        in_flight = and_(in_flight, _message.c.lease_until < utcnow())
     with store.begin() as conn:
         unknown = conn.execute(
             update(_message)
-            .where(_message.c.status == MessageStatus.IN_FLIGHT.value)
+            .where(in_flight)
             .where(unfinished)
             .values(
                 status=MessageStatus.UNKNOWN.value,
@@ -327,7 +394,7 @@ def recover_in_flight(store: StateStore) -> int:
         )
         result = conn.execute(
             update(_message)
-            .where(_message.c.status == MessageStatus.IN_FLIGHT.value)
+            .where(in_flight)
             .values(
                 status=MessageStatus.RETRY_WAIT.value,
                 next_attempt_at=utcnow(),
@@ -370,3 +437,20 @@ def requeue_parked(store: StateStore, message_id: int | None = None) -> int:
             )
         )
     return int(result.rowcount or 0)
+
+
+def resolve_by_hand(store: StateStore, message_id: int, *, acked: bool, note: str) -> int:
+    """A person settles an unknown message: the centre holds it (``acked``: its records are
+    sent) or it is to be sent again. Returns the records it carries; raises LookupError when
+    the message is not unknown (only an unknown outcome is a person's to settle)."""
+    with store.begin() as conn:
+        status = conn.execute(select(_message.c.status).where(_message.c.id == message_id)).scalar()
+    if status != MessageStatus.UNKNOWN.value:
+        raise LookupError(f"message {message_id} is {status or 'not in the spool'}, not unknown")
+    if acked:
+        return mark_acked(store, message_id, "", note=note)
+    mark_retry(store, message_id, note, 0)
+    with store.begin() as conn:
+        return int(conn.execute(
+            select(func.count()).select_from(_record).where(_record.c.message_id == message_id)
+        ).scalar_one())

@@ -23,6 +23,17 @@ def register_visit(store: StateStore, group_key: str, mdtrt_id: str, msgid: str)
         )
 
 
+def registered_elsewhere(store: StateStore, group_key: str, mdtrt_id: str) -> str | None:
+    """The HIS visit another registration already got ``mdtrt_id`` for, if any: the centre
+    issues each mdtrt_id once, so an answer naming it again answered another request."""
+    his_key = group_key.split(":", 1)[1]
+    with store.begin() as conn:
+        other = conn.execute(
+            select(schema.visit.c.his_key).where(schema.visit.c.mdtrt_id == mdtrt_id, schema.visit.c.his_key != his_key)
+        ).scalar()
+    return None if other is None else str(other)
+
+
 def bind_visit(store: StateStore, group_key: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Replace the HIS visit number by the centre's mdtrt_id, where the adapter registered it."""
     if not group_key.startswith(_PREFIX):

@@ -15,6 +15,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from adapter.state.sealing import Sealed
+
 metadata = MetaData()
 
 #: Extraction progress per source; advanced in the same transaction that stores the lines.
@@ -47,7 +49,8 @@ message = Table(
     #: messages with the same key (a visit) are sent strictly in id order
     Column("group_key", String(64), nullable=False),
     Column("insuplc_admdvs", String(6)),
-    Column("payload", Text, nullable=False),
+    #: the business payload, sealed when [state] key_file is set (adapter.state.sealing)
+    Column("payload", Sealed("message.payload"), nullable=False),
     Column("line_count", Integer, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", DateTime),
@@ -74,7 +77,13 @@ attempt = Table(
     Column("http_status", Integer),
     Column("infcode", String(8)),
     Column("err_msg", Text),
+    #: the centre's 接收方报文ID of an answer read as infcode 0: an answer carrying one already
+    #: seen belongs to another request
+    Column("inf_refmsgid", String(30)),
 )
+Index("ix_attempt_refmsgid", attempt.c.inf_refmsgid)
+#: a message's attempts (whether an earlier one may have reached the centre unanswered)
+Index("ix_attempt_message", attempt.c.message_id)
 
 #: Per-institution msgid sequence: the last second used and the counter within it.
 msgid_counter = Table(
@@ -107,8 +116,9 @@ record = Table(
     Column("status", String(16), nullable=False),
     Column("park_kind", String(16)),
     Column("park_reason", Text),
-    Column("raw", Text, nullable=False),
-    Column("payload", Text),
+    #: both sealed when [state] key_file is set (adapter.state.sealing)
+    Column("raw", Sealed("record.raw"), nullable=False),
+    Column("payload", Sealed("record.payload")),
     Column("message_id", Integer, ForeignKey("message.id")),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
@@ -117,7 +127,9 @@ record = Table(
 Index("ix_record_status", record.c.infno, record.c.status)
 Index("ix_record_park", record.c.status, record.c.park_kind)
 Index("ix_record_message", record.c.message_id)
-Index("ix_record_group", record.c.group_key)
+#: the records of a visit (of some transactions, in some states): on group_key alone a planner
+#: without statistics (SQLite's) preferred ix_record_status, reading every fee line sent
+Index("ix_record_group", record.c.group_key, record.c.infno, record.c.status)
 
 #: HIS visit number -> the centre's mdtrt_id, learnt from the 2401 reply.
 visit = Table(
@@ -128,6 +140,8 @@ visit = Table(
     Column("registered_by", String(30), nullable=False),
     Column("registered_at", DateTime, nullable=False),
 )
+#: an answer naming an mdtrt_id already registered for another visit is another request's
+Index("ix_visit_mdtrt", visit.c.mdtrt_id)
 
 
 #: Every catalogue download or import, valid or refused; at most one ``active`` per kind.

@@ -1,7 +1,9 @@
 """The state store: a SQLAlchemy engine over SQLite (WAL) or PostgreSQL, plus small helpers.
 
 SQLite is the embedded default. PostgreSQL lets several adapter workers share one spool;
-claims then use ``FOR UPDATE SKIP LOCKED`` so two workers never send the same message.
+claims then use ``FOR UPDATE SKIP LOCKED`` so two workers never send the same message. A SQLite
+file is for the adapter's user alone (:mod:`adapter.state.private`); the payloads and HIS rows
+in either are sealed when the configuration names a key (:mod:`adapter.state.sealing`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, CursorResult, Engine, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -20,6 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from adapter.errors import StateStoreError
+from adapter.state.private import prepare_sqlite_file
+from adapter.state.sealing import Keyring, KeySettings, attach
 from adapter.state.upgrade import Upgrade, upgrade
 
 logger = logging.getLogger(__name__)
@@ -49,30 +53,65 @@ def inserted_id(result: CursorResult[Any]) -> int:
     return int(key[0])
 
 
+class StateSettings(KeySettings, Protocol):
+    """What opening the state database needs from the configuration (``[state]``)."""
+
+    @property
+    def url(self) -> str: ...
+
+
+def state_engine(url: str) -> Engine:
+    """An engine on the state database; a SQLite file (and its folder) is made private first,
+    and gets the pragmas the store relies on."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StateStoreError(f"state store URL {url!r} is not a database URL") from exc
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:") \
+            and not database.startswith("file:"):
+        try:
+            prepare_sqlite_file(Path(database))
+        except OSError as exc:
+            raise StateStoreError(f"cannot create the state database {database}: {exc.strerror}") from exc
+    try:
+        engine = create_engine(url, future=True, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError) as exc:
+        raise StateStoreError(f"cannot open state store {parsed!r}: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
 class StateStore:
     """Owns the engine of the state database; opening it creates the tables, or upgrades a
-    database written by an earlier version (:mod:`adapter.state.upgrade`)."""
+    database written by an earlier version (:mod:`adapter.state.upgrade`). ``keyring`` seals
+    and unseals the sealed columns (none: written plain, and a sealed value is refused)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keyring: Keyring | None = None) -> None:
         self.url = url
         self.upgrade: Upgrade
-        try:
-            parsed = make_url(url)
-        except ArgumentError as exc:
-            raise StateStoreError(f"state store URL {url!r} is not a database URL") from exc
+        self.engine: Engine = state_engine(url)
+        parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
-        if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.engine: Engine = create_engine(url, future=True, pool_pre_ping=True)
-        except (SQLAlchemyError, ImportError) as exc:
-            raise StateStoreError(f"cannot open state store {parsed!r}: {exc}") from exc
-        if self.dialect == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.keyring = keyring or Keyring()
+        attach(self.engine, self.keyring)
         try:
             self.upgrade = upgrade(self.engine)
         except SQLAlchemyError as exc:
+            self.engine.dispose()
             raise StateStoreError(f"cannot open state store {parsed!r}: {exc}") from exc
+        except StateStoreError:
+            self.engine.dispose()
+            raise
+        logger.debug("state database %r at revision %s; sealing %s", parsed, self.upgrade.after,
+                     f"with key {self.keyring.current_id}" if self.keyring.seals else "off",
+                     extra={"action": "state_open"})
+
+    @classmethod
+    def configured(cls, settings: StateSettings) -> StateStore:
+        """The state database as the configuration describes it, with its sealing keys."""
+        return cls(settings.url, Keyring.from_settings(settings))
 
     @property
     def supports_skip_locked(self) -> bool:

@@ -2,15 +2,22 @@
 (fields in the spec's order, numbers as exact decimals with the spec's places, date-times in
 the national form), HIS codes mapped, and every field checked against its type and length.
 Also the fee-line view of a record that the registered rules and the policy rules read.
+
+A HIS row is read defensively (:func:`read_his_row`, :func:`unreadable_values`): bytes, text
+that is not UTF-8 or not Unicode, control characters, numbers that are no numbers or do not fit
+their field, fee dates no charge can have. Such a row is parked as malformed with the column and
+the reason; it never stops the rows beside it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from adapter.plugin.api import EmptyNumber
@@ -21,22 +28,83 @@ _FORMATS = {"date": "%Y-%m-%d", "datetime": "%Y-%m-%d %H:%M:%S"}
 #: what a HIS database hands over as a date-time, besides a datetime object
 _DATETIME_INPUTS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f")
 
+#: What reading a value of an unexpected form raises in the standard library (Decimal, int(),
+#: strptime, json, str.encode, a key or an index a row does not have): a problem of one record's
+#: data, so the stages park that record and go on. Anything else (AttributeError, NameError...)
+#: is a bug and still ends the cycle with a traceback.
+DATA_ERRORS: tuple[type[Exception], ...] = (ValueError, ArithmeticError, TypeError, LookupError)
+
+#: A fee dated before this is a typo, not a charge: medical insurance of this interface (and
+#: its settlement) did not exist then, and 1900-01-01 is what many HIS front ends store for
+#: "no date".
+EARLIEST_FEE_DATE = datetime(2000, 1, 1)
+#: A fee dated more than this after now is a typo too (2099-12-31 is another "no date"); the
+#: day of slack lets a HIS clock a few hours off, or in another time zone, through.
+FEE_DATE_LEEWAY = timedelta(days=1)
+#: The fields that say when a charge happened, read against that window (in the record and in
+#: its child lists: 2301 and 2204 feedetail). Other dates may well be old (a birth date) or
+#: ahead (an expiry date).
+FEE_DATE_FIELDS = frozenset({"fee_ocur_time"})
+#: Control characters (Unicode Cc) other than tab, line feed and carriage return, and lone
+#: surrogates: no HIS value means them, and a NUL cannot even be stored in PostgreSQL text.
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+#: the column every transaction's messages take the insured person's area from (build stage)
+_AREA_COLUMN = "insuplc_admdvs"
+
 MappingTables = Mapping[MappingKind, Mapping[str, Any]]
 
 
-def read_his_row(spec: TransactionSpec, row: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class HisRow:
+    """A HIS row as the ledger stores it (text, numbers and JSON any state database takes), and
+    what could not be read as it came, each problem naming the column."""
+
+    values: dict[str, Any]
+    problems: list[str]
+
+
+def read_his_row(spec: TransactionSpec, row: Mapping[str, Any]) -> HisRow:
     """A HIS row as stored in the ledger: child lists that the query returns as JSON text
-    (json_group_array / json_agg) parsed, everything else as it came."""
+    (json_group_array / json_agg) parsed, bytes decoded, every value made storable. What cannot
+    be read so (bytes that are not UTF-8, a lone surrogate, a child list that is not a JSON list
+    of objects) is a problem of the row; its value is kept in a readable escaped form."""
     children = {child.node for child in spec.children}
-    raw: dict[str, Any] = {}
+    values: dict[str, Any] = {}
+    problems: list[str] = []
     for key, value in row.items():
-        if key in children and isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                value = []
-        raw[key] = value
-    return raw
+        column = str(key)
+        value = _storable(value, column, problems)
+        if column in children:
+            value = _child_list(value, column, problems)
+        values[column] = value
+    return HisRow(values, problems)
+
+
+def unreadable_values(spec: TransactionSpec, raw: Mapping[str, Any], now: datetime | None = None) -> list[str]:
+    """What makes the values of a HIS row as stored (``raw``) unreadable as the transaction's
+    record, each naming the column: control characters in any text, a number field that holds
+    no finite number or more digits than the field has, a fee date outside the sane window, an
+    area code that is none. Empty: the row can be checked (the field table, the rules) as it is."""
+    problems = [f"column {where} holds {_character(text, index)}" for where, text, index in _unsafe_texts(raw)]
+    now = now or datetime.now()
+    for where, item, value in _fields_of(spec, raw):
+        problem = _number_problem(item, value) if item.kind == "num" else None
+        if problem is None and item.name in FEE_DATE_FIELDS:
+            problem = _fee_date_problem(value, now)
+        if problem is not None:
+            problems.append(f"column {where} {problem}")
+    area = raw.get(_AREA_COLUMN)
+    if area not in (None, "") and not re.fullmatch(r"[0-9]{6}", str(area).strip()):
+        problems.append(f"column {_AREA_COLUMN} {_shown(area)} is not a 6-digit area code (参保地医保区划)")
+    return problems
+
+
+def plain(text: str) -> str:
+    """``text`` with every control character and lone surrogate written as an escape (\\x00,
+    \\ud800): storable in any database column, and readable in a log line or a park reason."""
+    if _UNSAFE.search(text) is None:
+        return text
+    return _UNSAFE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def normalise(spec: TransactionSpec, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -60,6 +128,18 @@ def fill_defaults(record: dict[str, Any], defaults: Mapping[str, str]) -> None:
         for holder in (record.get(node) or []) if node else [record]:
             if holder.get(name) in (None, ""):
                 holder[name] = value
+
+
+def read_codes(record: dict[str, Any], readings: Mapping[str, Mapping[str, str]]) -> None:
+    """Codes the HIS writes as the national baseline does, rewritten the way the region's edition
+    writes them (``RegionProfile.code_readings``; "node.field" for a child list): hunan's 2101
+    普通住院 for the baseline's 21."""
+    for target, table in readings.items():
+        node, _, name = target.rpartition(".")
+        for holder in (record.get(node) or []) if node else [record]:
+            value = holder.get(name) if isinstance(holder, dict) else None
+            if isinstance(value, str) and value in table:
+                holder[name] = table[value]
 
 
 def fill_empty_numbers(spec: TransactionSpec, record: dict[str, Any], empty_number: EmptyNumber) -> None:
@@ -199,14 +279,15 @@ def _value(item: FieldSpec, raw: Any) -> Any:
             number = Decimal(str(raw).strip())
         except InvalidOperation:
             return str(raw)  # reported by check_record
-        if not number.is_finite():
-            return number
+        if not number.is_finite() or _integer_digits(number) > item.length - item.scale:
+            return number  # reported by check_record (1E+400 cannot even be written with places)
         # Written with the spec's decimal places (12.5 -> 12.50 for a (16,2) amount); a value
         # with more places than the spec allows is left as it is for check_record to report,
         # unless the extra places are zeros (a REAL column's 2.5000000).
         places = Decimal(1).scaleb(-item.scale)
-        if _decimals(number) <= item.scale or number == number.quantize(places):
-            return number.quantize(places)
+        exact = Context(prec=max(28, item.length + 1))  # the field's digits always fit
+        if _decimals(number) <= item.scale or number == number.quantize(places, context=exact):
+            return number.quantize(places, context=exact)
         return number
     if item.kind == "datetime":
         return _datetime_text(raw)
@@ -276,7 +357,7 @@ def _check_fields(fields: tuple[FieldSpec, ...], record: Mapping[str, Any], wher
                 continue
             if _decimals(value) > item.scale:
                 problems.append(f"{name} {value} has more than {item.scale} decimal places")
-            if len(str(abs(int(value)))) > item.length - item.scale:
+            if _integer_digits(value) > item.length - item.scale:
                 problems.append(f"{name} {value} is too large ({item.length},{item.scale})")
         elif item.kind in _FORMATS:
             try:
@@ -300,5 +381,142 @@ def _check_form(item: FieldSpec, text: str, name: str) -> list[str]:
     return []
 
 
-__all__ = ["apply_mappings", "check_record", "fee_entries", "fee_lines_of", "fill_defaults",
-           "fill_empty_numbers", "normalise", "read_his_row", "unreadable_fee_line"]
+
+
+# -- reading a HIS row defensively ----------------------------------------------------------
+#: how much of a bad value a problem shows
+_SHOWN = 40
+
+
+def _storable(value: Any, where: str, problems: list[str]) -> Any:
+    """A value as the ledger can store it (JSON with ``default=str``, UTF-8 text)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(f"column {where} is not UTF-8 text (bytes {data[:12].hex(' ')}"
+                            f"{' ...' if len(data) > 12 else ''})")
+            return data.decode("utf-8", "backslashreplace")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            problems.append(f"column {where} holds {_character(value, exc.start)}")
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN and Infinity are no JSON; the number check names them
+    if isinstance(value, Mapping):
+        return {str(k): _storable(v, f"{where}.{k}", problems) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(v, f"{where}[{i}]", problems) for i, v in enumerate(value, start=1)]
+    if value is None or isinstance(value, (bool, int, Decimal, datetime, date)):
+        return value
+    return str(value)  # a driver's own type (UUID, interval...): its text
+
+
+def _child_list(value: Any, column: str, problems: list[str]) -> Any:
+    """A child list column: JSON text parsed (numbers as exact decimals), checked to be a list
+    of objects. What is none is kept as it came (the record reads it as no entries)."""
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value, parse_float=Decimal, parse_constant=str)
+        except ValueError as exc:
+            problems.append(f"column {column} is not a JSON list ({exc})")
+            return value  # kept as it came, for a person to see; it reads as no entries
+        value = _storable(parsed, column, problems)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(f"column {column} is {type(value).__name__}, not a list of entries")
+        return value
+    for index, entry in enumerate(value, start=1):
+        if not isinstance(entry, Mapping):
+            problems.append(f"column {column} entry {index} is {_shown(entry)}, not an object")
+    return value
+
+
+def _unsafe_texts(raw: Mapping[str, Any], where: str = "") -> Iterator[tuple[str, str, int]]:
+    """(column, text, index) of the first unsafe character of every text that has one."""
+    for key, value in raw.items():
+        name = f"{where}{key}"
+        if isinstance(value, str):
+            match = _UNSAFE.search(value)
+            if match is not None:
+                yield name, value, match.start()
+        elif isinstance(value, Mapping):
+            yield from _unsafe_texts(value, f"{name}.")
+        elif isinstance(value, list):
+            for index, entry in enumerate(value, start=1):
+                if isinstance(entry, Mapping):
+                    yield from _unsafe_texts(entry, f"{name}[{index}].")
+
+
+def _fields_of(spec: TransactionSpec, raw: Mapping[str, Any]) -> Iterator[tuple[str, FieldSpec, Any]]:
+    """(column, field, value) of every field of the record and of its child entries."""
+    for item in spec.fields:
+        column = spec.his_columns.get(item.name, item.name)
+        yield column, item, raw.get(column)
+    for child in spec.children:
+        entries = raw.get(child.node)
+        for index, entry in enumerate(entries if isinstance(entries, list) else [], start=1):
+            if isinstance(entry, Mapping):
+                for item in child.fields:
+                    yield f"{child.node}[{index}].{item.name}", item, entry.get(item.name)
+
+
+def _number_problem(item: FieldSpec, value: Any) -> str | None:
+    if value is None or isinstance(value, bool) or not str(value).strip():
+        return None
+    if isinstance(value, (Mapping, list)):
+        return f"holds {type(value).__name__}, not a number"
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return f"{_shown(value)} is not a number"
+    if not number.is_finite():
+        return f"{_shown(value)} is not a finite number"
+    digits, allowed = _integer_digits(number), item.length - item.scale
+    if digits > allowed:
+        return (f"{_shown(value)} has {digits} digits before the decimal point, at most {allowed} allowed "
+                f"({item.length},{item.scale})")
+    return None
+
+
+def _fee_date_problem(value: Any, now: datetime) -> str | None:
+    """A fee date outside [EARLIEST_FEE_DATE, now + FEE_DATE_LEEWAY]; one that is no date-time
+    at all is left to the field table."""
+    if value is None or isinstance(value, (Mapping, list)):
+        return None
+    try:
+        when = value if isinstance(value, datetime) else datetime.strptime(_datetime_text(value), _FORMATS["datetime"])
+    except ValueError:
+        return None
+    if when < EARLIEST_FEE_DATE:
+        return f"{_shown(value)} is before {EARLIEST_FEE_DATE:%Y-%m-%d}: no charge is that old (a placeholder date?)"
+    if when > now + FEE_DATE_LEEWAY:
+        return f"{_shown(value)} is more than a day in the future: no charge has happened yet then"
+    return None
+
+
+def _character(text: str, index: int) -> str:
+    code = ord(text[index])
+    what = "a lone surrogate (not text)" if 0xD800 <= code <= 0xDFFF else "a control character"
+    return f"{what} U+{code:04X} at position {index + 1}"
+
+
+def _shown(value: Any) -> str:
+    text = plain(str(value))
+    return repr(text if len(text) <= _SHOWN else text[:_SHOWN] + "...")
+
+
+def _integer_digits(number: Decimal) -> int:
+    """Digits before the decimal point, as the field tables count them (0.5 and 0 have one),
+    without building the integer (1E+999999999 would not fit in memory)."""
+    return 1 if number.is_zero() else max(number.adjusted() + 1, 1)
+
+
+__all__ = ["DATA_ERRORS", "EARLIEST_FEE_DATE", "FEE_DATE_FIELDS", "FEE_DATE_LEEWAY", "HisRow", "apply_mappings",
+           "check_record", "fee_entries", "fee_lines_of", "fill_defaults", "fill_empty_numbers", "normalise", "plain",
+           "read_his_row", "unreadable_fee_line", "unreadable_values"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from adapter import jsonio
 from adapter.rehearsal.centre.faults import FaultPlan
+from adapter.rehearsal.centre.ledger import StoredFeeLine
 
 
 class Refusal(Exception):
@@ -79,7 +80,29 @@ def check_fee_line(item: Any, faults: FaultPlan, required: tuple[str, ...] = FEE
     return ParsedLine(str(item["mdtrt_id"]), sn, code, cnt, pric, amount)
 
 
+def stored_line(line: ParsedLine, item: Mapping[str, Any], msgid: str, chrg_bchno: str = "",
+                med_type: str = "") -> StoredFeeLine:
+    """A fee line (2301 or 2204) as the centre keeps it."""
+    def text(name: str) -> str:
+        return str(item.get(name) or "")
+
+    return StoredFeeLine(
+        line.mdtrt_id, line.feedetl_sn, line.med_list_codg, line.cnt, line.det_item_fee_sumamt, msgid,
+        text("hosp_appr_flag"), text("exp_content"), chrg_bchno=chrg_bchno, init_feedetl_sn=text("init_feedetl_sn"),
+        psn_no=text("psn_no"), med_type=text("med_type") or med_type, fee_ocur_time=text("fee_ocur_time"),
+        pric=line.pric, medins_list_codg=text("medins_list_codg"), drord_no=text("drord_no") or text("rxno"),
+        bilg_dept_codg=text("bilg_dept_codg"), bilg_dept_name=text("bilg_dept_name"),
+        bilg_dr_codg=text("bilg_dr_codg"), bilg_dr_name=text("bilg_dr_name"),
+    )
+
+
 _CENT = Decimal("0.01")
+
+
+def list_type(med_list_codg: str) -> str:
+    """目录类别 (dictionary list_type) of a national code, by its kind: X/Z 西药中成药 101, T
+    中药饮片 102, C 医用耗材 301, anything else 医疗服务项目 201."""
+    return {"X": "101", "Z": "101", "T": "102", "C": "301"}.get(med_list_codg[:1], "201")
 
 
 def charge_type(med_list_codg: str) -> str:
@@ -125,3 +148,25 @@ def require(record: Mapping[str, Any], names: tuple[str, ...], where: str) -> No
             raise Refusal(f"{where}[{name}]不能为空")
 
 
+#: 日期时间型 as the tables write it
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def moment(value: Any, what: str) -> datetime:
+    """A 日期时间型 value (yyyy-MM-dd HH:mm:ss); a bare date counts as its midnight."""
+    text = str(value or "")
+    for fmt in (TIME_FORMAT, "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    raise Refusal(f"{what}[{text}]应为yyyy-MM-dd HH:mm:ss")
+
+
+def window(data: Mapping[str, Any], where: str) -> tuple[datetime, datetime]:
+    """The begntime..endtime of a query's input (both 日期时间型, both included)."""
+    require(data, ("begntime", "endtime"), where)
+    begin, end = moment(data["begntime"], f"{where}开始时间"), moment(data["endtime"], f"{where}结束时间")
+    if begin > end:
+        raise Refusal(f"{where}开始时间[{data['begntime']}]晚于结束时间[{data['endtime']}]")
+    return begin, end

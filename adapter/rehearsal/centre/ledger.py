@@ -7,7 +7,7 @@ import re
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +26,30 @@ class StoredFeeLine:
     chrg_bchno: str = ""
     #: a refund line names the line it refunds
     init_feedetl_sn: str = ""
+    #: what 5204 answers besides (the fields of the line as uploaded)
+    psn_no: str = ""
+    med_type: str = ""
+    fee_ocur_time: str = ""
+    pric: Decimal = Decimal(0)
+    medins_list_codg: str = ""
+    drord_no: str = ""
+    bilg_dept_codg: str = ""
+    bilg_dept_name: str = ""
+    bilg_dr_codg: str = ""
+    bilg_dr_name: str = ""
+
+    def same_as(self, other: StoredFeeLine) -> bool:
+        """The same line, whichever message brought it (a resend of it is a repeat, not a change)."""
+        return replace(self, msgid="") == replace(other, msgid="")
+
+
+@dataclass(frozen=True)
+class Reversible:
+    """A committed transaction 2601 may reverse: its infno, the person, and how to undo it."""
+
+    infno: str
+    psn_no: str
+    undo: Callable[[], None]
 
 
 #: the amounts the centre totals per clearing agency x insurance type x clearing type
@@ -63,11 +87,16 @@ class CentreLedger:
         #: valid sign_no -> times used
         self.sign_nos: dict[str, int] = {}
         self.sign_outs = 0
-        #: msgid of a committed reversible transaction -> how to undo it (2601)
-        self.reversible: dict[str, Callable[[], None]] = {}
+        #: sign_nos a restart forgot (a message with one is refused as a session that does not exist)
+        self.forgotten_sign_nos: set[str] = set()
+        #: msgid of a committed reversible transaction -> what it was and how to undo it (2601)
+        self.reversible: dict[str, Reversible] = {}
         self.reversals = 0
-        #: mdtrt_id -> {psn_no, ipt_no, discharged} (2401/2402)
+        #: mdtrt_id -> {psn_no, ipt_no, discharged, begntime, endtime, insutype, med_type,
+        #: outpatient} (2201/2203, 2401/2402)
         self.visits: dict[str, dict[str, Any]] = {}
+        #: psn_no -> what messages said of the person (see adapter.rehearsal.centre.people)
+        self.persons: dict[str, dict[str, str]] = {}
         self.admissions_by_ipt: dict[tuple[str, str], str] = {}
         #: (infno, business key...) -> record (3501-3507)
         self.inventory: dict[tuple[str, ...], dict[str, Any]] = {}
@@ -102,6 +131,8 @@ class CentreLedger:
         #: catalogue kind -> the rows the centre publishes (served as files newer than ``ver``)
         self.catalogues: dict[str, list[Any]] = {}
         self.expired_sessions = 0
+        #: messages refused for a sign_no a restart forgot
+        self.forgotten_session_refusals = 0
         self.msgids: set[str] = set()
         self.requests: Counter[str] = Counter()
         self.accepted: Counter[str] = Counter()
@@ -192,5 +223,6 @@ class CentreLedger:
                     "open": len(self.sign_nos),
                     "signed_out": self.sign_outs,
                     "expired": self.expired_sessions,
+                    "forgotten": self.forgotten_session_refusals,
                 },
             }

@@ -1,5 +1,10 @@
 """The simulated centre's HTTP server (stdlib ThreadingHTTPServer, loopback only).
 
+Every request is checked against the published tables of the region's edition (the envelope
+always; the ``input`` unless ``check_tables=False``) and refused as a real centre refuses it:
+infcode -1 with an err_msg naming the field. Faults (:mod:`adapter.rehearsal.centre.faults`)
+are injected around the processing; :meth:`SimulatedCentre.restart` forgets every session.
+
 ``GET /sim/totals`` returns the ledger's totals as JSON for tests, ``demo`` and people.
 """
 
@@ -10,7 +15,9 @@ import socket
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,10 +33,25 @@ from adapter.rehearsal.centre.ledger import CentreLedger
 from adapter.rehearsal.centre.protocol import check_envelope, handle
 from adapter.rehearsal.centre.tables import TableCheck
 from adapter.rehearsal.sample_his import sample_catalogues
+from adapter.spec.tables import load_edition
 
 logger = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: what a busy centre answers (FaultPlan.busy_rate), without processing
+BUSY_MESSAGE = "系统繁忙,请稍后再试"
+#: fields that say whose answer it is: a foreign answer (COMMIT_THEN_FOREIGN) made from the
+#: request's own has these changed
+_IDENTIFYING = frozenset({"feedetl_sn", "mdtrt_id", "setl_id", "setl_list_id", "psn_no", "ipt_otp_no",
+                          "file_qury_no", "sign_no"})
+
+
+@dataclass(frozen=True)
+class RawReply:
+    """A body answered as it is (COMMIT_THEN_GARBAGE: not JSON)."""
+
+    content: bytes
+    content_type: str
 
 
 class SimulatedCentre:
@@ -46,14 +68,15 @@ class SimulatedCentre:
         faults: FaultPlan | None = None,
         area: str = "430000",
         max_clock_skew_seconds: float = 300.0,
-        check_tables: bool = False,
+        check_tables: bool = True,
     ) -> None:
         """``secrets`` maps the caller's id (paasid, access key or x-ca-key) to its secret.
-        With a ``region``, the centre also checks its URL style and infver. ``check_tables``
-        (off by default until every transaction the adapter sends conforms; see
-        tests/test_conformance.py): every request is checked against the published tables of the region's edition and
-        refused with the fields named; every answer's shape is checked too (the problems are
-        kept in ``ledger.output_problems``)."""
+        With a ``region``, the centre also checks its URL style and infver. The envelope is
+        checked against the request table of the region's edition (the default edition
+        without a region). ``check_tables`` (on by default, as a real centre): every request's
+        ``input`` is checked against the published tables of that edition and refused with
+        the fields named; every answer's shape is checked too (the problems are kept in
+        ``ledger.output_problems``). Off, only the handlers' business rules refuse."""
         if host not in LOOPBACK_HOSTS:
             raise ValueError(f"the simulated centre listens on loopback only, not {host!r}")
         self.gateway = gateway
@@ -62,6 +85,9 @@ class SimulatedCentre:
         self.faults = faults or FaultPlan()
         self.ledger = CentreLedger()
         self.tables = TableCheck(region) if check_tables else None
+        self.edition = load_edition(region.interface_edition) if region is not None else load_edition()
+        #: infno -> the last two (msgid, output) answered with infcode 0 (COMMIT_THEN_FOREIGN)
+        self._answers: dict[str, deque[tuple[str, Any]]] = {}
         self.ledger.catalogues = sample_catalogues()
         self.area = region.areas[0] if region is not None and region.areas else area
         self.max_clock_skew_seconds = max_clock_skew_seconds
@@ -99,7 +125,15 @@ class SimulatedCentre:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
-    # -- one request ---------------------------------------------------------------------
+    def restart(self) -> None:
+        """Forget every sign_no, as a restart of the centre does (what it committed stays): a
+        message with one is then refused "签到信息不存在,请重新签到" (counted in
+        ``ledger.forgotten_session_refusals``); each restart counts as the fault "restart"."""
+        with self.ledger.lock:
+            self.ledger.forgotten_sign_nos.update(self.ledger.sign_nos)
+            self.ledger.sign_nos.clear()
+            self.ledger.faults["restart"] += 1
+
     # -- the settlement ledger, changed by tests to create differences ------------------------
     def lose_settlement(self, setl_id: str) -> None:
         with self.ledger.lock:
@@ -142,7 +176,7 @@ class SimulatedCentre:
                 document = jsonio.loads(body.decode("utf-8"))
             except (UnicodeDecodeError, ValueError):
                 raise Refusal("请求报文不是合法的UTF-8 JSON") from None
-            infno = check_envelope(document, self.ledger, self.faults)
+            infno = check_envelope(document, self.ledger, self.faults, self.edition)
             self._check_region(infno, routed, headers, document)
             if self.tables is not None:
                 self.tables.request(infno, document)
@@ -158,7 +192,7 @@ class SimulatedCentre:
                     raise Refusal("只有文件上传[9101]可以附带文件")
                 upload["in"] = attachment
             if self.region is not None and infno in self.region.catalogues:
-                output = catalogues.serve(document, self.ledger, self.faults, self.region.catalogues)
+                output = catalogues.serve(document, self.ledger, self.faults, self.region.catalogues, self.edition)
             else:
                 output = handle(infno, document, self.ledger, self.faults)
         except Refusal as exc:
@@ -172,7 +206,55 @@ class SimulatedCentre:
                     self.ledger.output_problems[infno].add(problem)
         if isinstance(output, files.FileReply):
             return 200, output
+        self._remember(infno, str(document.get("msgid") or ""), output)
         return 200, self._envelope(0, "success", output, received)
+
+    # -- faults around one request -----------------------------------------------------------
+    def busy(self) -> dict[str, Any]:
+        """The answer of a busy centre (FaultPlan.busy_rate): nothing was processed."""
+        return self._envelope(-1, BUSY_MESSAGE, None, datetime.now())
+
+    def spoiled(self, fault: Fault, body: bytes, status: int, document: dict[str, Any] | files.FileReply
+                ) -> tuple[int, dict[str, Any] | files.FileReply | RawReply] | None:
+        """What a COMMIT_THEN_* ``fault`` answers instead of ``document`` (the answer to the
+        request ``body``, processed and committed), or None where it does not apply (a file, or
+        an answer that is no envelope, has no infcode to leave out or output to replace)."""
+        if fault is Fault.COMMIT_THEN_5XX:
+            code = self.faults.gateway_status()
+            words = "Bad Gateway" if code == 502 else "Gateway Timeout"
+            page = f"<html><head><title>{code} {words}</title></head><body><h1>{code} {words}</h1></body></html>"
+            return code, RawReply(page.encode("utf-8"), "text/html;charset=utf-8")
+        if fault is Fault.COMMIT_THEN_GARBAGE:
+            page = "<html><body>系统异常, 请联系管理员 (injected)</body></html>"
+            return 200, RawReply(page.encode("utf-8"), "text/html;charset=utf-8")
+        if not isinstance(document, dict) or "infcode" not in document:
+            return None
+        if fault is Fault.COMMIT_THEN_NO_INFCODE:
+            return status, {key: value for key, value in document.items() if key != "infcode"}
+        if fault is Fault.COMMIT_THEN_FOREIGN:
+            infno, msgid = _peek(body)
+            return 200, {**document, "infcode": 0, "err_msg": "success",
+                         "output": self._foreign(infno, msgid, document.get("output"))}
+        return None
+
+    def _remember(self, infno: str, msgid: str, output: Any) -> None:
+        with self.ledger.lock:
+            self._answers.setdefault(infno, deque(maxlen=2)).append((msgid, output))
+
+    def _foreign(self, infno: str, msgid: str, output: Any) -> Any:
+        """Another request's answer: the last of the same infno to another message where there is
+        one, else this answer with whatever says whose it is changed (X + the value)."""
+        with self.ledger.lock:
+            earlier = [answer for sent, answer in self._answers.get(infno, ()) if sent != msgid]
+        if earlier and earlier[-1] != output:
+            return earlier[-1]
+        if output is None:
+            return {"result": []}
+        return _renamed(output)
+
+    def count_fault(self, fault: Fault) -> None:
+        with self.ledger.lock:
+            self.ledger.faults[fault.value] += 1
 
     def _check_region(
         self, infno: str, routed: str | None, headers: Mapping[str, str], document: Mapping[str, Any]
@@ -204,6 +286,27 @@ class SimulatedCentre:
         }
 
 
+def _peek(body: bytes) -> tuple[str, str]:
+    """(infno, msgid) of a request body, or empty strings."""
+    try:
+        document = jsonio.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return "", ""
+    if not isinstance(document, dict):
+        return "", ""
+    return str(document.get("infno") or ""), str(document.get("msgid") or "")
+
+
+def _renamed(value: Any) -> Any:
+    """A copy of an output whose identifying fields (feedetl_sn, mdtrt_id, ...) name another."""
+    if isinstance(value, Mapping):
+        return {key: f"X{item}" if key in _IDENTIFYING and isinstance(item, str) and item else _renamed(item)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_renamed(item) for item in value]
+    return value
+
+
 def _make_handler(centre: SimulatedCentre) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -224,18 +327,9 @@ def _make_handler(centre: SimulatedCentre) -> type[BaseHTTPRequestHandler]:
             fault, latency = centre.faults.draw()
             if latency:
                 time.sleep(latency)
-            if fault is not Fault.NONE:
-                with centre.ledger.lock:
-                    centre.ledger.faults[fault.value] += 1
-            if fault is Fault.SERVER_ERROR:
-                self._send(503, {"code": 503, "message": "服务暂不可用 (injected)"})
-                return
-            if fault is Fault.RESET:
-                self._reset()
-                return
-            if fault is Fault.TIMEOUT:
-                time.sleep(centre.faults.timeout_seconds)
-                self._reset()
+            if fault in (Fault.SERVER_ERROR, Fault.RESET, Fault.TIMEOUT, Fault.BUSY):
+                centre.count_fault(fault)
+                self._refuse_unprocessed(fault)
                 return
             headers = dict(self.headers.items())
             try:
@@ -249,14 +343,35 @@ def _make_handler(centre: SimulatedCentre) -> type[BaseHTTPRequestHandler]:
                 logger.exception("simulated centre failed on %s", self.path)
                 self._send(500, {"code": 500, "message": f"internal error: {type(exc).__name__}: {exc}"})
                 return
+            # Processed and committed above; an after-commit fault spoils the answer on its way back.
             if fault is Fault.DROP_REPLY:
-                self._reset()  # committed above; the reply is lost on the way back
+                centre.count_fault(fault)
+                self._reset()
+                return
+            spoiled = centre.spoiled(fault, body, status, document) if fault is not Fault.NONE else None
+            if spoiled is not None:
+                centre.count_fault(fault)
+                status, reply = spoiled
+                self._send(status, reply)
                 return
             self._send(status, document)
+
+        def _refuse_unprocessed(self, fault: Fault) -> None:
+            """The faults before processing: nothing reaches the centre's ledger."""
+            if fault is Fault.SERVER_ERROR:
+                self._send(503, {"code": 503, "message": "服务暂不可用 (injected)"})
+            elif fault is Fault.BUSY:
+                self._send(200, centre.busy())
+            else:
+                if fault is Fault.TIMEOUT:
+                    time.sleep(centre.faults.timeout_seconds)
+                self._reset()
 
         def _send(self, status: int, document: Any) -> None:
             if isinstance(document, files.FileReply):
                 payload, content_type = document.content, "application/octet-stream"
+            elif isinstance(document, RawReply):
+                payload, content_type = document.content, document.content_type
             else:
                 payload, content_type = jsonio.dumps(document).encode("utf-8"), "application/json;charset=utf-8"
             self.send_response(status)

@@ -1,5 +1,23 @@
 """The simulated centre's outpatient, cancellation and settlement-list transactions
-(reference §3.6, §3.7, §3.9) and the queries that answer for them after a lost reply."""
+(reference §3.6, §3.7, §3.9) and the queries that answer for them after a lost reply.
+
+Withdrawals, as the adapter relies on them. The spec's words are the tables' notes; the rest
+is this simulation's choice:
+
+* 2302 住院费用明细撤销 names lines by feedetl_sn (spec: "传入‘0000’时删除全部"). It withdraws
+  exactly the lines named, all or nothing: a line the centre does not hold refuses the whole
+  request, "费用明细[…]不存在或已撤销"; so does a line named twice, or an original whose refund
+  is still held and not withdrawn with it. A feedetl_sn of "0000" is refused (the real centre
+  would delete every line of the visit; the adapter must never send it), "费用明细流水号[0000]
+  会删除就诊[…]的全部明细, 模拟中心不受理".
+* 2205 门诊费用明细信息撤销 withdraws one charge batch, chrg_bchno (spec: "传入‘0000’删除所有
+  未结算明细", "已参与结算的明细不能撤销"). A batch the centre does not hold is refused,
+  "收费批次号[…]不存在或已撤销"; one of a visit the centre holds a settlement of,
+  "收费批次号[…]的明细已参与结算, 已参与结算的明细不能撤销"; "0000" is refused as for 2302.
+* 5201 answers the person's visits that began within begntime..endtime with that med_type
+  (a 2201 registration carries no 医疗类别: the centre registers it as 11 普通门诊 until a 2203
+  names another); 4103 answers one setlinfo object.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +27,27 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from adapter.rehearsal.centre import people
 from adapter.rehearsal.centre.checks import (
     FEE_REQUIRED,
     Refusal,
     charge_type,
     check_fee_line,
     fee_answer,
+    moment,
     node,
     require,
+    stored_line,
+    window,
 )
 from adapter.rehearsal.centre.faults import FaultPlan
-from adapter.rehearsal.centre.ledger import CentreLedger, StoredFeeLine
+from adapter.rehearsal.centre.ledger import CentreLedger
 
 _NATIONAL_DOCTOR = re.compile(r"D\d{12}")
+#: 医疗类别 of a registration until a 2203 names one (11 普通门诊): 2201 carries none
+REGISTRATION_MED_TYPE = "11"
+#: what 2302 and 2205 take to mean "every line" (the spec's 删除全部), refused here
+EVERYTHING = "0000"
 #: 2204 carries no med_type and adds the batch and the prescription-circulation flag.
 _OUTPATIENT_FEE_REQUIRED = (
     *(name for name in FEE_REQUIRED if name != "med_type"), "chrg_bchno", "rx_circ_flag", "hosp_appr_flag",
@@ -54,21 +80,49 @@ def registration(document: Mapping[str, Any], ledger: CentreLedger, _faults: Fau
         mdtrt_id = f"{document['mdtrtarea_admvs']}{ledger.next_serial():012d}"
         ledger.registrations[key] = mdtrt_id
         ledger.visits[mdtrt_id] = {"psn_no": key[0], "ipt_no": key[1], "discharged": False, "outpatient": True,
-                                   "begntime": str(data["begntime"])}
+                                   "begntime": str(data.get("begntime") or ""),
+                                   "insutype": str(data.get("insutype") or ""), "med_type": REGISTRATION_MED_TYPE}
+    people.learn(ledger, key[0], {name: data.get(name) for name in
+                                  ("psn_name", "psn_cert_type", "certno", "psn_type", "insutype")})
     return {"data": {"mdtrt_id": mdtrt_id, "psn_no": key[0], "ipt_otp_no": key[1]}}
 
 
 def visit_query(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
-    """5201 就诊信息查询: the person's visits (the adapter asks after a lost 2201 reply)."""
+    """5201 就诊信息查询: the person's visits that began within begntime..endtime with that
+    med_type (and that mdtrt_id, if given), as the edition's ``mdtrtinfo`` list (the adapter
+    asks after a lost 2201 reply)."""
     data = node(document, "data")
-    require(data, ("psn_no",), "查询输入")
+    require(data, ("psn_no", "med_type"), "查询输入")
+    begin, end = window(data, "查询输入")
+    psn_no, med_type, mdtrt_id = str(data["psn_no"]), str(data["med_type"]), str(data.get("mdtrt_id") or "")
     with ledger.lock:
-        visits = [
-            {"mdtrt_id": mdtrt_id, "psn_no": visit["psn_no"], "ipt_otp_no": visit["ipt_no"],
-             "begntime": visit.get("begntime", "")}
-            for mdtrt_id, visit in ledger.visits.items() if visit["psn_no"] == data["psn_no"]
-        ]
-    return {"mdtrtinfo": visits}
+        visits = [(key, dict(visit)) for key, visit in ledger.visits.items()
+                  if visit["psn_no"] == psn_no and visit.get("med_type") == med_type
+                  and (not mdtrt_id or key == mdtrt_id) and _began_within(visit, begin, end)]
+    return {"mdtrtinfo": [_visit_entry(ledger, key, visit) for key, visit in visits]}
+
+
+def _began_within(visit: Mapping[str, Any], begin: datetime, end: datetime) -> bool:
+    try:
+        return begin <= moment(visit.get("begntime"), "") <= end
+    except Refusal:
+        return False  # a visit without a time the centre could read is in no window
+
+
+def _visit_entry(ledger: CentreLedger, mdtrt_id: str, visit: Mapping[str, Any]) -> dict[str, Any]:
+    """One visit of a 5201 answer: the visit and the person as the centre's registry has them.
+    A visit not yet ended answers its begntime as endtime (the edition marks endtime
+    non-empty)."""
+    person = people.person(ledger, str(visit["psn_no"]))
+    begntime = str(visit.get("begntime") or "")
+    return {
+        "mdtrt_id": mdtrt_id, "psn_no": person["psn_no"], "psn_cert_type": person["psn_cert_type"],
+        "certno": person["certno"], "psn_name": person["psn_name"], "gend": person["gend"], "naty": person["naty"],
+        "brdy": person["brdy"], "age": person["age"], "insutype": visit.get("insutype") or person["insutype"],
+        "psn_type": person["psn_type"], "cvlserv_flag": person["cvlserv_flag"], "begntime": begntime,
+        "endtime": str(visit.get("endtime") or begntime), "med_type": visit.get("med_type"),
+        "ipt_otp_no": visit["ipt_no"],
+    }
 
 
 def _registered(ledger: CentreLedger, mdtrt_id: str, psn_no: str) -> None:
@@ -95,6 +149,8 @@ def visit_info(document: Mapping[str, Any], ledger: CentreLedger, _faults: Fault
         if str(info["mdtrt_id"]) in ledger.visit_info:
             ledger.duplicates["2203"] += 1
         ledger.visit_info[str(info["mdtrt_id"])] = {"mdtrtinfo": dict(info), "diseinfo": list(diseinfo)}
+        if info.get("med_type"):
+            ledger.visits[str(info["mdtrt_id"])]["med_type"] = str(info["med_type"])
     return None
 
 
@@ -122,25 +178,27 @@ def outpatient_fees(document: Mapping[str, Any], ledger: CentreLedger, faults: F
             raise Refusal(f"费用明细流水号[{repeats[0]}]在本次就诊内已存在")
         if repeats:
             ledger.duplicates["2204"] += 1  # the whole batch again: kept once
+        med_type = str(ledger.visits[mdtrt_id].get("med_type") or REGISTRATION_MED_TYPE)
         for line, item in zip(parsed, details, strict=True):
-            ledger.fee_lines.setdefault((mdtrt_id, line.feedetl_sn), StoredFeeLine(
-                mdtrt_id, line.feedetl_sn, line.med_list_codg, line.cnt, line.det_item_fee_sumamt,
-                str(document["msgid"]), str(item.get("hosp_appr_flag") or ""),
-                str(item.get("exp_content") or ""), chrg_bchno=bchno,
-            ))
+            ledger.fee_lines.setdefault((mdtrt_id, line.feedetl_sn), stored_line(
+                line, item, str(document["msgid"]), chrg_bchno=bchno, med_type=med_type))
     return {"result": [fee_answer(line, faults) for line in parsed]}
 
 
 def cancel_batch(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
-    """2205 门诊费用明细撤销: withdraws every line of one charge batch."""
+    """2205 门诊费用明细撤销: withdraws every line of one charge batch (see the module's notes)."""
     data = node(document, "data")
     require(data, ("mdtrt_id", "chrg_bchno", "psn_no"), "撤销信息")
     mdtrt_id, bchno = str(data["mdtrt_id"]), str(data["chrg_bchno"])
+    if bchno == EVERYTHING:
+        raise Refusal(f"收费批次号[{EVERYTHING}]会删除就诊[{mdtrt_id}]的全部未结算明细, 模拟中心不受理")
     with ledger.lock:
         _registered(ledger, mdtrt_id, str(data["psn_no"]))
         keys = [key for key, line in ledger.fee_lines.items() if key[0] == mdtrt_id and line.chrg_bchno == bchno]
         if not keys:
             raise Refusal(f"收费批次号[{bchno}]不存在或已撤销")
+        if any(str(row.get("mdtrt_id")) == mdtrt_id for row in ledger.settlements.values()):
+            raise Refusal(f"收费批次号[{bchno}]的明细已参与结算, 已参与结算的明细不能撤销")
         for key in keys:
             del ledger.fee_lines[key]
         ledger.cancelled_lines["2205"] += len(keys)
@@ -148,21 +206,29 @@ def cancel_batch(document: Mapping[str, Any], ledger: CentreLedger, _faults: Fau
 
 
 def cancel_lines(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
-    """2302 住院费用明细撤销: withdraws the named lines; all or nothing."""
+    """2302 住院费用明细撤销: withdraws exactly the named lines, all or nothing (see the
+    module's notes)."""
     data = document["input"].get("data")
     if not isinstance(data, list) or not data:
         raise Refusal("撤销明细[data]不能为空")
     with ledger.lock:
-        keys = []
+        keys: list[tuple[str, str]] = []
         for entry in data:
             if not isinstance(entry, Mapping):
                 raise Refusal("撤销明细格式错误")
             require(entry, ("feedetl_sn", "mdtrt_id", "psn_no"), "撤销明细")
             key = (str(entry["mdtrt_id"]), str(entry["feedetl_sn"]))
+            if key[1] == EVERYTHING:
+                raise Refusal(f"费用明细流水号[{EVERYTHING}]会删除就诊[{key[0]}]的全部明细, 模拟中心不受理")
+            if key in keys:
+                raise Refusal(f"费用明细[{key[1]}]在本次撤销中出现多次")
             if key not in ledger.fee_lines:
                 raise Refusal(f"费用明细[{key[1]}]不存在或已撤销")
+            # Refunds withdrawn in the same request do not hold their original back.
+            named = {(str(e.get("mdtrt_id")), str(e.get("feedetl_sn"))) for e in data if isinstance(e, Mapping)}
             refunds = [line.feedetl_sn for line in ledger.fee_lines.values()
-                       if line.mdtrt_id == key[0] and line.cnt < 0 and line.init_feedetl_sn == key[1]]
+                       if line.mdtrt_id == key[0] and line.cnt < 0 and line.init_feedetl_sn == key[1]
+                       and (line.mdtrt_id, line.feedetl_sn) not in named]
             if refunds:
                 raise Refusal(f"费用明细[{key[1]}]已有退费明细[{refunds[0]}], 请先撤销退费明细")
             keys.append(key)
@@ -249,11 +315,12 @@ def _settlement_of(counter: Mapping[str, Any], info: Mapping[str, Any]) -> dict[
 def _held_list(document: Mapping[str, Any], serial: str, counter: Mapping[str, Any] | None,
                ledger: CentreLedger) -> dict[str, Any]:
     """A 4101 as the centre keeps it and 4103 answers it (【4103】 输出): setlinfo one object,
-    with the settlement's money where the counter settled it; every other node a list whose
-    entries name the settlement, each with the centre's own id; iteminfo the centre's own.
-    What only the person registry or the fund rules would give (psn_name, gend, brdy, naty,
-    patn_cert_type, certno, poolarea_fund_pay_type, 门慢门特病种) is left out: the simulated
-    centre has none of it."""
+    with the settlement's money where the counter settled it (0 where the centre knows of no
+    settlement) and the person as the centre's registry has them; every other node a list
+    whose entries name the settlement, each with the centre's own id; iteminfo the centre's own.
+    What the edition marks non-empty but no message brings is this simulation's choice:
+    病案号 the stay's 住院号, 联系人姓名 the person's name, 入院科别 the 出院科别, 门慢门特病种 无
+    (a stay has none), 统筹区基金支付类型 from its dictionary (see :func:`_pool_fund_type`)."""
     given = document["input"]
     info = node(document, "setlinfo")
     setl_id, mdtrt_id, psn_no = str(info["setl_id"]), str(info["mdtrt_id"]), str(info.get("psn_no") or "")
@@ -274,25 +341,64 @@ def _held_list(document: Mapping[str, Any], serial: str, counter: Mapping[str, A
     lists = {name: [e for e in given.get(name) or [] if isinstance(e, Mapping)] for name in _ENTRY_IDS}
     setlinfo["diag_code_cnt"] = len(lists["diseinfo"])
     setlinfo["oprn_oprt_code_cnt"] = len(lists["oprninfo"])
-    if counter is not None:
-        acct, cash = _amount(counter.get("acct_pay")), _amount(counter.get("psn_cash_pay"))
-        ownpay = _amount(counter.get("fulamt_ownpay_amt"))
-        # 医保类型 (dictionary mdcs_type) of an insured stay: its 险种
-        setlinfo.update({"insutype": counter.get("insutype"), "hi_type": counter.get("insutype"),
-                         "setl_time": counter.get("setl_time"),
-                         "acct_pay": acct, "psn_cashpay": cash, "psn_ownpay": ownpay,
-                         "psn_selfpay": max(acct + cash - ownpay, Decimal(0)).quantize(_CENT)})
+    visit = ledger.visits.get(mdtrt_id, {})
+    _fill_person(setlinfo, people.person(ledger, psn_no), visit)
+    setlinfo.update(_money(counter))
+    # 医保类型 (dictionary mdcs_type) of an insured stay: its 险种
+    insutype = (counter or {}).get("insutype") or visit.get("insutype") or setlinfo["insutype"]
+    setlinfo.update({"insutype": insutype, "hi_type": insutype})
+    if counter is not None and counter.get("setl_time"):
+        setlinfo["setl_time"] = counter["setl_time"]
     names = {"setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": psn_no}
     held: dict[str, Any] = {"setlinfo": setlinfo}
     for name, id_field in _ENTRY_IDS.items():
         held[name] = [{**({id_field: f"{serial}{index:03d}"} if id_field else {}), **names, **entry}
                       for index, entry in enumerate(lists[name], start=1)]
+    for entry in held["payinfo"]:
+        entry.setdefault("poolarea_fund_pay_type", _pool_fund_type(str(insutype)))
     for entry in held["oprninfo"]:
         entry["main_oprn_flag"] = "1" if str(entry.pop("oprn_oprt_type", "")) == "1" else "0"
         if entry.get("oprn_oprt_begntime"):
             entry["oprn_oprt_date"] = str(entry["oprn_oprt_begntime"])[:10]
     held["iteminfo"] = _charge_items(ledger, serial, names)
     return held
+
+
+def _fill_person(setlinfo: dict[str, Any], person: Mapping[str, Any], visit: Mapping[str, Any]) -> None:
+    """The person's and the stay's fields of a 4103 setlinfo the 4101 did not give."""
+    setlinfo.setdefault("psn_name", person["psn_name"])
+    setlinfo.setdefault("gend", person["gend"])
+    setlinfo.setdefault("brdy", person["brdy"])
+    if person["age"] >= 1:  # 年龄: "大于1岁（含1岁）时必填"
+        setlinfo.setdefault("age", person["age"])
+    setlinfo.setdefault("naty", person["naty"])
+    setlinfo.setdefault("patn_cert_type", people.patient_cert_type(str(person["psn_cert_type"])))
+    setlinfo.setdefault("certno", person["certno"])
+    setlinfo.setdefault("insutype", person["insutype"])
+    setlinfo.setdefault("medcasno", str(visit.get("ipt_no") or setlinfo["mdtrt_id"]))
+    setlinfo.setdefault("coner_name", person["psn_name"])
+    if setlinfo.get("dscg_caty"):
+        setlinfo.setdefault("adm_caty", setlinfo["dscg_caty"])
+    setlinfo.setdefault("opsp_dise_code", "无")
+    setlinfo.setdefault("opsp_dise_name", "无")
+
+
+def _money(counter: Mapping[str, Any] | None) -> dict[str, Decimal]:
+    """个人账户支出, 个人现金支付, 个人自费 and 个人自付 of the settlement the counter made (all 0
+    when the centre knows of none)."""
+    counter = counter or {}
+    acct, cash = _amount(counter.get("acct_pay")), _amount(counter.get("psn_cash_pay"))
+    ownpay = _amount(counter.get("fulamt_ownpay_amt"))
+    return {"acct_pay": acct, "psn_cashpay": cash, "psn_ownpay": ownpay,
+            "psn_selfpay": max(acct + cash - ownpay, Decimal(0)).quantize(_CENT)}
+
+
+def _pool_fund_type(insutype: str) -> str:
+    """统筹区基金支付类型 of a fund payment. The edition's dictionary 6.292 lists only 660101 城镇
+    职工长期护理保险基金 and 660102 城乡居民长期护理保险基金, which a real centre would replace with
+    its own local codes; the simulated centre answers the one of the person's scheme (职工 310,
+    else 居民)."""
+    return "660101" if insutype.startswith("31") else "660102"
 
 
 def _charge_items(ledger: CentreLedger, serial: str, names: Mapping[str, str]) -> list[dict[str, Any]]:

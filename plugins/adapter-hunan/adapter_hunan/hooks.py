@@ -14,10 +14,20 @@ from adapter.plugin.api import RegionProfile, hookimpl
 class HunanDialect(NhsaDialect):
     """Hunan: hosp_appr_flag 0 = 走住院自付比例, 1 = 走门诊自付比例, 2 = 全自费 (reference §3.6).
 
-    Inpatient lines therefore carry 0.
+    Inpatient lines therefore carry 0. Hunan follows its edition (V1.1.27) exactly: an
+    inpatient fee line's 医疗类别 is 2101 普通住院 (6.28 med_type), where the national baseline
+    writes 21, so the region declares no edition difference.
     """
 
     hosp_appr_flag = "0"
+    #: 6.28 医疗类别 of this edition: 2101 普通住院 (the national baseline's 21 is not a value here)
+    inpatient_med_type = "2101"
+
+    def record_defaults(self, infno: str) -> dict[str, str]:
+        defaults = super().record_defaults(infno)
+        if infno == "2301":
+            defaults["med_type"] = self.inpatient_med_type
+        return defaults
 
 
 HUNAN = dataclasses.replace(
@@ -41,6 +51,10 @@ HUNAN = dataclasses.replace(
                             "source": "000 §10-六 (township outpatient)"},
     },
     areas=("430000", "431199", "430100"),
+    # The edition exactly: none of the national baseline's readings. A HIS that writes the
+    # baseline's 21 普通住院 is read as this edition's 2101 (6.28 医疗类别).
+    edition_differences=(),
+    code_readings={"med_type": {"21": "2101"}, "feedetail.med_type": {"21": "2101"}},
 )
 
 

@@ -102,7 +102,9 @@ _RESTRICTED = ("限制使用范围", "医保限用范围")
 @dataclass(frozen=True)
 class _PagedKeys:
     """Which output fields of a paged query matter. ``updt_time`` is the version (the next
-    query's lower bound), vali_flag/begndate/enddate the validity."""
+    query's lower bound; the query's input, as the edition's 输入 tables have it for every paged
+    kind, is ``updt_time`` 日期型 with ``page_num`` and ``page_size``: adapter.catalog.sync
+    sends the version's day), vali_flag/begndate/enddate the validity."""
 
     #: no query of the edition outputs a name for 1316/1318/1319: the national code stands in
     name: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from adapter.plugin.api import EditionDifference, RegionProfile, hookimpl
+from adapter.plugin.api import EditionDifference, LostReply, LostReplyMethod, RegionProfile, hookimpl
 from adapter_nhsa.catalogues import CATALOGUES
 from adapter_nhsa.dialect import NhsaDialect
 from adapter_nhsa.transactions import TRANSACTIONS
@@ -49,6 +49,37 @@ PATHS = {
     "5303": "/fsi/api/fsiIntegratedQueryService/queryInhospInfo",
 }
 
+_INQUIRE, _WITHDRAW, _REVERSE, _RESEND = (
+    LostReplyMethod.INQUIRE, LostReplyMethod.WITHDRAW, LostReplyMethod.REVERSE, LostReplyMethod.RESEND,
+)
+_PURCHASES, _SALES = frozenset({"3503", "3504"}), frozenset({"3505", "3506"})
+
+#: How a lost reply is settled per transaction, and the passage of the edition that allows it.
+#: Fee details are not queryable before settlement (【5204】 requires setl_id), so unsettled lines
+#: are withdrawn by name and sent again; 2601 covers only 2401 among what the adapter sends.
+LOST_REPLIES: dict[str, LostReply] = {
+    "2301": LostReply(_WITHDRAW, "【2302】 withdraws the named unsettled lines (data[].feedetl_sn); "
+                                 "【5204】 needs setl_id, so unsettled lines cannot be queried"),
+    "2204": LostReply(_WITHDRAW, "【2205】 withdraws one charge batch (chrg_bchno), which is what one 2204 carries"),
+    "2302": LostReply(_RESEND, "a repeated 【2302】 finds the lines gone (不存在或已撤销): withdrawn"),
+    "2205": LostReply(_RESEND, "a repeated 【2205】 finds the batch gone (不存在或已撤销): withdrawn"),
+    "2201": LostReply(_INQUIRE, "【5201】 lists a person's visits of the day (psn_no, begntime, endtime, med_type)"),
+    "2203": LostReply(_RESEND, "【2203】 uploads a registered visit's diagnosis by mdtrt_id; a repeat "
+                               "replaces it (no query or withdrawal of it exists in the edition)"),
+    "2401": LostReply(_REVERSE, "【2601】 冲正 reverses a 2401 by its msgid (omsgid)"),
+    "2402": LostReply(_WITHDRAW, "【2405】 出院撤销 withdraws the discharge (mdtrt_id, psn_no)"),
+    "4101": LostReply(_INQUIRE, "【4103】 answers the settlement list of psn_no and setl_id (one setlinfo)"),
+    "3501": LostReply(_WITHDRAW, "【3507】 deletes a batch's 盘存 data (inv_data_type 1)", frozenset({"3501"})),
+    "3502": LostReply(_WITHDRAW, "【3507】 deletes a batch's 库存变更 data (inv_data_type 2)", frozenset({"3502"})),
+    "3503": LostReply(_WITHDRAW, "【3507】 deletes a batch's 采购 data, returns included (inv_data_type 3)",
+                      _PURCHASES),
+    "3504": LostReply(_WITHDRAW, "【3507】 deletes a batch's 采购 data, returns included (inv_data_type 3)",
+                      _PURCHASES),
+    "3505": LostReply(_WITHDRAW, "【3507】 deletes a batch's 销售 data, returns included (inv_data_type 4)", _SALES),
+    "3506": LostReply(_WITHDRAW, "【3507】 deletes a batch's 销售 data, returns included (inv_data_type 4)", _SALES),
+    "3507": LostReply(_RESEND, "a repeated 【3507】 finds nothing left to delete (没有可删除): deleted"),
+}
+
 NHSA = RegionProfile(
     name="nhsa",
     description="National platform interface v1.x: single endpoint, TIF gateway",
@@ -64,6 +95,9 @@ NHSA = RegionProfile(
     transactions=TRANSACTIONS,
     catalogues=CATALOGUES,
     interface_edition="hunan-v1.1.27",
+    lost_replies=LOST_REPLIES,
+    # Answers that say "not now" rather than "not this": retried with backoff, never parked.
+    transient_answers=("系统繁忙", "请稍后", "稍后再试", "稍后重试", "服务繁忙", "超时", "timeout", "busy"),
     # Where the national baseline reads the tables differently from this provincial edition.
     edition_differences=(
         EditionDifference("med_type", {"11": "普通门诊", "14": "门诊慢特病", "21": "普通住院"},

@@ -387,7 +387,6 @@ INPATIENT_FEES = TransactionSpec(
     batched=True,
     refund_of=("init_feedetl_sn", "feedetl_sn"),
     blame_fields=("feedetl_sn", "med_list_codg"),
-    line_key="feedetl_sn",
 )
 
 TRANSACTIONS = {

@@ -1,0 +1,166 @@
+"""The status page for people (``/``): one HTML page, Chinese first with the English beside it,
+that reloads itself. It says whether the adapter is ready and why not, which alerts are open,
+the queues per transaction and state, the oldest item waiting, recent errors in plain words,
+parked records with their reasons, messages whose outcome is unknown, catalogue ages and the
+last reconciliation. Rendered from adapter/templates/status_page.html (autoescaped: park
+reasons and errors quote the centre and the HIS), with the reports' stylesheet and no scripts.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from adapter.monitor.alerts import OpenAlert
+from adapter.monitor.facts import Snapshot, plain_error
+from adapter.monitor.health import Check, Observed, Runtime, age_text, stuck_heads
+
+PARK_KINDS = {
+    "malformed": "数据无法读取 malformed",
+    "unmapped": "未对照 unmapped",
+    "invalid": "校验未通过 invalid",
+    "rejected": "中心拒收 rejected by the centre",
+}
+ALERT_KINDS = {
+    "oldest_unsent": "上传将超时 upload deadline near",
+    "parked_rising": "挂起增加 parked records rising",
+    "queue_stuck": "队列卡住 queue stuck",
+    "sign_in_failing": "签到失败 sign-in failing",
+    "centre_unreachable": "连不上中心 centre unreachable",
+    "catalog_stale": "目录过期 catalogue out of date",
+    "reconcile_mismatch": "对账不平 reconciliation mismatch",
+    "disk_low": "磁盘将满 disk nearly full",
+}
+RECENT_ERRORS = 10
+
+
+def local(moment: datetime | None) -> str:
+    """A naive UTC time of the state store in this machine's time, with its zone."""
+    if moment is None:
+        return "—"
+    shown = moment.replace(tzinfo=UTC).astimezone()
+    return f"{shown:%Y-%m-%d %H:%M:%S} {shown.tzname() or ''}".rstrip()
+
+
+def short(moment: datetime | None) -> str:
+    """The same, as a table cell (the zone is said once, in the page's head)."""
+    if moment is None:
+        return "—"
+    return f"{moment.replace(tzinfo=UTC).astimezone():%m-%d %H:%M:%S}"
+
+
+def _zone() -> str:
+    now = datetime.now().astimezone()
+    return f"{now.tzname() or ''} (UTC{now:%z})".strip()
+
+
+@dataclass(frozen=True)
+class Page:
+    observed: Observed
+    runtime: Runtime
+    snapshot: Snapshot
+    checks: list[Check]
+    alerts: list[OpenAlert]
+    refresh_seconds: int
+
+    def context(self) -> dict[str, Any]:
+        snapshot, settings = self.snapshot, self.observed.settings
+        now = snapshot.taken_at
+        stuck = {infno for infno, _ in stuck_heads(snapshot, settings)}
+        queues = []
+        for infno, facts in sorted(snapshot.transactions.items()):
+            head = facts.head
+            queues.append({
+                "infno": infno, "name": facts.name, "records": facts.records, "messages": facts.messages,
+                "oldest": age_text((now - facts.oldest_unsent_at).total_seconds()) if facts.oldest_unsent_at else "",
+                "deadline": age_text(self.observed.region.deadline_for(infno).total_seconds()),
+                "head": (f"#{head.message_id} · {head.attempts} 次 tries · {age_text(head.age_seconds(now))}"
+                         if head else ""),
+                "last_upload": short(facts.last_upload_at),
+                "bad": infno in stuck,
+            })
+        waiting = [(facts.oldest_unsent_at, infno) for infno, facts in snapshot.transactions.items()
+                   if facts.oldest_unsent_at is not None]
+        oldest = None
+        if waiting:
+            first, infno = min(waiting)
+            oldest = {"infno": infno, "name": snapshot.transactions[infno].name, "since": local(first),
+                      "age": age_text((now - first).total_seconds())}
+        errors: list[dict[str, Any]] = []
+        for attempt in snapshot.centre.attempts:  # newest first; the same error again is counted, not repeated
+            if attempt.outcome == "ok":
+                continue
+            zh, en = plain_error(attempt)
+            same = next((e for e in errors if (e["infno"], e["zh"], e["en"]) == (attempt.infno, zh, en)), None)
+            if same is not None:
+                same["times"] += 1
+                same["first"] = short(attempt.finished_at)
+            elif len(errors) < RECENT_ERRORS:
+                errors.append({"at": short(attempt.finished_at), "first": short(attempt.finished_at),
+                               "infno": attempt.infno, "zh": zh, "en": en, "times": 1})
+        confirmed = self.runtime.catalogs_current_at
+        catalogs = [{"kind": c.kind, "ver": c.ver, "rows": c.rows, "activated": short(c.activated_at),
+                     "age": age_text((now - c.activated_at).total_seconds()) if c.activated_at else "—",
+                     "confirmed": short(confirmed.get(c.kind))}
+                    for c in snapshot.catalogs]
+        missing = [kind for kind in settings.catalog.kinds if kind not in {c.kind for c in snapshot.catalogs}]
+        centre = snapshot.centre
+        ready = all(check.ok for check in self.checks)
+        return {
+            "hospital": {"name": settings.centre.fixmedins_name, "code": settings.centre.fixmedins_code},
+            "region": self.observed.region.name,
+            "version": _version(),
+            "generated": local(now),
+            "zone": _zone(),
+            "refresh": self.refresh_seconds,
+            "ready": ready,
+            "checks": self.checks,
+            "alerts": [{"kind": ALERT_KINDS.get(a.kind, a.kind), "since": local(_parse(a.since)), "message": a.message}
+                       for a in self.alerts],
+            "queues": queues,
+            "oldest": oldest,
+            "errors": errors,
+            "parked": [{"infno": p.infno, "kind": PARK_KINDS.get(p.kind, p.kind), "reason": p.reason,
+                        "records": p.records} for p in snapshot.parked_reasons],
+            "unknown": [{"id": u.message_id, "infno": u.infno, "age": age_text((now - u.created_at).total_seconds()),
+                         "attempts": u.attempts, "error": u.last_error or ""} for u in snapshot.unknown],
+            "catalogs": catalogs,
+            "missing_catalogs": missing,
+            "reconciliations": [{"kind": r.kind, "period": r.period, "balanced": r.balanced, "pairs": r.pairs,
+                                 "differences": r.differences, "at": short(r.created_at)}
+                                for r in snapshot.reconciliations],
+            "centre": {"signed_in": local(centre.signed_in_at) if centre.signed_in_at else "",
+                       "last_answer": local(centre.last_answer_at) if centre.last_answer_at else "",
+                       "unreachable": centre.unreachable_in_a_row},
+            "cycle": {"last": local(self.runtime.last_cycle_at) if self.runtime.last_cycle_at else "",
+                      "status": self.runtime.last_status, "started": local(self.runtime.started_at),
+                      "cycles": self.runtime.cycles},
+            "disk": ({"path": snapshot.disk.path, "free": f"{snapshot.disk.free_share:.0%}",
+                      "free_gib": f"{snapshot.disk.free_bytes / 2**30:.1f}"} if snapshot.disk else None),
+        }
+
+    def render(self) -> str:
+        return _environment().get_template("status_page.html").render(**self.context())
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.rstrip("Z"))
+
+
+@functools.cache
+def _version() -> str:
+    try:
+        return metadata.version("yibao-adapter")
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+@functools.cache
+def _environment() -> Environment:
+    return Environment(loader=PackageLoader("adapter", "templates"), autoescape=True, undefined=StrictUndefined,
+                       trim_blocks=True, lstrip_blocks=True)
