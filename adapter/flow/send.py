@@ -68,7 +68,9 @@ class Send:
     def run(self, report: CycleReport, settle: Settle, resolve: Resolve) -> None:
         """One pass: inquiries about lost replies, then every message due at its start."""
         settings = self.settings
-        lease = timedelta(seconds=settings.timeout_seconds * (settings.in_process_attempts + 2))
+        # Long enough for every call one message may take: sign-in, the send and its quick retries,
+        # a session renewal and resend, a confirmation query.
+        lease = timedelta(seconds=settings.timeout_seconds * (settings.in_process_attempts + 5))
         pass_start = utcnow()
         if self.paused_until is not None and pass_start < self.paused_until:
             return
@@ -104,7 +106,7 @@ class Send:
 
     def inquire(self, report: CycleReport, resolve: Resolve) -> None:
         """Ask the centre about every message whose reply was lost, before any resend."""
-        lease = timedelta(seconds=self.settings.timeout_seconds * 4)
+        lease = timedelta(seconds=self.settings.timeout_seconds * 6)
         while not self.stop_event.is_set():
             batch = outbox.claim_unknown(self.store, limit=10, lease=lease)
             if not batch:
@@ -147,6 +149,25 @@ class Send:
             extra={"action": "send_paused"},
         )
 
+    def _confirmed(self, message: outbox.SpooledMessage, payload: dict[str, Any], delivery: Delivery) -> Delivery:
+        """An ack whose answer cannot show it is this request's (a registration answering only an
+        mdtrt_id) is confirmed by a query first; unconfirmed, the outcome is unknown."""
+        dialect = self.region.dialect
+        query = dialect.confirmation(message.infno, payload)
+        if query is None or delivery.reply is None:
+            return delivery
+        try:
+            mdtrt_id = dialect.mdtrt_id_from_output(message.infno, delivery.reply.output or {})
+            _, answer = self.client.call(query[0], query[1], message_id=None, insuplc_admdvs=message.insuplc_admdvs)
+        except (BusinessRejection, DeliveryError) as exc:
+            return Delivery(DeliveryKind.UNKNOWN, msgid=delivery.msgid,
+                            error=f"answer to {delivery.msgid} could not be confirmed by {query[0]}: {exc}")
+        if dialect.confirmed(message.infno, payload, mdtrt_id, answer.output) is not True:
+            return Delivery(DeliveryKind.UNKNOWN, msgid=delivery.msgid,
+                            error=f"answer to {delivery.msgid} not trusted: {query[0]} does not show "
+                                  f"mdtrt_id {mdtrt_id} as this registration's")
+        return delivery
+
     def _send_one(self, message: outbox.SpooledMessage, report: CycleReport) -> Delivery:
         settings = self.settings
         failures = 0
@@ -179,6 +200,6 @@ class Send:
                 error = f"answer to {msgid} not trusted: {mismatch}"
                 delivery = Delivery(DeliveryKind.UNKNOWN, msgid=msgid, error=error)
             else:
-                delivery = Delivery(DeliveryKind.ACKED, msgid=msgid, reply=reply)
+                delivery = self._confirmed(message, payload, Delivery(DeliveryKind.ACKED, msgid=msgid, reply=reply))
         report.transient_failures += failures
         return delivery

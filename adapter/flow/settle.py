@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from adapter.errors import BusinessRejection
+from adapter.errors import BusinessRejection, TakenElsewhere
 from adapter.flow.report import CycleReport
 from adapter.outbound.outcome import Outcome, Resolution
 from adapter.plugin.api import LostReplyMethod, RefusalMeaning, RegionProfile, TransactionSpec
 from adapter.spool import outbox
 from adapter.spool.deliveries import Delivery, DeliveryKind
 from adapter.spool.retry import backoff_seconds
-from adapter.spool.visits import register_visit, registered_elsewhere
+from adapter.spool.states import MessageStatus
+from adapter.spool.visits import registered_elsewhere
 from adapter.state.store import StateStore
 
 logger = logging.getLogger(__name__)
@@ -39,88 +40,106 @@ class Settle:
         self.requeued = 0
 
     def delivered(self, message: outbox.SpooledMessage, delivery: Delivery, report: CycleReport) -> None:
+        try:
+            self._delivered(message, delivery, report)
+        except TakenElsewhere as exc:
+            logger.warning("message %d: %s; its result is left to that worker", message.id, exc,
+                           extra={"action": "result_dropped", "message_id": message.id})
+
+    def resolved(self, message: outbox.SpooledMessage, outcome: Outcome, report: CycleReport) -> None:
+        try:
+            self._resolved(message, outcome, report)
+        except TakenElsewhere as exc:
+            logger.warning("message %d: %s; its result is left to that worker", message.id, exc,
+                           extra={"action": "result_dropped", "message_id": message.id})
+
+    def _delivered(self, message: outbox.SpooledMessage, delivery: Delivery, report: CycleReport) -> None:
         if delivery.kind is DeliveryKind.ACKED:
             self._acked(message, delivery, report)
         elif delivery.kind is DeliveryKind.REJECTED:
             self._rejected(message, delivery.error, report)
         elif delivery.kind is DeliveryKind.UNKNOWN:
             report.outcomes_unknown += 1
-            outbox.mark_unknown(self.store, message.id, delivery.error, delivery.msgid)
+            outbox.mark_unknown(self.store, message.id, delivery.error, delivery.msgid, expect=MessageStatus.IN_FLIGHT)
             logger.warning(
                 "message %d: %s; asking the centre before any resend", message.id, delivery.error,
                 extra={"action": "send_outcome_unknown", "message_id": message.id},
             )
         else:
             delay = backoff_seconds(message.attempts + 1, self.retry_base_seconds, self.retry_cap_seconds)
-            next_at = outbox.mark_retry(self.store, message.id, delivery.error, delay)
+            next_at = outbox.mark_retry(self.store, message.id, delivery.error, delay, expect=MessageStatus.IN_FLIGHT)
             logger.warning(
                 "message %d not delivered (%s); next attempt at %s UTC",
                 message.id, delivery.error, next_at.strftime("%H:%M:%S"),
                 extra={"action": "send_retry_wait", "message_id": message.id},
             )
 
-    def resolved(self, message: outbox.SpooledMessage, outcome: Outcome, report: CycleReport) -> None:
+    def _resolved(self, message: outbox.SpooledMessage, outcome: Outcome, report: CycleReport) -> None:
         note = f"reply to {message.last_msgid} was lost; {outcome.how}"
         logger.info(
             "message %d: %s (%s)", message.id, outcome.resolution.value, outcome.how,
             extra={"action": "outcome_resolved", "message_id": message.id},
         )
+        if outcome.resolution is Resolution.COMMITTED and self._registers(message) and outcome.visit_id is None:
+            # Held, but without the mdtrt_id later messages need: not settled yet.
+            outcome = Outcome(Resolution.UNDECIDED, f"{outcome.how}, but without the visit's mdtrt_id")
         if outcome.resolution is Resolution.COMMITTED:
-            if self._registers(message):
-                if outcome.visit_id is None:
-                    logger.error(
-                        "message %d: the centre holds the registration but the inquiry gave no "
-                        "mdtrt_id; later messages of %s will carry the HIS visit number",
-                        message.id, message.group_key, extra={"action": "visit_unknown"},
-                    )
-                else:
-                    register_visit(self.store, message.group_key, outcome.visit_id, message.last_msgid or "")
+            visit = None if outcome.visit_id is None or not self._registers(message) else (
+                message.group_key, outcome.visit_id, message.last_msgid or "")
+            report.lines_acked += outbox.mark_acked(self.store, message.id, "", note=note,
+                                                    expect=MessageStatus.UNKNOWN, visit=visit)
             report.messages_acked += 1
-            report.lines_acked += outbox.mark_acked(self.store, message.id, "", note=note)
         elif outcome.resolution is Resolution.UNDECIDED:
             report.outcomes_unknown += 1
             delay = backoff_seconds(message.attempts + 1, self.retry_base_seconds, self.retry_cap_seconds)
-            next_at = outbox.keep_unknown(self.store, message.id, note + "; still unknown", delay)
+            next_at = outbox.keep_unknown(self.store, message.id, note + "; still unknown", delay,
+                                          expect=MessageStatus.UNKNOWN)
             logger.warning(
                 "message %d: still unknown (%s); asking again at %s UTC, or settle it with "
                 "`spool resolve %d --acked|--resend`", message.id, outcome.how, next_at.strftime("%H:%M:%S"),
                 message.id, extra={"action": "outcome_undecided", "message_id": message.id},
             )
         else:
-            outbox.mark_retry(self.store, message.id, note + "; sending again", 0)
+            outbox.mark_retry(self.store, message.id, note + "; sending again", 0, expect=MessageStatus.UNKNOWN)
             if outcome.resend_shared:
                 self.requeued += outbox.resend_shared(self.store, message, outcome.resend_shared)
 
     def _acked(self, message: outbox.SpooledMessage, delivery: Delivery, report: CycleReport) -> None:
+        visit = None
         if self._registers(message):
             try:
                 mdtrt_id = self.region.dialect.mdtrt_id_from_output(message.infno, (delivery.reply and
                                                                                    delivery.reply.output) or {})
             except BusinessRejection as exc:
-                logger.error("message %d: accepted, but %s; later messages of %s will carry the HIS visit number",
-                             message.id, exc, message.group_key, extra={"action": "visit_unknown"})
-            else:
-                other = registered_elsewhere(self.store, message.group_key, mdtrt_id)
-                if other is not None:
-                    # A registration answer naming another visit's mdtrt_id is not this one's.
-                    error = f"answer to {delivery.msgid} not trusted: mdtrt_id {mdtrt_id} is visit {other}'s"
-                    self.delivered(message, Delivery(DeliveryKind.UNKNOWN, msgid=delivery.msgid, error=error), report)
-                    return
-                register_visit(self.store, message.group_key, mdtrt_id, delivery.msgid)
-        report.messages_acked += 1
+                # A registration answer without its mdtrt_id cannot be acted on (later messages
+                # need it): the outcome is unknown and settled the way the region allows.
+                error = f"answer to {delivery.msgid} not usable: {exc}"
+                self._delivered(message, Delivery(DeliveryKind.UNKNOWN, msgid=delivery.msgid, error=error), report)
+                return
+            other = registered_elsewhere(self.store, message.group_key, mdtrt_id)
+            if other is not None:
+                # A registration answer naming another visit's mdtrt_id is not this one's.
+                error = f"answer to {delivery.msgid} not trusted: mdtrt_id {mdtrt_id} is visit {other}'s"
+                self._delivered(message, Delivery(DeliveryKind.UNKNOWN, msgid=delivery.msgid, error=error), report)
+                return
+            visit = (message.group_key, mdtrt_id, delivery.msgid)
         inf_refmsgid = delivery.reply.inf_refmsgid if delivery.reply is not None else ""
-        report.lines_acked += outbox.mark_acked(self.store, message.id, inf_refmsgid)
+        report.lines_acked += outbox.mark_acked(self.store, message.id, inf_refmsgid, expect=MessageStatus.IN_FLIGHT,
+                                                visit=visit)
+        report.messages_acked += 1
 
     def _rejected(self, message: outbox.SpooledMessage, err_msg: str, report: CycleReport) -> None:
         held_how = self._repeat_settles(message, err_msg)
         if held_how is not None:
             report.messages_acked += 1
-            report.lines_acked += outbox.mark_acked(self.store, message.id, "", note=held_how)
+            report.lines_acked += outbox.mark_acked(self.store, message.id, "", note=held_how,
+                                                    expect=MessageStatus.IN_FLIGHT)
             logger.info("message %d: %s", message.id, held_how, extra={"action": "outcome_resolved",
                                                                          "message_id": message.id})
             return
         blamed = self._blamed(message, err_msg)
-        parked, requeued = outbox.park_rejected(self.store, message.id, err_msg, blamed)
+        parked, requeued = outbox.park_rejected(self.store, message.id, err_msg, blamed,
+                                                expect=MessageStatus.IN_FLIGHT)
         report.messages_rejected += 1
         report.lines_rejected += parked
         self.requeued += requeued

@@ -84,6 +84,16 @@ class Dialect(Protocol):
         """The centre's mdtrt_id in the reply to a registration (2401, 2201)."""
         ...
 
+    def confirmation(self, infno: str, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """A query (infno, input) that confirms a registration's answer is its own, where the
+        answer cannot show it (2401 answers only mdtrt_id), or None."""
+        ...
+
+    def confirmed(self, infno: str, payload: Mapping[str, Any], mdtrt_id: str, output: Any) -> bool | None:
+        """Whether the confirmation query's ``output`` shows ``mdtrt_id`` as this registration's:
+        True, False (another's), or None (the answer cannot tell)."""
+        ...
+
     def fund_pay_sumamt(self, settlement: Settlement) -> Decimal:
         """fund_pay_sumamt of a settlement as the region reconciles it (3201/3202)."""
         ...

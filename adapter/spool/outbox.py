@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 from adapter import jsonio
 from adapter.errors import TakenElsewhere
 from adapter.spool.states import UNSENT_MESSAGE_STATES, MessageStatus, ParkKind, RecordStatus
+from adapter.spool.visits import store_visit
 from adapter.state import schema
 from adapter.state.store import StateStore, utcnow
 
@@ -132,17 +133,35 @@ def _spooled(row: Any) -> SpooledMessage:
     )
 
 
-def mark_acked(store: StateStore, message_id: int, inf_refmsgid: str, note: str | None = None) -> int:
+def _owned(result: Any, message_id: int, expect: MessageStatus | None) -> None:
+    """A result is written only while the message is still in the state its worker left it
+    in: one whose lease ran out may have been reclaimed (and settled) by another worker, and a
+    late result must not overwrite that (raised inside the transaction: it is rolled back)."""
+    if expect is not None and not int(result.rowcount or 0):
+        raise TakenElsewhere(f"message {message_id} is no longer {expect.value}: another worker reclaimed it")
+
+
+def _expected(message_id: int, expect: MessageStatus | None) -> Any:
+    condition = _message.c.id == message_id
+    return condition if expect is None else and_(condition, _message.c.status == expect.value)
+
+
+def mark_acked(
+    store: StateStore, message_id: int, inf_refmsgid: str, note: str | None = None, *,
+    expect: MessageStatus | None = None, visit: tuple[str, str, str] | None = None,
+) -> int:
     """The centre accepted the message: it and its lines are done. Returns lines acked.
 
     ``note`` says how it was known when no reply said so (an inquiry after a lost reply).
+    ``visit`` (group key, mdtrt_id, msgid): the registration's mdtrt_id, stored in the same
+    transaction so the message is never acked without it. ``expect``: see :func:`_owned`.
     """
     now = utcnow()
     attempts = _message.c.attempts if note else _message.c.attempts + 1
     with store.begin() as conn:
-        conn.execute(
+        result = conn.execute(
             update(_message)
-            .where(_message.c.id == message_id)
+            .where(_expected(message_id, expect))
             .values(
                 status=MessageStatus.ACKED.value,
                 acked_at=now,
@@ -152,6 +171,9 @@ def mark_acked(store: StateStore, message_id: int, inf_refmsgid: str, note: str 
                 lease_until=None,
             )
         )
+        _owned(result, message_id, expect)
+        if visit is not None:
+            store_visit(conn, *visit)
         result = conn.execute(
             update(_record)
             .where(_record.c.message_id == message_id)
@@ -160,13 +182,15 @@ def mark_acked(store: StateStore, message_id: int, inf_refmsgid: str, note: str 
         return int(result.rowcount or 0)
 
 
-def mark_retry(store: StateStore, message_id: int, error: str, delay_seconds: float) -> datetime:
+def mark_retry(
+    store: StateStore, message_id: int, error: str, delay_seconds: float, *, expect: MessageStatus | None = None
+) -> datetime:
     """A transient failure: store the error and when to try again (survives a restart)."""
     next_at = utcnow() + timedelta(seconds=delay_seconds)
     with store.begin() as conn:
-        conn.execute(
+        result = conn.execute(
             update(_message)
-            .where(_message.c.id == message_id)
+            .where(_expected(message_id, expect))
             .values(
                 status=MessageStatus.RETRY_WAIT.value,
                 attempts=_message.c.attempts + 1,
@@ -175,10 +199,13 @@ def mark_retry(store: StateStore, message_id: int, error: str, delay_seconds: fl
                 lease_until=None,
             )
         )
+        _owned(result, message_id, expect)
     return next_at
 
 
-def mark_unknown(store: StateStore, message_id: int, error: str, msgid: str = "") -> None:
+def mark_unknown(
+    store: StateStore, message_id: int, error: str, msgid: str = "", *, expect: MessageStatus | None = None
+) -> None:
     """Sent without an answer that can be trusted: nothing is resent until :func:`claim_unknown`
     finds out. ``msgid``: an attempt answered in a way not trusted (recorded as unknown)."""
     with store.begin() as conn:
@@ -186,9 +213,9 @@ def mark_unknown(store: StateStore, message_id: int, error: str, msgid: str = ""
             conn.execute(
                 update(schema.attempt).where(schema.attempt.c.msgid == msgid).values(outcome="unknown", err_msg=error)
             )
-        conn.execute(
+        result = conn.execute(
             update(_message)
-            .where(_message.c.id == message_id)
+            .where(_expected(message_id, expect))
             .values(
                 status=MessageStatus.UNKNOWN.value,
                 attempts=_message.c.attempts + 1,
@@ -197,6 +224,7 @@ def mark_unknown(store: StateStore, message_id: int, error: str, msgid: str = ""
                 lease_until=None,
             )
         )
+        _owned(result, message_id, expect)
 
 
 def claim_unknown(store: StateStore, limit: int, lease: timedelta) -> list[SpooledMessage]:
@@ -244,16 +272,19 @@ def records_of(store: StateStore, message_id: int) -> list[MessageRecord]:
     return [MessageRecord(row.id, row.business_key, jsonio.loads(row.payload) if row.payload else {}) for row in rows]
 
 
-def keep_unknown(store: StateStore, message_id: int, how: str, delay_seconds: float) -> datetime:
+def keep_unknown(
+    store: StateStore, message_id: int, how: str, delay_seconds: float, *, expect: MessageStatus | None = None
+) -> datetime:
     """An inquiry could not decide: the message stays unknown and is asked about again later
     (or settled by a person with ``spool resolve``)."""
     next_at = utcnow() + timedelta(seconds=delay_seconds)
     with store.begin() as conn:
-        conn.execute(
+        result = conn.execute(
             update(_message)
-            .where(_message.c.id == message_id)
+            .where(_expected(message_id, expect))
             .values(attempts=_message.c.attempts + 1, last_error=how, next_attempt_at=next_at, lease_until=None)
         )
+        _owned(result, message_id, expect)
     return next_at
 
 
@@ -322,12 +353,16 @@ def hand_back(store: StateStore, message_id: int) -> None:
         )
 
 
-def park_rejected(store: StateStore, message_id: int, err_msg: str, blamed: Sequence[int]) -> tuple[int, int]:
+def park_rejected(
+    store: StateStore, message_id: int, err_msg: str, blamed: Sequence[int], *, expect: MessageStatus | None = None
+) -> tuple[int, int]:
     """A business rejection: park the records ``blamed`` (every record of the message when
     empty), send the others again in a new message. Returns (parked, requeued)."""
     now = utcnow()
     reason = f"centre rejected the upload: {err_msg}"
     with store.begin() as conn:
+        _owned(conn.execute(update(_message).where(_expected(message_id, expect)).values(lease_until=None)),
+               message_id, expect)
         ids = [row.id for row in conn.execute(select(_record.c.id).where(_record.c.message_id == message_id))]
         named = set(blamed) & set(ids) or set(ids)
         parked = [i for i in ids if i in named]

@@ -15,12 +15,17 @@ _PREFIX = "visit:"
 
 def register_visit(store: StateStore, group_key: str, mdtrt_id: str, msgid: str) -> None:
     """Remember the centre's mdtrt_id for the HIS visit of ``group_key``."""
-    his_key = group_key.split(":", 1)[1]
     with store.begin() as conn:
-        conn.execute(schema.visit.delete().where(schema.visit.c.his_key == his_key))
-        conn.execute(
-            insert(schema.visit).values(his_key=his_key, mdtrt_id=mdtrt_id, registered_by=msgid, registered_at=utcnow())
-        )
+        store_visit(conn, group_key, mdtrt_id, msgid)
+
+
+def store_visit(conn: Any, group_key: str, mdtrt_id: str, msgid: str) -> None:
+    """:func:`register_visit` inside the caller's transaction (with the ack that learnt it)."""
+    his_key = group_key.split(":", 1)[1]
+    conn.execute(schema.visit.delete().where(schema.visit.c.his_key == his_key))
+    conn.execute(
+        insert(schema.visit).values(his_key=his_key, mdtrt_id=mdtrt_id, registered_by=msgid, registered_at=utcnow())
+    )
 
 
 def registered_elsewhere(store: StateStore, group_key: str, mdtrt_id: str) -> str | None:

@@ -137,6 +137,29 @@ class NhsaDialect:
                         return f"the answer is for {name} {data[name]}, not {sent_data.get(name)}"
         return None
 
+    def confirmation(self, infno: str, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        # 【2401】 answers only mdtrt_id, which cannot show whose stay it is: 【5303】 lists the
+        # person's stays admitted that day with their ipt_otp_no.
+        if infno == "2401":
+            info = payload["mdtrtinfo"]
+            day = str(info.get("begntime") or "")[:10]
+            return "5303", {"data": {"psn_no": info["psn_no"], "begntime": f"{day} 00:00:00",
+                                     "endtime": f"{day} 23:59:59"}}
+        return None
+
+    def confirmed(self, infno: str, payload: Mapping[str, Any], mdtrt_id: str, output: Any) -> bool | None:
+        if infno != "2401":
+            return None
+        stays = output.get("data") if isinstance(output, Mapping) else None
+        if not isinstance(stays, list):
+            return None
+        info = payload["mdtrtinfo"]
+        for stay in stays:
+            if isinstance(stay, Mapping) and str(stay.get("mdtrt_id")) == mdtrt_id:
+                return str(stay.get("psn_no") or info["psn_no"]) == str(info["psn_no"]) and str(
+                    stay.get("ipt_otp_no") or info["ipt_no"]) == str(info["ipt_no"])
+        return False
+
     def record_defaults(self, infno: str) -> dict[str, str]:
         """Values this region puts into empty record fields ("node.field" for a child list)."""
         if infno == "2204":
