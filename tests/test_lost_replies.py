@@ -181,3 +181,37 @@ def test_an_undecided_message_stays_unknown_and_a_person_can_settle_it(
     assert outbox.resolve_by_hand(adapter.store, unknown[0], acked=True, note="checked at the centre") > 0
     with pytest.raises(LookupError):
         outbox.resolve_by_hand(adapter.store, unknown[0], acked=True, note="twice")
+
+
+def test_dictionary_values_are_checked_before_upload():
+    from adapter.spec.check import DictionaryCheck
+
+    dictionaries = DictionaryCheck(EDITION)
+    good = {"feedetail": [{"feedetl_sn": "1", "med_type": "2101", "hosp_appr_flag": "1"}]}
+    bad = {"feedetail": [{"feedetl_sn": "1", "med_type": "99", "hosp_appr_flag": "1"}]}
+    assert dictionaries.problems("2301", good) == []
+    problems = dictionaries.problems("2301", bad)
+    assert len(problems) == 1 and "feedetail[1].med_type '99'" in problems[0]
+    # The national reading adds 21 普通住院 as a value (nhsa's declared edition difference).
+    from tests.conftest import region_profile
+    national = DictionaryCheck(EDITION, region_profile("nhsa").edition_differences)
+    assert national.problems("2301", {"feedetail": [{"med_type": "21"}]}) == []
+    assert dictionaries.problems("2301", {"feedetail": [{"med_type": "21"}]})  # hunan: not a value
+
+
+def test_a_record_with_a_value_outside_its_dictionary_is_parked_not_sent(make_adapter, centre, sample_his,
+                                                                         sqlite_state_url):
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(sample_his.url)
+    with engine.begin() as conn:
+        visit = conn.execute(text("SELECT visit_id FROM inpatient_visits ORDER BY visit_id LIMIT 1")).scalar()
+        conn.execute(text("UPDATE inpatient_visits SET med_type = '99' WHERE visit_id = :v"), {"v": visit})
+    engine.dispose()
+    adapter = make_adapter(his_url=sample_his.url, state_url=sqlite_state_url, centre_url=centre.url)
+    import_sample_mapping(adapter, sample_his)
+    run_until_done(adapter)
+    parked = lines_by_status(adapter).get(RecordStatus.PARKED.value, [])
+    flagged = [r for r in parked if "'99' is not a value of" in (r.park_reason or "")]
+    assert flagged, [r.park_reason for r in parked][:5]
+    assert flagged[0].mdtrt_id not in {mdtrt_id for mdtrt_id, _ in centre.ledger.fee_lines}

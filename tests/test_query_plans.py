@@ -51,9 +51,9 @@ EXPECTED = {
     f"spool/outbox.py:{name}" for name in (
         "claim_due", "claim_unknown", "mark_acked", "records_of", "park_rejected", "recover_in_flight",
         "next_due_at", "mark_retry", "mark_unknown", "hand_back", "requeue_parked", "spool_message",
-        "bring_forward", "keep_unknown", "had_lost_reply", "shared_in_group",
+        "bring_forward", "keep_unknown", "had_lost_reply", "shared_in_group", "renew_lease",
     )
-} | {"spool/visits.py:bind_visit", "spool/visits.py:register_visit"}
+} | {"spool/visits.py:bind_visit", "spool/visits.py:store_visit", "spool/visits.py:registered_elsewhere"}
 #: the stages whose own queries must be seen too (whatever their functions are called)
 STAGES = {"flow/check.py", "flow/build.py", "outbound/client.py"}
 

@@ -68,3 +68,65 @@ def test_sign_in_once_then_sign_out_when_the_daemon_stops(make_adapter, centre, 
     assert centre.ledger.accepted["9002"] == 1 and centre.ledger.sign_outs == 1
     assert centre.ledger.sign_nos == {}, "the session must be closed at the centre"
     assert adapter.client.cached_sign_no() is None
+
+
+def test_a_centre_restart_renews_the_session_whatever_its_refusal_says(make_adapter, make_centre, sample_his,
+                                                                       tmp_path):
+    """After a restart the centre forgets every sign_no and says so in words without 过期/无效
+    ("签到信息不存在,请重新签到"): one fresh sign-in and one resend, nothing parked."""
+    centre = make_centre("nhsa")
+    adapter = make_adapter(
+        his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}", centre_url=centre.url
+    )
+    import_sample_mapping(adapter, sample_his)
+    first = adapter.client.sign_no()
+    centre.restart()
+
+    report = run_until_done(adapter)
+
+    assert centre.ledger.forgotten_session_refusals >= 1
+    assert report.messages_rejected == 0 and report.lines_rejected == 0
+    assert adapter.client.cached_sign_no() not in (None, first)
+    assert not [r for r in lines_by_status(adapter).get(RecordStatus.PARKED.value, [])
+                if "签到" in (r.park_reason or "")]
+
+
+def test_a_busy_centre_is_retried_never_parked(make_adapter, make_centre, sample_his, tmp_path):
+    """系统繁忙 (and an infcode -1 without err_msg) says "not now": the message waits and is sent
+    again; which words mean that is the region's data (RegionProfile.transient_answers)."""
+    centre = make_centre("nhsa", busy_rate=0.4, seed=3)
+    adapter = make_adapter(
+        his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}", centre_url=centre.url
+    )
+    import_sample_mapping(adapter, sample_his)
+
+    report = run_until_done(adapter)
+
+    assert centre.ledger.faults["busy"] > 0
+    assert report.messages_rejected == 0
+    assert any(a.outcome == "busy" for a in _attempts(adapter))
+    assert not [r for r in lines_by_status(adapter).get(RecordStatus.PARKED.value, [])
+                if "繁忙" in (r.park_reason or "")]
+
+
+def test_a_refused_sign_in_parks_nothing(make_adapter, make_centre, sample_his, tmp_path):
+    from adapter.errors import SignInRefused
+
+    centre = make_centre("zhejiang")
+    adapter = make_adapter(
+        his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}", centre_url=centre.url,
+        region="zhejiang", extra_centre='infver = "V1.0"',
+    )
+    import_sample_mapping(adapter, sample_his)
+    for _ in range(2):
+        adapter.cycle.run()
+    with adapter.store.begin() as conn:
+        parked = conn.execute(select(schema.record.c.id).where(
+            schema.record.c.park_kind == "rejected")).all()
+    assert parked == []
+    try:
+        adapter.client.sign_no()
+    except SignInRefused:
+        pass
+    else:  # pragma: no cover - the centre must refuse V1.0 here
+        raise AssertionError("the sign-in should have been refused")

@@ -116,7 +116,9 @@ class DemoResult:
             return False
         totals = self.centre_totals
         inpatient_lines: int = totals["fee_lines"] - totals["outpatient_fee_lines"]
-        withdrawn: int = totals["cancelled_lines"].get("2302", 0)
+        # Lines the HIS cancelled (its 2302s sent); the centre's own count includes the
+        # withdrawals of lines whose reply was lost, which were sent again.
+        withdrawn: int = self.records_by_status.get("2302", {}).get(RecordStatus.SENT.value, 0)
         duplicates: int = totals["fee_lines_duplicates"]
         return (
             inpatient_lines == self.lines_by_status.get(RecordStatus.SENT.value, 0) - withdrawn

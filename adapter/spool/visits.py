@@ -13,14 +13,9 @@ from adapter.state.store import StateStore, utcnow
 _PREFIX = "visit:"
 
 
-def register_visit(store: StateStore, group_key: str, mdtrt_id: str, msgid: str) -> None:
-    """Remember the centre's mdtrt_id for the HIS visit of ``group_key``."""
-    with store.begin() as conn:
-        store_visit(conn, group_key, mdtrt_id, msgid)
-
-
 def store_visit(conn: Any, group_key: str, mdtrt_id: str, msgid: str) -> None:
-    """:func:`register_visit` inside the caller's transaction (with the ack that learnt it)."""
+    """Remember the centre's mdtrt_id for the HIS visit of ``group_key``, inside the caller's
+    transaction (the ack that learnt it: a registration is never acked without its id)."""
     his_key = group_key.split(":", 1)[1]
     conn.execute(schema.visit.delete().where(schema.visit.c.his_key == his_key))
     conn.execute(

@@ -418,12 +418,13 @@ def _charge_items(ledger: CentreLedger, serial: str, names: Mapping[str, str]) -
 
 def settlement_list_query(document: Mapping[str, Any], ledger: CentreLedger, _faults: FaultPlan) -> Any:
     """4103 医疗保障基金结算清单信息查询: the list held for the person's settlement (psn_no and
-    setl_id), in the edition's output layout; no output when it holds none."""
+    setl_id), in the edition's output layout. One it holds none of is refused in words that say
+    so (this simulation's choice; the edition does not say how "none" is answered)."""
     data = node(document, "data")
     with ledger.lock:
         held = ledger.settlement_lists.get(str(data.get("setl_id") or ""))
         if held is None or str(held["setlinfo"].get("psn_no") or "") != str(data.get("psn_no") or ""):
-            return None
+            raise Refusal(f"结算ID[{data.get('setl_id')}]的结算清单信息不存在")
         return {name: dict(value) if isinstance(value, Mapping) else [dict(e) for e in value]
                 for name, value in held.items()}
 
