@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,3 +71,11 @@ def state_store(settings: Settings) -> Iterator[StateStore]:
         yield store
     finally:
         store.close()
+
+
+def parse_day(value: str, option: str | None = None) -> date:
+    """A yyyy-MM-dd option value, or a usage error naming the option."""
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (yyyy-MM-dd)", param_hint=option) from None

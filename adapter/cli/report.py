@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime
 from pathlib import Path
 
 import click
 
-from adapter.cli.common import _settings, config_option, handled, state_store
+from adapter.cli.common import _settings, config_option, handled, parse_day, state_store
 
 
 @click.group()
 def report() -> None:
     """Reports for an inspection (transmission compliance)."""
 
-
-def _day(value: str, option: str) -> date:
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (yyyy-MM-dd)", param_hint=option) from None
 
 
 @report.command("transmission")
@@ -44,7 +37,7 @@ def transmission(start: str, end: str, fmt: str, output: Path | None, config_pat
     from adapter.reports.layout import Hospital
     from adapter.spec.tables import load_edition
 
-    first, last = _day(start, "--from"), _day(end, "--to")
+    first, last = parse_day(start, "--from"), parse_day(end, "--to")
     if last < first:
         raise click.UsageError("--to is before --from")
     if fmt == "xlsx" and output is None:

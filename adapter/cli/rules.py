@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from adapter.cli.common import _settings, config_option, handled, json_option, state_store
+from adapter.cli.common import _settings, config_option, handled, json_option, parse_day, state_store
 
 if TYPE_CHECKING:
     from adapter.config import Settings
@@ -59,12 +58,6 @@ def rules_list(config_path: Path, as_json: bool) -> None:
             click.echo(f"        needs from the HIS query: {', '.join(a.rule.needs)}")
 
 
-def _day(value: str) -> date:
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (yyyy-MM-dd)") from None
-
 
 @rules.command("report")
 @click.option("--from", "start", required=True, help="First day, yyyy-MM-dd.")
@@ -84,7 +77,7 @@ def rules_report(start: str, end: str, fmt: str, out: Path | None, annual_fund_p
     from adapter.policy import report as reports
     from adapter.reports.layout import Hospital
 
-    first, last = _day(start), _day(end)
+    first, last = parse_day(start, "--from"), parse_day(end, "--to")
     if last < first:
         raise AdapterError(f"--to {end} is before --from {start}")
     settings, region, active = _active(config_path)

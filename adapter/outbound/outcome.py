@@ -31,8 +31,6 @@ class Resolution(StrEnum):
     NOT_COMMITTED = "not_committed"
     #: still unknown: ask again later, or a person decides
     UNDECIDED = "undecided"
-    #: send it again; a refusal of the repeat as already held means it is held
-    RESEND = "resend"
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,8 @@ def find_outcome(
                 return Outcome(Resolution.NOT_COMMITTED, f"2601: the centre never took {lost_msgid} ({exc.err_msg})")
             return Outcome(Resolution.UNDECIDED, f"2601 refused: {exc.err_msg}")
         return Outcome(Resolution.NOT_COMMITTED, f"2601 reversed {lost_msgid}")
-    return Outcome(Resolution.RESEND, f"{way.source}; sending it again")
+    # RESEND: sent again; the settle stage reads a refusal of the repeat (already held: held).
+    return Outcome(Resolution.NOT_COMMITTED, f"{way.source}; sending it again")
 
 
 def _withdraw(
