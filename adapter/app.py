@@ -201,7 +201,7 @@ def build_adapter(
             defaults={infno: region.dialect.record_defaults(infno) for infno in specs},
             exp_content=region.dialect.exp_content, stop_event=stop_event, empty_number=region.empty_number,
             code_readings=region.code_readings,
-            dictionaries=DictionaryCheck(load_edition(region.interface_edition), region.edition_differences),
+            dictionaries=DictionaryCheck(load_edition(region.interface_edition), region.table_changes),
         ),
         build=Build(store, specs, centre.lines_per_message),
         send=Send(

@@ -160,11 +160,12 @@ def _admission(ipt_no="ZY0001", begntime="2026-11-20 09:00:00", certno="43119919
 
 
 def test_the_envelope_is_checked_against_the_editions_request_table(centre):
-    # The edition's lengths (infno 4, fixmedins_name 20), not a hand-written copy of them.
+    # The edition's lengths (fixmedins_name 20; infno 4, read as 6 by the region because the
+    # edition's own 1306A and 100001 are longer), not a hand-written copy of them.
     _, long_name = _post(centre, _envelope(fixmedins_name="湖南省示例县第一人民医院附属医院门诊部住院部"))
     assert long_name["infcode"] == -1 and "报文头[fixmedins_name]" in long_name["err_msg"]
     assert "at most 20" in long_name["err_msg"]
-    _, long_infno = _post(centre, _envelope(infno="90010", msgid="H43111100255202611221000000002"))
+    _, long_infno = _post(centre, _envelope(infno="9001000", msgid="H43111100255202611221000000002"))
     assert long_infno["infcode"] == -1 and "报文头[infno]" in long_infno["err_msg"]
     _, no_mac = _post(centre, _envelope(msgid="H43111100255202611221000000003",
                                         input={"signIn": {"opter_no": "0001", "mac": "", "ip": "127.0.0.1"}}))

@@ -194,7 +194,7 @@ def test_dictionary_values_are_checked_before_upload():
     assert len(problems) == 1 and "feedetail[1].med_type '99'" in problems[0]
     # The national reading adds 21 普通住院 as a value (nhsa's declared edition difference).
     from tests.conftest import region_profile
-    national = DictionaryCheck(EDITION, region_profile("nhsa").edition_differences)
+    national = DictionaryCheck(EDITION, region_profile("nhsa").table_changes)
     assert national.problems("2301", {"feedetail": [{"med_type": "21"}]}) == []
     assert dictionaries.problems("2301", {"feedetail": [{"med_type": "21"}]})  # hunan: not a value
 

@@ -195,7 +195,7 @@ def _assert_every_record_built_or_parked(stages: _Stages) -> None:
         else:
             assert row.message_id is not None, row
     for row in messages:
-        problems = check(edition, row.infno, jsonio.loads(row.payload), differences=region.edition_differences)
+        problems = check(edition, row.infno, jsonio.loads(row.payload), differences=region.table_changes)
         assert not problems, (row.infno, [str(p) for p in problems], row.payload)
 
 

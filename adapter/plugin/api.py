@@ -189,6 +189,9 @@ class RegionProfile:
     areas: tuple[str, ...] = ()
     #: the published edition of the interface tables this region follows (adapter/spec/data)
     interface_edition: str = "hunan-v1.1.27"
+    #: where that edition contradicts itself (two tables under one code, a dictionary shorter
+    #: than its own notes, a length its own transactions break), the one reading the region takes
+    edition_readings: tuple[EditionDifference, ...] = ()
     #: each way the region departs from that edition, with its source
     edition_differences: tuple[EditionDifference, ...] = ()
     #: codes a HIS writes the national baseline's way, rewritten as the region's edition writes
@@ -201,6 +204,11 @@ class RegionProfile:
     #: the deadline of a transaction missing from ``upload_deadlines``: one day, as for the
     #: real-time uploads (实时上传) the centre expects within 24 hours
     upload_deadline: timedelta = timedelta(hours=24)
+
+    @property
+    def table_changes(self) -> tuple[EditionDifference, ...]:
+        """How the region reads its edition's tables: its readings, then its differences."""
+        return self.edition_readings + self.edition_differences
 
     def deadline_for(self, infno: str) -> timedelta:
         """How long after the HIS produced a record of ``infno`` its upload is on time."""

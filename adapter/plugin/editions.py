@@ -1,5 +1,5 @@
-"""Which published edition of the interface tables a region follows, and each way it departs
-from it, as data with its source."""
+"""Which published edition of the interface tables a region follows, how it reads the places
+where that edition contradicts itself, and each way it departs from it, as data with its source."""
 
 from __future__ import annotations
 
@@ -10,8 +10,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class EditionDifference:
-    """One departure of a region from its edition: a field that takes values the edition's
-    dictionary lacks, or whose required flag differs. ``infno`` empty: in every transaction."""
+    """One change to how a region reads its edition's tables, with its source: values a field
+    takes that its dictionary lacks, a required flag or a length that differs, or, where the
+    edition prints two tables under one code (clr_type, longterm_admrol_flag), the one table the
+    field reads. ``infno`` empty: in every transaction and the envelope.
+
+    The same shape serves two lists of a region: ``edition_readings`` (where the edition
+    contradicts itself, the reading the region takes) and ``edition_differences`` (where the
+    region departs from an edition that is clear)."""
 
     field: str
     #: values (code -> label) the region adds to the field's dictionary
@@ -19,5 +25,10 @@ class EditionDifference:
     infno: str = ""
     #: True/False: the region makes the field required / optional; None: as the edition says
     required: bool | None = None
+    #: the dictionary the field reads, and only it (e.g. "clr_type" rather than "clr_type#2");
+    #: empty: the edition's first table under the field's code
+    table: str = ""
+    #: the length the region reads instead of the table's (e.g. the envelope's infno)
+    length: str = ""
     #: the document (or section) that says so
     source: str = ""

@@ -60,7 +60,8 @@ def check(edition: Edition, infno: str, body: Any, direction: Direction = "input
 
 def _apply(edition: Edition, nodes: tuple[NodeTable, ...], differences: Sequence[EditionDifference]
            ) -> tuple[Edition, tuple[NodeTable, ...]]:
-    """The tables as a region reads them: added dictionary values, changed required flags."""
+    """The tables as a region reads them: added dictionary values, the one table a field reads
+    where the edition has two, changed required flags and lengths."""
     added: dict[str, dict[str, str]] = {}
     changed = []
     for node in nodes:
@@ -71,9 +72,16 @@ def _apply(edition: Edition, nodes: tuple[NodeTable, ...], differences: Sequence
                     continue
                 if difference.required is not None:
                     item = replace(item, required=difference.required)
+                if difference.length:
+                    item = replace(item, length=difference.length)
+                if difference.table:
+                    table = edition.dictionaries.get(difference.table)
+                    if table is None:
+                        raise KeyError(f"{difference.field}: {edition.name} has no dictionary {difference.table!r}")
+                    added.setdefault(f"{item.code}@only", {}).update(table.values)
+                    item = replace(item, dict=True)
                 if difference.values:
-                    key = f"{item.code}@region"
-                    added.setdefault(key, {}).update(difference.values)
+                    added.setdefault(f"{item.code}@region", {}).update(difference.values)
                     item = replace(item, dict=True)
             fields.append(item)
         changed.append(replace(node, fields=tuple(fields)))
@@ -83,6 +91,16 @@ def _apply(edition: Edition, nodes: tuple[NodeTable, ...], differences: Sequence
     for key, values in added.items():
         dictionaries[key] = Dictionary(key, "", values)
     return replace(edition, dictionaries=dictionaries), tuple(changed)
+
+
+def envelope_fields(edition: Edition, differences: Sequence[EditionDifference] = ()
+                    ) -> tuple[Edition, tuple[FieldTable, ...]]:
+    """The request envelope's table (§4.1) as a region reads it (its changes without an infno)."""
+    mine = [d for d in differences if not d.infno]
+    if not mine:
+        return edition, edition.request
+    edition, (node,) = _apply(edition, (NodeTable(None, None, edition.request),), mine)
+    return edition, node.fields
 
 
 def _check_body(edition: Edition, nodes: tuple[NodeTable, ...], body: Any) -> Iterator[Problem]:
@@ -192,10 +210,14 @@ def check_value(edition: Edition, field: FieldTable, value: Any) -> str | None:
 
 def dictionary_values(edition: Edition, field: FieldTable) -> set[str]:
     """The values a dictionary-flagged field may take: its dictionary (by code, or the code
-    written snake_case) and the values its 说明 lists; empty when none can be found."""
+    written snake_case) and the values its 说明 lists, plus what the region adds; empty when
+    none can be found. Where the edition prints two tables under one code, the first is read
+    unless the region names the other (``EditionDifference.table``): never both."""
     values: set[str] = set()
     for code in {field.code, _snake(field.code), field.code.lower()}:
-        for key in (code, f"{code}#2", f"{code}@region"):
+        only = edition.dictionaries.get(f"{code}@only")
+        keys = (f"{code}@only",) if only is not None else (code,)
+        for key in (*keys, f"{code}@region"):
             entry = edition.dictionaries.get(key)
             if entry is not None:
                 values |= set(entry.values)

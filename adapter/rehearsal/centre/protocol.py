@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from adapter.plugin.editions import EditionDifference
 from adapter.rehearsal.centre import files, people, reconcile, transactions
 from adapter.rehearsal.centre.checks import (
     ParsedLine,
@@ -48,7 +49,7 @@ from adapter.rehearsal.centre.checks import (
 )
 from adapter.rehearsal.centre.faults import FaultPlan
 from adapter.rehearsal.centre.ledger import CentreLedger, Reversible, StoredFeeLine
-from adapter.spec.check import check_value
+from adapter.spec.check import check_value, envelope_fields
 from adapter.spec.tables import Edition, FieldTable, load_edition
 
 _MSGID = re.compile(r"^(?P<code>[HP]\d{11})(?P<stamp>\d{14})\d{4}$")
@@ -60,13 +61,13 @@ SESSION_EXPIRED = "签到流水号[sign_no]无效或已过期, 请重新签到"
 
 
 def check_envelope(document: Any, ledger: CentreLedger, faults: FaultPlan | None = None,
-                   edition: Edition | None = None) -> str:
+                   edition: Edition | None = None, changes: Sequence[EditionDifference] = ()) -> str:
     """Refuse a malformed envelope; returns the infno. ``edition``: the region's (the default
-    edition without one)."""
+    edition without one), read with the region's ``changes`` (e.g. the infno length)."""
     if not isinstance(document, Mapping):
         raise Refusal("请求报文不是JSON对象")
-    edition = edition or load_edition()
-    for field in edition.request:
+    edition, request = envelope_fields(edition or load_edition(), changes)
+    for field in request:
         if field.code != "input":  # an object, checked below (the table gives it as 40000 characters)
             _check_header(edition, field, document.get(field.code))
     msgid = document["msgid"]

@@ -176,7 +176,8 @@ class SimulatedCentre:
                 document = jsonio.loads(body.decode("utf-8"))
             except (UnicodeDecodeError, ValueError):
                 raise Refusal("请求报文不是合法的UTF-8 JSON") from None
-            infno = check_envelope(document, self.ledger, self.faults, self.edition)
+            infno = check_envelope(document, self.ledger, self.faults, self.edition,
+                                       self.region.table_changes if self.region is not None else ())
             self._check_region(infno, routed, headers, document)
             if self.tables is not None:
                 self.tables.request(infno, document)

@@ -39,7 +39,7 @@ class TableCheck:
     def __init__(self, region: RegionProfile | None) -> None:
         self.region = region
         self.edition: Edition = load_edition(region.interface_edition) if region is not None else load_edition()
-        self.differences = region.edition_differences if region is not None else ()
+        self.differences = region.table_changes if region is not None else ()
 
     def request(self, infno: str, document: Mapping[str, Any]) -> None:
         """Refuse an ``input`` that breaks the tables, naming the fields."""

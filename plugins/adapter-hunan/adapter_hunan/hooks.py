@@ -51,7 +51,9 @@ HUNAN = dataclasses.replace(
                             "source": "000 §10-六 (township outpatient)"},
     },
     areas=("430000", "431199", "430100"),
-    # The edition exactly: none of the national baseline's readings. A HIS that writes the
+    # The edition exactly: none of the national baseline's differences. Where the edition
+    # contradicts itself, hunan takes the readings the national profile lists
+    # (edition_readings, READINGS_V1_1_27: clr_type is 6.23, opter_type 1/2/3, infno up to 6). A HIS that writes the
     # baseline's 21 普通住院 is read as this edition's 2101 (6.28 医疗类别).
     edition_differences=(),
     code_readings={"med_type": {"21": "2101"}, "feedetail.med_type": {"21": "2101"}},

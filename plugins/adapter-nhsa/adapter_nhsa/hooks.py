@@ -9,6 +9,28 @@ from adapter_nhsa.catalogues import CATALOGUES
 from adapter_nhsa.dialect import NhsaDialect
 from adapter_nhsa.transactions import TRANSACTIONS
 
+#: Where the Hunan V1.1.27 edition contradicts itself, the one reading every bundled region takes
+#: (hunan included: these are readings of the edition, not departures from it).
+READINGS_V1_1_27 = (
+    # Two tables are printed under clr_type: 6.23 清算类别 (11 门诊, 21 住院, ...) and 6.220
+    # 清算类别(异地购药) (310411 职工省内药店购药, ...). Every clr_type of the edition's
+    # transactions (3201-3203 inputs, 2207/2304/5203 outputs) is the institution's own clearing
+    # type, so 6.23 is read and a 6.220 code is refused. (longterm_admrol_flag also has two
+    # tables, but no transaction field reads it.)
+    EditionDifference("clr_type", table="clr_type",
+                      source="V1.1.27 6.23 清算类别; 6.220 (异地购药) is the cross-region pharmacy table"),
+    # 6.187 lists only 1 经办机构用户, while the envelope's own note (§4.1) lists 1-经办人,
+    # 2-自助终端, 3-移动终端: the envelope's note is read ([centre] opter_type takes 1, 2 or 3).
+    EditionDifference("opter_type", {"2": "自助终端", "3": "移动终端"},
+                      source="V1.1.27 §4.1 opter_type: 1-经办人；2-自助终端；3-移动终端"),
+    # The envelope's infno is 字符型 4, but the edition's own transactions 1306A, 3592B and
+    # 100001 are longer: the longest of its transaction codes is read.
+    EditionDifference("infno", length="6", source="V1.1.27 transactions 1306A, 3592B, 100001"),
+    # 6.28 医疗类别 has no 12, though 2206/2207 say "仅门诊挂号结算时，医疗类别传入'12 门诊挂号'".
+    EditionDifference("med_type", {"12": "门诊挂号"}, infno="2206", source="V1.1.27 2206 med_type 说明"),
+    EditionDifference("med_type", {"12": "门诊挂号"}, infno="2207", source="V1.1.27 2207 med_type 说明"),
+)
+
 #: Per-transaction paths (reference §2.1 b) for regions that use one path per service.
 PATHS = {
     "9001": "/fsi/api/signInSignOutService/signIn",
@@ -95,6 +117,7 @@ NHSA = RegionProfile(
     transactions=TRANSACTIONS,
     catalogues=CATALOGUES,
     interface_edition="hunan-v1.1.27",
+    edition_readings=READINGS_V1_1_27,
     lost_replies=LOST_REPLIES,
     # Answers that say "not now" rather than "not this": retried with backoff, never parked.
     transient_answers=("系统繁忙", "请稍后", "稍后再试", "稍后重试", "服务繁忙", "超时", "timeout", "busy"),
