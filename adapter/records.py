@@ -14,6 +14,8 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from adapter import moments
+
 _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f")
 
 
@@ -221,7 +223,7 @@ def _datetime(value: Any, field: str) -> datetime:
         raise MalformedRow(f"HIS row has no value for {field}")
     for fmt in _DATETIME_FORMATS:
         try:
-            return datetime.strptime(text, fmt).replace(microsecond=0)
+            return moments.parse(text, fmt).replace(microsecond=0)
         except ValueError:
             continue
     raise MalformedRow(f"{field} {text!r} is not a date-time (expected yyyy-MM-dd HH:mm:ss)")

@@ -443,10 +443,9 @@ def simulated_centre(nodelay: bool = True) -> Any:
     """The rehearsal's simulated centre (nhsa, tif gateway) in a child process on loopback, so
     its work does not share the adapter's interpreter; a context manager yielding its URL.
 
-    As shipped, its handler writes the headers and the body of an answer in two writes without
-    TCP_NODELAY, so every answer waits for the client's delayed ACK (about 40 ms on Linux
-    loopback; :func:`round_trip_ms` shows it). ``nodelay`` (the default here) sets the stdlib
-    handler's ``disable_nagle_algorithm`` in the child, which the centre's code leaves alone."""
+    ``nodelay=False`` turns Nagle's algorithm back on in the child's handler, as the centre
+    ran before it set ``disable_nagle_algorithm``: every answer then waits for the client's
+    delayed ACK (about 40 ms on Linux loopback; :func:`round_trip_ms` shows it)."""
     return serving(_serve_centre, nodelay)
 
 
@@ -455,10 +454,10 @@ def _serve_centre(nodelay: bool, urls: Any, stop: Any) -> None:
     from adapter.rehearsal.centre.server import SimulatedCentre
 
     centre = SimulatedCentre(secrets={PAASID: TOKEN}, region=PluginHost.load().region("nhsa"))
-    if nodelay:
+    if not nodelay:
         server = centre._server  # the stdlib server inside; only its handler class changes
-        server.RequestHandlerClass = type("NoDelayHandler", (server.RequestHandlerClass,),
-                                          {"disable_nagle_algorithm": True})
+        server.RequestHandlerClass = type("NagleHandler", (server.RequestHandlerClass,),
+                                          {"disable_nagle_algorithm": False})
     centre.start()
     urls.put(centre.url)
     stop.wait()

@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, action="append", help="fee lines in the HIS (repeatable; default 100000)")
     parser.add_argument("--in-flight", default="1", help="comma-separated in-flight values to run (e.g. 1,4,8)")
     parser.add_argument("--state-url", help="a PostgreSQL server URL (postgresql://...); default: SQLite files")
-    parser.add_argument("--centre-as-shipped", action="store_true",
+    parser.add_argument("--centre-with-nagle", action="store_true",
                         help="leave the simulated centre's sockets without TCP_NODELAY (about 40 ms a request)")
     options = parser.parse_args()
     sizes = options.lines or [100_000]
@@ -160,7 +160,7 @@ def main() -> None:
     else:
         values = wanted
         print(f"in-flight: [{setting[0]}] {setting[1]} = {', '.join(map(str, values))}")
-    print(f"simulated centre {'as shipped' if options.centre_as_shipped else 'with TCP_NODELAY'} "
+    print(f"simulated centre {'with Nagle on' if options.centre_with_nagle else 'with TCP_NODELAY'} "
           "(see bench/README.md); 2301 only; default [schedule] and lines_per_message")
     rows = []
     with tempfile.TemporaryDirectory(prefix="yibao-bench-") as scratch_name:
@@ -176,7 +176,7 @@ def main() -> None:
             spooled_lines = 0
             for in_flight in values:
                 with benchkit.state_database(state_base, scratch, f"e2e{lines}") as state_url, \
-                        benchkit.simulated_centre(not options.centre_as_shipped) as centre_url:
+                        benchkit.simulated_centre(not options.centre_with_nagle) as centre_url:
                     benchkit.import_sample_mapping(state_url)
                     config_path = scratch / "adapter.toml"
                     config_path.write_text(_config(his.url, state_url, centre_url, setting, in_flight),

@@ -492,11 +492,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000, help="pending messages each loop sends (default 2000)")
     parser.add_argument("--state-url", help="a PostgreSQL server URL (postgresql://...); default: SQLite files")
     parser.add_argument("--repeat", type=int, default=1, help="runs of every loop; the best is shown (default 1)")
-    parser.add_argument("--centre-as-shipped", action="store_true",
+    parser.add_argument("--centre-with-nagle", action="store_true",
                         help="leave the simulated centre's sockets without TCP_NODELAY (about 40 ms a request)")
     options = parser.parse_args()
     sizes = [int(size.replace("_", "")) for size in options.ledger_sizes.split(",") if size.strip()]
-    nodelay = not options.centre_as_shipped
+    nodelay = not options.centre_with_nagle
     repeat = max(1, options.repeat)
     state_base = benchkit.normalise_url(options.state_url)
     postgres = benchkit.is_postgres(state_base)
@@ -515,9 +515,9 @@ def main() -> None:
         for variant in (False, True):
             with benchkit.simulated_centre(variant) as url:
                 probes[variant] = benchkit.round_trip_ms(url)
-        print(f"simulated centre, one refused request (HTTP 401) on loopback: {probes[False]:.1f} ms as shipped, "
+        print(f"simulated centre, one refused request (HTTP 401) on loopback: {probes[False]:.1f} ms with Nagle on, "
               f"{probes[True]:.1f} ms with TCP_NODELAY; the loops below use "
-              f"{'TCP_NODELAY' if nodelay else 'the centre as shipped'}", flush=True)
+              f"{'TCP_NODELAY' if nodelay else 'Nagle on'}", flush=True)
         for lines in sizes:
             count = messages_for(templates, lines)
             layout = Layout(count, min(options.messages, count // (2 * repeat)), 2 * repeat)

@@ -5,7 +5,8 @@ if it is parked here it never reached the centre, so it and the cancel are both 
 withdrawn instead of sending a cancel the centre would refuse. Messages of one group (a visit,
 a stock item) are spooled in phase order (registration, details, closing) and then in ledger
 order; a batched transaction (2301) puts up to ``lines_per_message`` records of one group
-into one message.
+into one message. Ready records are taken a page at a time, so a group whose records straddle
+a page boundary may go in one message more than it needs; its order is kept.
 
 A ready record whose input or area cannot be read, or whose message the state store refuses
 (a value longer than its column), is parked malformed with one log line; the others are built.
@@ -13,9 +14,11 @@ A ready record whose input or area cannot be read, or whose message the state st
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,8 @@ from adapter.validate.fields import DATA_ERRORS, plain
 logger = logging.getLogger(__name__)
 
 _record = schema.record
+#: ready records read and built per pass (memory stays flat however large the backlog)
+CHUNK = 5000
 #: messages spooled per state-store transaction
 _MESSAGES_PER_COMMIT = 200
 #: the insured person's area (参保地医保区划) a message is sent for: six digits
@@ -60,17 +65,34 @@ class Build:
 
     def run(self, report: CycleReport) -> None:
         waiting = self._settle_cancels(report)
-        with self.store.begin() as conn:
-            rows = conn.execute(
-                select(_record.c.id, _record.c.infno, _record.c.group_key, _record.c.payload, _record.c.raw)
-                .where(_record.c.status == RecordStatus.READY.value, _record.c.infno.in_(list(self.specs)))
-                .order_by(_record.c.id)
-            ).all()
-        rows = sorted((row for row in rows if row.id not in waiting),
-                      key=lambda row: (self.specs[row.infno].phase, row.id))
-        messages = self._messages(self._readable(rows, report))
-        for start in range(0, len(messages), _MESSAGES_PER_COMMIT):
-            report.messages_built += self._spool(messages[start:start + _MESSAGES_PER_COMMIT], report)
+        for phase in sorted({spec.phase for spec in self.specs.values()}):
+            infnos = sorted(infno for infno, spec in self.specs.items() if spec.phase == phase)
+            # Each transaction's ready records are paged along its own index range (infno,
+            # status, id) and merged in ledger order, so memory holds a page per transaction
+            # however large the backlog, and no page re-reads what an earlier one took.
+            merged = heapq.merge(*(self._ready_rows(infno) for infno in infnos), key=lambda row: row.id)
+            while chunk := list(itertools.islice(merged, CHUNK)):
+                rows = [row for row in chunk if row.id not in waiting]
+                messages = self._messages(self._readable(rows, report))
+                for start in range(0, len(messages), _MESSAGES_PER_COMMIT):
+                    report.messages_built += self._spool(messages[start:start + _MESSAGES_PER_COMMIT], report)
+
+    def _ready_rows(self, infno: str) -> Iterator[Any]:
+        """The ready records of ``infno`` in ledger order, read a page at a time."""
+        last = 0
+        while True:
+            with self.store.begin() as conn:
+                page = conn.execute(
+                    select(_record.c.id, _record.c.infno, _record.c.group_key, _record.c.payload, _record.c.raw)
+                    .where(_record.c.infno == infno, _record.c.status == RecordStatus.READY.value,
+                           _record.c.id > last)
+                    .order_by(_record.c.id)
+                    .limit(CHUNK)
+                ).all()
+            yield from page
+            if len(page) < CHUNK:
+                return
+            last = page[-1].id
 
     def _readable(self, rows: Sequence[Any], report: CycleReport) -> list[_Ready]:
         """The ready records read for their messages; those that cannot be are parked."""

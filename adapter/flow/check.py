@@ -269,7 +269,8 @@ class Check:
         candidates = [item for item in ready if item.lines and item.changes["status"] == RecordStatus.READY.value]
         if self.policy is None or not self.policy.enabled or not candidates:
             return lambda _conn: None
-        history, known = self._stays(sorted({item.group_key for item in candidates}))
+        history, known = self._stays(sorted({item.group_key for item in candidates}),
+                                     {item.id: item.record for item in candidates})
         try:
             stopped, write = self.policy.check(
                 [Candidate(item.id, _stay_key(item.group_key), item.lines) for item in candidates], history, known)
@@ -309,9 +310,11 @@ class Check:
 
         return stopped, write_all
 
-    def _stays(self, groups: list[str]) -> tuple[dict[str, list[tuple[int, MappedFeeLine]]], dict[str, set[str]]]:
+    def _stays(self, groups: list[str], read: Mapping[int, dict[str, Any]]
+               ) -> tuple[dict[str, list[tuple[int, MappedFeeLine]]], dict[str, set[str]]]:
         """Per stay: the fee lines of its records already ready, queued or sent, and every
-        feedetl_sn held for it."""
+        feedetl_sn held for it. ``read``: records of this chunk already normalised (by id),
+        not read again."""
         fee_infnos = [infno for infno, spec in self.specs.items() if spec.fee_lines]
         history: dict[str, list[tuple[int, MappedFeeLine]]] = defaultdict(list)
         known: dict[str, set[str]] = defaultdict(set)
@@ -325,13 +328,13 @@ class Check:
                 ).all()
                 for row in rows:
                     try:
-                        self._add_to_stay(row, history, known)
+                        self._add_to_stay(row, history, known, read.get(row.id))
                     except DATA_ERRORS:  # a record the checks could not read: it adds nothing
                         logger.debug("record %d left out of its stay's history", row.id)
         return history, known
 
     def _add_to_stay(self, row: Any, history: dict[str, list[tuple[int, MappedFeeLine]]],
-                     known: dict[str, set[str]]) -> None:
+                     known: dict[str, set[str]], record: dict[str, Any] | None) -> None:
         spec, raw, stay = self.specs[row.infno], json.loads(row.raw), _stay_key(row.group_key)
         if row.status in _CHARGED and row.payload:
             record = spec.record_from_input(jsonio.loads(row.payload))
@@ -340,7 +343,8 @@ class Check:
             except MalformedRow:
                 pass
         known[stay].update(str(entry.get("feedetl_sn") or "")
-                           for entry, _his in fee_entries(spec, normalise(spec, raw), raw))
+                           for entry, _his in fee_entries(spec, record if record is not None else normalise(spec, raw),
+                                                          raw))
 
     def _hold_refunds(self, items: list[_Checked], now: Any) -> None:
         """A refund must not reach the centre while its original is held back here. One query

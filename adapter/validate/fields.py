@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
+from adapter import moments
 from adapter.plugin.api import EmptyNumber
 from adapter.plugin.transactions import ChildSpec, FieldSpec, TransactionSpec
 from adapter.records import MalformedRow, MappedFeeLine, MappingKind, fee_line_from_row
@@ -300,9 +301,11 @@ def _datetime_text(raw: Any) -> str:
     if isinstance(raw, datetime):
         return raw.strftime("%Y-%m-%d %H:%M:%S")
     text = str(raw).strip()
+    if moments.is_canonical(text):
+        return text  # already as the interface writes it
     for fmt in _DATETIME_INPUTS:
         try:
-            return datetime.strptime(text, fmt).strftime("%Y-%m-%d %H:%M:%S")
+            return moments.parse(text, fmt).strftime("%Y-%m-%d %H:%M:%S")
         except ValueError:
             continue
     return text  # reported by check_record
@@ -361,7 +364,7 @@ def _check_fields(fields: tuple[FieldSpec, ...], record: Mapping[str, Any], wher
                 problems.append(f"{name} {value} is too large ({item.length},{item.scale})")
         elif item.kind in _FORMATS:
             try:
-                datetime.strptime(str(value), _FORMATS[item.kind])
+                moments.parse(str(value), _FORMATS[item.kind])
             except ValueError:
                 problems.append(f"{name} {value!r} is not a {item.kind} ({_FORMATS[item.kind]})")
         elif len(str(value)) > item.length:
@@ -490,7 +493,7 @@ def _fee_date_problem(value: Any, now: datetime) -> str | None:
     if value is None or isinstance(value, (Mapping, list)):
         return None
     try:
-        when = value if isinstance(value, datetime) else datetime.strptime(_datetime_text(value), _FORMATS["datetime"])
+        when = value if isinstance(value, datetime) else moments.parse(_datetime_text(value), _FORMATS["datetime"])
     except ValueError:
         return None
     if when < EARLIEST_FEE_DATE:
