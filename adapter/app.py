@@ -97,6 +97,7 @@ class Adapter:
         return FileTransfer(self.client, self.region, self.settings.centre.fixmedins_code)
 
     def close(self) -> None:
+        self.cycle.send.close()
         self.transport.close()
         for source in self.sources.values():
             source.close()
@@ -208,7 +209,7 @@ def build_adapter(
             store=store, client=client, region=region, stop_event=stop_event,
             settings=SendSettings(centre.timeout_seconds, schedule.in_process_attempts,
                                   schedule.in_process_wait_seconds, schedule.retry_base_seconds,
-                                  schedule.retry_cap_seconds),
+                                  schedule.retry_cap_seconds, schedule.in_flight),
         ),
         settle=Settle(store=store, region=region, specs=specs, retry_base_seconds=schedule.retry_base_seconds,
                       retry_cap_seconds=schedule.retry_cap_seconds),

@@ -168,6 +168,9 @@ class LoggingConfig(_Model):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
     file: str | None = None
+    #: messages on their way to the centre at once, each of another visit (a visit's own
+    #: messages always go one after another, in order); 1: one at a time
+    in_flight: Annotated[int, Field(ge=1, le=16)] = 1
 
 
 class CatalogConfig(_Model):

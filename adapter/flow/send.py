@@ -3,9 +3,14 @@ every message whose reply was lost is first asked about. What came back is hande
 :class:`Delivery` or an inquiry's :class:`Outcome`, to the settle stage the cycle gives.
 
 A pass takes only what was due at its start, so a message that failed and came due again
-meanwhile waits for the next pass. After ``BREAKER_FAILURES`` messages in a row fail
-transiently the centre is treated as down: the pass ends and sending pauses
-(``paused_until``) instead of trying every queued message against a dead gateway.
+meanwhile waits for the next pass. With ``in_flight`` above 1, the claimed messages go in
+waves of that many at once; a claim never holds two messages of one group (a later one waits
+for the earlier to be answered), so a visit's messages still go one after another, in order.
+Every answer of a wave is settled, in claim order, once the whole wave is back.
+
+After ``BREAKER_FAILURES`` messages in a row fail transiently the centre is treated as down:
+the pass ends and sending pauses (``paused_until``) instead of trying every queued message
+against a dead gateway.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +55,8 @@ class SendSettings:
     in_process_wait_seconds: float
     retry_base_seconds: float
     retry_cap_seconds: float
+    #: messages sent at once, each of another group
+    in_flight: int = 1
 
 
 class Send:
@@ -64,6 +72,8 @@ class Send:
         #: set when the centre looked down; sending resumes after it
         self.paused_until: datetime | None = None
         self.pause_count = 0
+        #: the threads of ``in_flight`` sends, started by the first wave of more than one
+        self._pool: ThreadPoolExecutor | None = None
 
     def run(self, report: CycleReport, settle: Settle, resolve: Resolve) -> None:
         """One pass: inquiries about lost replies, then every message due at its start."""
@@ -79,30 +89,46 @@ class Send:
         outbox.recover_in_flight(self.store, only_expired=True)
         self.inquire(report, resolve)
         failures_in_a_row = 0
+        wave_size = max(1, settings.in_flight)
         while not self.stop_event.is_set():
-            due = outbox.claim_due(self.store, limit=10, lease=lease, due_by=pass_start)
+            due = outbox.claim_due(self.store, limit=max(10, 2 * wave_size), lease=lease, due_by=pass_start)
             if not due:
                 return
-            for index, message in enumerate(due):
+            for start in range(0, len(due), wave_size):
                 if self.stop_event.is_set() or failures_in_a_row >= BREAKER_FAILURES:
                     # Hand back what this worker claimed but will not send now.
-                    for rest in due[index:]:
+                    for rest in due[start:]:
                         outbox.hand_back(self.store, rest.id)
                     if failures_in_a_row >= BREAKER_FAILURES:
                         self._pause_sending()
                     return
-                if not outbox.renew_lease(self.store, message.id, lease, MessageStatus.IN_FLIGHT):
-                    continue
-                delivery = self._send_one(message, report)
-                settle(message, delivery, report)
-                if delivery.kind in (DeliveryKind.ACKED, DeliveryKind.REJECTED):
-                    failures_in_a_row = 0
-                    if delivery.kind is DeliveryKind.ACKED and self.pause_count:
-                        # Back after an outage: what waited out its backoff is due now.
-                        self.pause_count = 0
-                        outbox.bring_forward(self.store)
-                else:
-                    failures_in_a_row += 1
+                wave = [m for m in due[start:start + wave_size]
+                        if outbox.renew_lease(self.store, m.id, lease, MessageStatus.IN_FLIGHT)]
+                for message, (delivery, failures) in zip(wave, self._deliver_all(wave), strict=True):
+                    report.transient_failures += failures
+                    settle(message, delivery, report)
+                    if delivery.kind in (DeliveryKind.ACKED, DeliveryKind.REJECTED):
+                        failures_in_a_row = 0
+                        if delivery.kind is DeliveryKind.ACKED and self.pause_count:
+                            # Back after an outage: what waited out its backoff is due now.
+                            self.pause_count = 0
+                            outbox.bring_forward(self.store)
+                    else:
+                        failures_in_a_row += 1
+
+    def _deliver_all(self, wave: list[outbox.SpooledMessage]) -> list[tuple[Delivery, int]]:
+        """Each message of a wave sent, at once when there are several; results in wave order."""
+        if len(wave) <= 1:
+            return [self._send_one(message) for message in wave]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.settings.in_flight, thread_name_prefix="send")
+        return list(self._pool.map(self._send_one, wave))
+
+    def close(self) -> None:
+        """Stop the sending threads (after the pass that used them has ended)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def inquire(self, report: CycleReport, resolve: Resolve) -> None:
         """Ask the centre about every message whose reply was lost, before any resend."""
@@ -168,7 +194,9 @@ class Send:
                                   f"mdtrt_id {mdtrt_id} as this registration's")
         return delivery
 
-    def _send_one(self, message: outbox.SpooledMessage, report: CycleReport) -> Delivery:
+    def _send_one(self, message: outbox.SpooledMessage) -> tuple[Delivery, int]:
+        """The message sent (in a sending thread when in flight with others): what came back,
+        and how many transient failures its quick retries met. Writes nothing but its attempts."""
         settings = self.settings
         failures = 0
         payload = bind_visit(self.store, message.group_key, message.payload)
@@ -201,5 +229,4 @@ class Send:
                 delivery = Delivery(DeliveryKind.UNKNOWN, msgid=msgid, error=error)
             else:
                 delivery = self._confirmed(message, payload, Delivery(DeliveryKind.ACKED, msgid=msgid, reply=reply))
-        report.transient_failures += failures
-        return delivery
+        return delivery, failures

@@ -7,6 +7,7 @@ what happened, so the adapter can always say which request carried which data.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -73,6 +74,11 @@ class CentreClient:
         self._opter = opter
         #: monotonic time of the last call the centre answered (None: none yet in this process)
         self._last_answer: float | None = None
+        #: with messages in flight at once (several sending threads): one sign-in at a time,
+        #: and one ledger write at a time (SQLite refuses a write transaction that read before
+        #: another connection wrote, whatever its busy timeout)
+        self._session_lock = threading.RLock()
+        self._ledger_lock = threading.RLock()
 
     # -- session -------------------------------------------------------------------------
     def sign_no(self) -> str:
@@ -81,6 +87,10 @@ class CentreClient:
         A refused or lost sign-in raises :class:`SignInRefused` / TransientDeliveryError: the
         business message has not left yet, and no data is at fault.
         """
+        with self._session_lock:
+            return self._sign_no()
+
+    def _sign_no(self) -> str:
         cached = self._cached_session()
         if cached is not None and utcnow() - cached[1] < SESSION_MAX_AGE:
             return cached[0]
@@ -92,7 +102,7 @@ class CentreClient:
             raise TransientDeliveryError(f"sign-in (9001): {exc}") from exc
         except BusinessRejection as exc:
             raise SignInRefused(f"sign-in (9001) refused: {exc.err_msg}") from exc
-        with self._store.begin() as conn:
+        with self._ledger_lock, self._store.begin() as conn:
             conn.execute(delete(schema.session).where(schema.session.c.fixmedins_code == code))
             conn.execute(
                 insert(schema.session).values(fixmedins_code=code, sign_no=sign_no, signed_at=utcnow())
@@ -130,7 +140,7 @@ class CentreClient:
         return True
 
     def forget_session(self) -> None:
-        with self._store.begin() as conn:
+        with self._ledger_lock, self._store.begin() as conn:
             conn.execute(
                 delete(schema.session).where(
                     schema.session.c.fixmedins_code == self._institution.fixmedins_code
@@ -188,7 +198,7 @@ class CentreClient:
         insuplc: str | None = None,
         attachment: tuple[str, bytes] | None = None,
     ) -> tuple[str, CentreReply]:
-        with self._store.begin() as conn:
+        with self._ledger_lock, self._store.begin() as conn:
             msgid = allocate_msgid(conn, self._institution.fixmedins_code)
             conn.execute(
                 insert(schema.attempt).values(
@@ -234,8 +244,6 @@ class CentreClient:
                 raise self._unknown_if_sent(
                     message_id, TransientDeliveryError(f"unreadable reply from the centre: {exc}")
                 ) from exc
-            if reply.ok:
-                self._check_not_foreign(msgid, reply)
         except CentreServerError as exc:
             unknown = self._unknown_if_sent(message_id, exc)
             self._finish(msgid, "unknown" if unknown is not exc else "transient", exc.status, None, str(exc))
@@ -251,7 +259,15 @@ class CentreClient:
                 raise CentreBusy(f"the centre could not take it now: {reply.err_msg or '(infcode -1 without err_msg)'}")
             self._finish(msgid, "rejected", http.status, reply.infcode, reply.err_msg)
             raise BusinessRejection(reply.err_msg, reply.infcode)
-        self._finish(msgid, "ok", http.status, reply.infcode, reply.err_msg, reply.inf_refmsgid)
+        # The check and the write in one step: with messages in flight at once, a replayed
+        # answer must not pass while the attempt it first answered is still being written.
+        with self._ledger_lock:
+            try:
+                self._check_not_foreign(msgid, reply)
+            except OutcomeUnknown as exc:
+                self._finish(msgid, "unknown", http.status, reply.infcode, str(exc))
+                raise
+            self._finish(msgid, "ok", http.status, reply.infcode, reply.err_msg, reply.inf_refmsgid)
         return msgid, reply
 
     @staticmethod
@@ -284,7 +300,7 @@ class CentreClient:
         self, msgid: str, outcome: str, http_status: int | None, infcode: int | None, err: str,
         inf_refmsgid: str = "",
     ) -> None:
-        with self._store.begin() as conn:
+        with self._ledger_lock, self._store.begin() as conn:
             conn.execute(
                 update(schema.attempt)
                 .where(schema.attempt.c.msgid == msgid)

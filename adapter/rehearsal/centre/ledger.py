@@ -135,6 +135,10 @@ class CentreLedger:
         self.forgotten_session_refusals = 0
         self.msgids: set[str] = set()
         self.requests: Counter[str] = Counter()
+        #: POSTs being answered now, and the most there ever were at once (shows a client's
+        #: messages in flight together)
+        self.in_progress = 0
+        self.most_at_once = 0
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()

@@ -326,6 +326,16 @@ def _make_handler(centre: SimulatedCentre) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"code": 404, "message": "not found"})
 
         def do_POST(self) -> None:  # stdlib name
+            with centre.ledger.lock:
+                centre.ledger.in_progress += 1
+                centre.ledger.most_at_once = max(centre.ledger.most_at_once, centre.ledger.in_progress)
+            try:
+                self._post()
+            finally:
+                with centre.ledger.lock:
+                    centre.ledger.in_progress -= 1
+
+        def _post(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             fault, latency = centre.faults.draw()
