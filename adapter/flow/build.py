@@ -32,7 +32,7 @@ from adapter.plugin.api import TransactionSpec
 from adapter.spool import outbox
 from adapter.spool.states import ParkKind, RecordStatus
 from adapter.state import schema
-from adapter.state.store import StateStore, in_chunks, utcnow
+from adapter.state.store import StateStore, in_chunks, unindexed, utcnow
 from adapter.validate.fields import DATA_ERRORS, plain
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,8 @@ class Build:
     def _park(self, ids: list[int], reason: str, report: CycleReport) -> None:
         reason = plain(reason)
         with self.store.begin() as conn:
-            conn.execute(update(_record).where(_record.c.id.in_(ids), _record.c.status == RecordStatus.READY.value)
+            conn.execute(update(_record)
+                         .where(_record.c.id.in_(ids), unindexed(_record.c.status) == RecordStatus.READY.value)
                          .values(status=RecordStatus.PARKED.value, park_kind=ParkKind.MALFORMED.value,
                                  park_reason=reason, updated_at=utcnow()))
         report.malformed += len(ids)

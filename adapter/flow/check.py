@@ -361,15 +361,16 @@ class Check:
             return
         held = {(i.spec.infno, i.key) for i in items if i.changes["status"] == RecordStatus.PARKED.value}
         wanted = sorted({key for _, _, key in refunds})
+        infnos = sorted({item.spec.infno for item, _, _ in refunds})  # a refund is of its own transaction
         with self.store.begin() as conn:
             for chunk in in_chunks(wanted):
+                # By the unique key, the state read here (a state condition in the query made
+                # SQLite's planner read every parked record instead).
                 held.update(
                     (row.infno, row.business_key) for row in conn.execute(
-                        select(_record.c.infno, _record.c.business_key).where(
-                            _record.c.status == RecordStatus.PARKED.value,
-                            _record.c.business_key.in_(chunk),
-                        )
-                    )
+                        select(_record.c.infno, _record.c.business_key, _record.c.status).where(
+                            _record.c.infno.in_(infnos), _record.c.business_key.in_(chunk)))
+                    if row.status == RecordStatus.PARKED.value
                 )
         for item, original, key in refunds:
             if (item.spec.infno, key) in held:

@@ -284,10 +284,14 @@ def _replace_parked(conn: Any, infno: str, entries: Sequence[dict[str, Any]]) ->
     it (the last of a key, should the batch hold one twice); returns the keys replaced."""
     latest = {entry["business_key"]: entry for entry in entries}
     parked: dict[str, int] = {}
+    replaceable = {kind.value for kind in REPLACEABLE}
     for chunk in in_chunks(sorted(latest)):
+        # By the unique key alone, the state read here: a state condition in the query made
+        # SQLite's planner read every parked record of the transaction for each batch.
         parked.update((row.business_key, row.id) for row in conn.execute(
-            select(_record.c.business_key, _record.c.id)
-            .where(_record.c.infno == infno, _record.c.business_key.in_(chunk), _replaceable())))
+            select(_record.c.business_key, _record.c.id, _record.c.status, _record.c.park_kind)
+            .where(_record.c.infno == infno, _record.c.business_key.in_(chunk)))
+            if row.status == RecordStatus.PARKED.value and row.park_kind in replaceable)
     replaced = set()
     for key, record_id in parked.items():
         if _replace(conn, record_id, latest[key]):

@@ -20,7 +20,7 @@ from adapter.errors import TakenElsewhere
 from adapter.spool.states import UNSENT_MESSAGE_STATES, MessageStatus, ParkKind, RecordStatus
 from adapter.spool.visits import store_visit
 from adapter.state import schema
-from adapter.state.store import StateStore, utcnow
+from adapter.state.store import StateStore, unindexed, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def spool_message(
     # READY. The second one's update finds them taken and its message is rolled back.
     taken = conn.execute(
         update(_record)
-        .where(_record.c.id.in_(list(record_ids)), _record.c.status == RecordStatus.READY.value,
+        .where(_record.c.id.in_(list(record_ids)), unindexed(_record.c.status) == RecordStatus.READY.value,
                _record.c.message_id.is_(None))
         .values(status=RecordStatus.QUEUED.value, message_id=message_id, updated_at=now)
     )
