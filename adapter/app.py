@@ -28,7 +28,7 @@ from adapter.monitor.metrics import TimedTransport
 from adapter.outbound.client import CentreClient
 from adapter.outbound.envelope import Institution
 from adapter.outbound.files import FileTransfer
-from adapter.outbound.transport import HttpTransport
+from adapter.outbound.transport import HttpTransport, tls_context
 from adapter.plugin.api import RegionProfile, SignerSpec, TransactionSpec
 from adapter.plugin.manager import PluginHost
 from adapter.policy.engine import ActiveRule, resolve
@@ -163,6 +163,8 @@ def plan(
         sources[infno] = source
     credentials = settings.centre.resolve_credentials()
     Keyring.from_settings(settings.state)  # the sealing keys: there, private and well formed
+    if settings.centre.tls_verify:  # the CA bundle: there and holding certificates (off: nothing to read)
+        tls_context(True, settings.centre.ca_bundle)
     policy_rules = resolve(host.policy_rules(), region.name, region.rule_set, settings.rules)
     return Plan(settings, host, region, gateway, credentials, {i: region.transactions[i] for i in infnos},
                 sources, policy_rules)
@@ -179,10 +181,12 @@ def build_adapter(
     region, schedule, centre = checked.region, settings.schedule, settings.centre
     stop_event = stop_event or threading.Event()
     signer = checked.gateway.factory(checked.credentials, region.gateway_options)
+    # an HttpTransport that times each request (/metrics); before the store is opened, as an
+    # unreadable [centre] ca_bundle refuses to start
+    transport = TimedTransport(centre.timeout_seconds, tls_verify=centre.tls_verify, ca_bundle=centre.ca_bundle)
     store = StateStore.configured(settings.state)
     sources = {infno: SqlSource(settings.his.url, source.query, source.watermark_column)
                for infno, source in checked.sources.items()}
-    transport = TimedTransport(centre.timeout_seconds)  # an HttpTransport that times each request (/metrics)
     client = CentreClient(
         store=store,
         institution=institution_from(settings, region),
@@ -194,6 +198,9 @@ def build_adapter(
         opter=centre.opter,
     )
     specs = checked.specs
+    send_settings = SendSettings(centre.timeout_seconds, schedule.in_process_attempts,
+                                 schedule.in_process_wait_seconds, schedule.retry_base_seconds,
+                                 schedule.retry_cap_seconds, schedule.in_flight)
     cycle = Cycle(
         extract=Extract(store, specs, sources, schedule.batch_size, stop_event),
         check=Check(
@@ -207,12 +214,11 @@ def build_adapter(
         build=Build(store, specs, centre.lines_per_message),
         send=Send(
             store=store, client=client, region=region, stop_event=stop_event,
-            settings=SendSettings(centre.timeout_seconds, schedule.in_process_attempts,
-                                  schedule.in_process_wait_seconds, schedule.retry_base_seconds,
-                                  schedule.retry_cap_seconds, schedule.in_flight),
+            settings=send_settings,
         ),
         settle=Settle(store=store, region=region, specs=specs, retry_base_seconds=schedule.retry_base_seconds,
-                      retry_cap_seconds=schedule.retry_cap_seconds),
+                      retry_cap_seconds=schedule.retry_cap_seconds,
+                      inquire_after_seconds=send_settings.inquire_after_seconds),
         stop_event=stop_event,
     )
     return Adapter(settings, checked.host, region, store, client, cycle, transport, sources)

@@ -4,7 +4,9 @@ The whole file is validated before anything starts; every wrong key or value is 
 its table, key and line (``check-config``). Credentials are never literal: they are references
 ``{ env = "VAR" }`` or ``{ file = "/run/secrets/x" }`` resolved when the adapter starts. The
 one secret a file can still hold is a database password inside a URL (``[his] url``,
-``[state] url``); a file that does is refused while group or others can read it.
+``[state] url``); a file that does is refused while group or others can read it. Relative paths
+in the file (SQLite files, key files, the log file, the CA bundle) are relative to the file's
+folder (:func:`load_settings`), never to the working directory.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -115,6 +118,11 @@ class CentreConfig(_Model):
     ip: Annotated[str, Field(max_length=20)] = "127.0.0.1"
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     lines_per_message: Annotated[int, Field(ge=1, le=1000)] = 50
+    #: check the certificate of an https base_url (false: a warning is logged at every start)
+    tls_verify: bool = True
+    #: PEM file of the CA(s) that sign the gateway's certificate (a hospital's private CA);
+    #: none: $SSL_CERT_FILE or $SSL_CERT_DIR when set, else the public CAs of certifi
+    ca_bundle: Annotated[str, Field(min_length=1)] | None = None
     credentials: dict[str, SecretRef] = Field(default_factory=dict)
 
     @field_validator("credentials", mode="before")
@@ -128,6 +136,12 @@ class CentreConfig(_Model):
                         f"{key} = {{ env = \"VAR\" }} or {key} = {{ file = \"/path\" }}"
                     )
         return value
+
+    @model_validator(mode="after")
+    def _ca_bundle_verifies(self) -> CentreConfig:
+        if self.ca_bundle is not None and not self.tls_verify:
+            raise ValueError("ca_bundle is given but tls_verify = false checks no certificate: drop one of them")
+        return self
 
     def resolve_credentials(self) -> dict[str, str]:
         """Resolve every credential reference (at start, never logged)."""
@@ -154,6 +168,9 @@ class ScheduleConfig(_Model):
     retry_cap_seconds: Annotated[float, Field(gt=0)] = 3600.0
     in_process_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     in_process_wait_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
+    #: messages on their way to the centre at once, each of another visit (a visit's own
+    #: messages always go one after another, in order); 1: one at a time
+    in_flight: Annotated[int, Field(ge=1, le=16)] = 1
 
     @model_validator(mode="after")
     def _cap_above_base(self) -> ScheduleConfig:
@@ -168,9 +185,6 @@ class LoggingConfig(_Model):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
     file: str | None = None
-    #: messages on their way to the centre at once, each of another visit (a visit's own
-    #: messages always go one after another, in order); 1: one at a time
-    in_flight: Annotated[int, Field(ge=1, le=16)] = 1
 
 
 class CatalogConfig(_Model):
@@ -206,6 +220,34 @@ class ReconcileConfig(_Model):
         return value
 
 
+#: an amount of the budget, in yuan: not negative, at most two decimals
+_Amount = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2)]
+#: a 险种类型 (insutype) code, 310, 390...
+_Insutype = Annotated[str, Field(pattern=r"^\d{3,6}$")]
+
+
+class BudgetConfig(_Model):
+    """The hospital's global budget (总额预算) of fund payments, per insurance type, as the
+    agency set it for the year; ``report budget`` sets the settlements against it."""
+
+    #: insutype -> the budget of every month
+    monthly: dict[_Insutype, _Amount] = Field(default_factory=dict)
+    #: "YYYY-MM" -> insutype -> the budget of that month, where it differs from ``monthly``
+    months: dict[str, dict[_Insutype, _Amount]] = Field(default_factory=dict)
+
+    @field_validator("months")
+    @classmethod
+    def _month_keys(cls, value: dict[str, dict[str, Decimal]]) -> dict[str, dict[str, Decimal]]:
+        for key in value:
+            if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", key):
+                raise ValueError(f"month {key!r} must be written YYYY-MM, e.g. [budget.months.\"2026-02\"]")
+        return value
+
+    def for_month(self, year: int, month: int) -> dict[str, Decimal]:
+        """insutype -> the budget of that month (``monthly``, with the month's own amounts over it)."""
+        return {**self.monthly, **self.months.get(f"{year:04d}-{month:02d}", {})}
+
+
 _LOOPBACK_HOSTS = ("localhost", "::1")
 
 
@@ -222,6 +264,9 @@ class MonitorConfig(_Model):
     stuck_minutes: Annotated[float, Field(gt=0)] = 60.0
     #: the status page reloads itself this often
     refresh_seconds: Annotated[int, Field(ge=5, le=3600)] = 30
+    #: local time (HH:MM) after which the first cycle writes the daily health summary of the
+    #: 24 hours before it (adapter.monitor.daily)
+    daily_summary_at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "00:00"
 
     @field_validator("listen")
     @classmethod
@@ -313,6 +358,7 @@ class Settings(_Model):
     reconcile: ReconcileConfig = ReconcileConfig()
     monitor: MonitorConfig = MonitorConfig()
     alerts: AlertsConfig = AlertsConfig()
+    budget: BudgetConfig = BudgetConfig()
     #: policy-rule settings by rule id (parameters, enabled, severity), over the region's rule set
     rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -369,7 +415,66 @@ def load_settings(path: Path | str) -> Settings:
     secrets = settings.inline_secrets()
     if secrets:
         refuse_shared(path, f"the configuration holds a password ({', '.join(secrets)}) and")
-    return settings
+    return resolve_paths(settings, Path(os.path.abspath(path)).parent)
+
+
+def resolve_paths(settings: Settings, base: Path) -> Settings:
+    """``settings`` with every relative path made absolute against ``base`` (the configuration
+    file's folder): SQLite files of ``[his] url`` and ``[state] url``, key files, the log file,
+    the alert state file, the CA bundle and ``{ file = … }`` secrets. Against the working
+    directory, ``status`` run from another folder would open (and create) another, empty state
+    database there; systemd starts the daemon in a folder of its own choosing."""
+
+    def path(value: str) -> str:
+        return value if Path(value).is_absolute() else os.path.normpath(base / value)
+
+    def maybe(value: str | None) -> str | None:
+        return None if value is None else path(value)
+
+    def ref(value: SecretRef | None) -> SecretRef | None:
+        if value is None or value.file is None:
+            return value
+        return value.model_copy(update={"file": path(value.file)})
+
+    state, alerts, centre = settings.state, settings.alerts, settings.centre
+    webhook = alerts.webhook and alerts.webhook.model_copy(update={"token": ref(alerts.webhook.token)})
+    smtp = alerts.smtp and alerts.smtp.model_copy(update={"password": ref(alerts.smtp.password)})
+    return settings.model_copy(update={
+        "his": settings.his.model_copy(update={"url": sqlite_url_against(settings.his.url, base)}),
+        "state": state.model_copy(update={
+            "url": sqlite_url_against(state.url, base), "key_file": maybe(state.key_file),
+            "old_key_files": [path(name) for name in state.old_key_files]}),
+        "centre": centre.model_copy(update={
+            "ca_bundle": maybe(centre.ca_bundle),
+            "credentials": {name: ref(item) for name, item in centre.credentials.items()}}),
+        "logging": settings.logging.model_copy(update={"file": maybe(settings.logging.file)}),
+        "monitor": settings.monitor.model_copy(update={"token": ref(settings.monitor.token)}),
+        "alerts": alerts.model_copy(update={"state_file": maybe(alerts.state_file), "webhook": webhook,
+                                            "smtp": smtp}),
+    })
+
+
+_SQLITE_URL = re.compile(r"^(?P<head>sqlite(\+\w+)?:///)(?P<database>[^?]*)(?P<query>\?.*)?$", re.S)
+
+
+def sqlite_url_against(url: str, base: Path) -> str:
+    """A SQLite URL naming a relative file (``sqlite:///spool/state.db``) as one naming it under
+    ``base`` (``sqlite:////etc/yibao-adapter/spool/state.db``), written as the user wrote it
+    otherwise; absolute files (``sqlite:////abs``), memory databases (``sqlite://``,
+    ``:memory:``) and every other database URL unchanged. A URI filename (``file:x.db`` with
+    ``?uri=true``) is made absolute the same way."""
+    found = _SQLITE_URL.match(url)
+    if found is None:
+        return url
+    database = found["database"]
+    scheme = "file:" if database.startswith("file:") else ""
+    name = database[len(scheme):]
+    if not name or name.startswith("/") or name.startswith(":memory:") or (
+            scheme and "mode=memory" in (found["query"] or "")):
+        return url
+    # the URL is percent-decoded when it is opened: the folder's own % ? # must stay literal
+    folder = str(base).replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+    return f"{found['head']}{scheme}{os.path.normpath(f'{folder}/{name}')}{found['query'] or ''}"
 
 
 def parse_settings(text: str, source: str = "<config>") -> Settings:

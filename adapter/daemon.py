@@ -35,6 +35,7 @@ from adapter.flow.report import CycleReport
 from adapter.logs import configure_logging
 from adapter.monitor import systemd
 from adapter.monitor.alerts import KINDS, AlertBook, evaluate, state_path
+from adapter.monitor.daily import DailyWriter
 from adapter.monitor.health import Health, Observed, Runtime, age_text
 from adapter.monitor.http import MonitorServer
 from adapter.monitor.metrics import StateCollector, alerts_open, cycle_observed, registry_for
@@ -107,6 +108,8 @@ class Daemon:
         self.heartbeat = self.runtime.heartbeat
         self.health = Health(_observed(adapter), self.runtime)
         self.alerts = AlertBook(state_path(adapter.settings), self._send_alert)
+        #: the daily health summary, written at the first cycle after [monitor] daily_summary_at
+        self.daily = DailyWriter()
         self.monitor: MonitorServer | None = None
         self.watchdog: systemd.Watchdog | None = None
         _wire_senders(adapter)
@@ -127,8 +130,15 @@ class Daemon:
         self._reload.set()
         self._wake.set()
 
+    def _recover(self) -> None:
+        """Messages a daemon that stopped left in flight. Only those whose lease ran out: another
+        daemon sharing the database may be sending the others right now, and taking one from
+        it would have it asked about (and resent) while the centre still works on it."""
+        outbox.recover_in_flight(self.adapter.store, only_expired=True,
+                                 inquire_after=self.adapter.cycle.send.settings.inquire_after_seconds)
+
     def run_once(self) -> CycleReport:
-        outbox.recover_in_flight(self.adapter.store)
+        self._recover()
         self._note_parked()
         report = self._cycle()
         self.evaluate_alerts()
@@ -137,7 +147,7 @@ class Daemon:
     def run_forever(self) -> CycleReport:
         """Cycles until stopped; returns the sum of what they did."""
         total = CycleReport()
-        outbox.recover_in_flight(self.adapter.store)
+        self._recover()
         self.heartbeat.watch(self.adapter.store.engine)
         self.monitor = self._start_monitor(self.adapter.settings)
         if self.runtime.watchdog_seconds is not None:
@@ -268,6 +278,7 @@ class Daemon:
         self.heartbeat.beat("cycle")
         self.sync_catalogues_if_due()
         self.reconcile_if_due()
+        self.daily.write_if_due(self.health.observed)
         self.heartbeat.beat("cycle")
         try:
             report = self.adapter.cycle.run()

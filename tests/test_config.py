@@ -19,7 +19,8 @@ EXAMPLE = ROOT / "config" / "adapter.example.toml"
 def test_example_config_is_valid_with_defaults():
     settings = load_settings(EXAMPLE)
     assert settings.schedule.interval_minutes == 20
-    assert settings.state.url == "sqlite:///spool/state.db"
+    # written "sqlite:///spool/state.db": relative to the file's folder (tests/test_config_paths.py)
+    assert settings.state.url == f"sqlite:///{EXAMPLE.parent / 'spool' / 'state.db'}"
     assert settings.centre.region == "nhsa"
     assert set(settings.centre.credentials) == {"paasid", "token"}
 

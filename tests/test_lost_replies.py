@@ -11,11 +11,13 @@ the dialect, whose reading an unreadable or foreign answer must never turn into 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from adapter_nhsa.dialect import NhsaDialect
 from adapter_nhsa.hooks import LOST_REPLIES
 from adapter_nhsa.transactions import TRANSACTIONS
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from adapter.plugin.api import LostReplyMethod, RefusalMeaning, Verdict
 from adapter.rehearsal.centre.faults import FaultPlan
@@ -168,7 +170,10 @@ def test_an_undecided_message_stays_unknown_and_a_person_can_settle_it(
     for _ in range(3):
         adapter.cycle.run()
     centre.faults = FaultPlan()
-    adapter.cycle.send.paused_until = None  # the centre is back: the next pass asks at once
+    adapter.cycle.send.paused_until = None  # the centre is back
+    with adapter.store.begin() as conn:  # and the grace an unanswered message waits has passed
+        conn.execute(update(schema.message).where(schema.message.c.status == MessageStatus.UNKNOWN.value)
+                     .values(next_attempt_at=datetime(2000, 1, 1)))
     adapter.cycle.run()
     with adapter.store.begin() as conn:
         unknown = conn.execute(select(schema.message.c.id).where(

@@ -16,13 +16,14 @@ import click
 
 from adapter.config import DEFAULT_CONFIG_PATH, Settings, load_settings
 from adapter.errors import AdapterError
-from adapter.logs import configure_logging
+from adapter.logs import configure_logging, error_line
 from adapter.state.store import StateStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("adapter.cli")
 
-#: ``run --once`` exits with this when the cycle parked or deferred something.
+#: ``status`` and ``run --once`` exit with this when something needs a person now (and other
+#: commands when part of what they were asked failed: a recheck, a reconciliation).
 EXIT_SOMETHING_FAILED = 3
 
 config_option = click.option(
@@ -46,7 +47,7 @@ def handled(func: F) -> F:
         except AdapterError as exc:
             if logging.getLogger().isEnabledFor(logging.DEBUG):
                 logger.exception("failed")
-            click.echo(f"error: {exc}", err=True)
+            click.echo(error_line(exc), err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

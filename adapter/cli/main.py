@@ -17,9 +17,11 @@ from adapter.cli.reconcile import reconcile
 from adapter.cli.rehearsal import centre, demo, sample_his
 from adapter.cli.report import report
 from adapter.cli.rules import rules
+from adapter.cli.spool import spool
 from adapter.config import load_settings
 from adapter.errors import AdapterError
-from adapter.logs import configure_logging
+from adapter.logs import configure_logging, one_line
+from adapter.redact import redact
 
 logger = logging.getLogger("adapter.cli")
 
@@ -40,6 +42,7 @@ main.add_command(demo)
 main.add_command(rules)
 main.add_command(reconcile)
 main.add_command(report)
+main.add_command(spool)
 
 
 # -- configuration and plugins -----------------------------------------------------------
@@ -157,12 +160,15 @@ def mapping_unmapped(config_path: Path, as_json: bool) -> None:
 # -- running -----------------------------------------------------------------------------
 @main.command()
 @config_option
-@click.option("--once", is_flag=True, help="Run one cycle and exit (status 3 if anything failed).")
+@click.option("--once", is_flag=True,
+              help="Run one cycle and exit (status 3 when something needs a person now, as `status` says).")
 @handled
 def run(config_path: Path, once: bool) -> None:
     """Run the daemon: extract, map, validate, spool and send every interval."""
     from adapter.app import build_adapter
     from adapter.daemon import Daemon
+    from adapter.monitor.facts import read_snapshot
+    from adapter.monitor.status import needs_a_person
 
     settings = _settings(config_path)
     adapter = build_adapter(settings)
@@ -171,7 +177,11 @@ def run(config_path: Path, once: bool) -> None:
         if once:
             report = daemon.run_once()
             _print_report(report)
-            if not report.clean:
+            wired = daemon.adapter
+            snapshot = read_snapshot(wired.store, wired.settings.his.transactions, wired.edition)
+            attention = needs_a_person(wired.store, wired.settings, snapshot, "run", report.errors)
+            _print_attention(attention)
+            if attention.needed:
                 sys.exit(EXIT_SOMETHING_FAILED)
         else:
             daemon.run_forever()
@@ -186,8 +196,20 @@ def _print_report(report: Any) -> None:
         f"rejected {report.lines_rejected}), messages acked {report.messages_acked} "
         f"({report.lines_acked} lines), transient failures {report.transient_failures}"
     )
-    for error in report.errors:
-        click.echo(f"error: {error}")
+    for error in report.errors:  # as the log writes them: one line, nothing secret or personal
+        click.echo(f"error: {one_line(redact(str(error)))}")
+
+
+def _print_attention(attention: Any) -> None:
+    from adapter.monitor.status import local_time
+
+    if not attention.needed:
+        click.echo("nothing needs a person now" + (f" (last look {local_time(attention.last_look)})"
+                                                   if attention.last_look else ""))
+        return
+    click.echo("needs a person:")
+    for reason in attention.reasons:
+        click.echo(f"  {reason}")
 
 
 @main.command()
@@ -195,125 +217,68 @@ def _print_report(report: Any) -> None:
 @json_option
 @handled
 def status(config_path: Path, as_json: bool) -> None:
-    """Health of the upload queue."""
-    from adapter.monitor.status import format_age, queue_status
+    """Health of every transaction's queue; exits 3 when something needs a person now (records
+    parked since the last look, a stuck queue, signing in failing)."""
+    from adapter.monitor.status import needs_a_person, queue_status
     from adapter.plugin.manager import PluginHost
     from adapter.spec.tables import load_edition
 
     settings = _settings(config_path)
     edition = load_edition(PluginHost.load().region(settings.centre.region).interface_edition)
     with state_store(settings) as store:
-        state = queue_status(store, edition=edition)
+        state = queue_status(store, edition=edition, infnos=settings.his.transactions)
+        assert state.snapshot is not None
+        attention = needs_a_person(store, settings, state.snapshot, "status")
     if as_json:
-        click.echo(json.dumps(state.as_dict(), ensure_ascii=False, indent=2))
-        return
+        click.echo(json.dumps({**state.as_dict(), "attention": attention.as_dict()}, ensure_ascii=False, indent=2))
+    else:
+        _print_status(state)
+        _print_attention(attention)
+    if attention.needed:
+        sys.exit(EXIT_SOMETHING_FAILED)
+
+
+def _print_status(state: Any) -> None:
+    from adapter.monitor.health import age_text
+    from adapter.monitor.status import local_time
+
     click.echo("messages: " + ", ".join(f"{k} {v}" for k, v in state.messages.items()))
-    click.echo("lines:    " + ", ".join(f"{k} {v}" for k, v in state.lines.items()))
+    click.echo("records:  " + ", ".join(f"{k} {v}" for k, v in state.lines.items()))
     for item in state.transactions:
-        states = ", ".join(f"{k} {v}" for k, v in item["by_status"].items())
+        states = ", ".join(f"{k} {v}" for k, v in sorted(item["by_status"].items())) or "none yet"
         click.echo(f"  {item['infno']} {item['name']}".rstrip() + f": {item['records']} record(s) ({states})")
-    click.echo(f"oldest unsent: {format_age(state.oldest_unsent_age_seconds)}"
-               + (f" (since {state.oldest_unsent_created_at})" if state.oldest_unsent_created_at else ""))
-    click.echo(f"last successful upload: {state.last_successful_upload or 'never'}")
+        details = []
+        if item["messages"]:
+            details.append("messages " + ", ".join(f"{k} {v}" for k, v in sorted(item["messages"].items())))
+        if item["oldest_unsent_at"] is not None:
+            details.append(f"oldest unsent read {local_time(item['oldest_unsent_at'])}")
+        if item["head"] is not None:
+            head = item["head"]
+            details.append(f"head message {head['message_id']} ({head['status']}, {head['attempts']} attempt(s))")
+        details.append(f"last upload {local_time(item['last_upload_at']) if item['last_upload_at'] else 'never'}")
+        click.echo("      " + "; ".join(details))
+    age = state.oldest_unsent_age_seconds
+    click.echo(f"oldest unsent: {age_text(age) if age is not None else '-'}"
+               + (f" (since {local_time(state.oldest_unsent_created_at)})" if state.oldest_unsent_created_at else ""))
+    last = state.last_successful_upload
+    click.echo(f"last successful upload: {local_time(last) if last else 'never'}")
     click.echo("watermark: " + (", ".join(f"{k} = {v}" for k, v in state.watermarks.items()) or "none"))
     if state.parked_reasons:
-        click.echo("parked:")
+        click.echo("parked (`spool list --records --state parked`, `spool show ID --record`):")
         for item in state.parked_reasons:
-            click.echo(f"  {item['lines']:>5}  [{item['kind']}] {item['reason']}")
+            click.echo(f"  {item['lines']:>5}  {item['infno']} [{item['kind']}] {item['reason']}")
     if state.unknown:
         click.echo("outcome unknown (asked about again; `spool resolve ID --acked|--resend` settles one by hand):")
         for item in state.unknown:
-            click.echo(f"  message {item['message_id']} {item['infno']} (age {format_age(item['age_seconds'])}, "
-                       f"next {item['next_attempt_at']}): {item['last_error']}")
+            click.echo(f"  message {item['message_id']} {item['infno']} (age {age_text(item['age_seconds'])}, "
+                       f"next {local_time(item['next_attempt_at'])}): {item['last_error']}")
     if state.retry_errors:
         click.echo("waiting to retry:")
         for item in state.retry_errors:
             click.echo(
-                f"  message {item['message_id']} (attempts {item['attempts']}, next "
-                f"{item['next_attempt_at']}): {item['last_error']}"
+                f"  message {item['message_id']} {item['infno']} (attempts {item['attempts']}, next "
+                f"{local_time(item['next_attempt_at'])}): {item['last_error']}"
             )
-
-
-@main.group()
-def spool() -> None:
-    """Act on spooled items."""
-
-
-@spool.command("retry")
-@click.argument("message_id", type=int, required=False)
-@click.option("--all", "all_", is_flag=True, help="Every line the centre rejected.")
-@config_option
-@handled
-def spool_retry(message_id: int | None, all_: bool, config_path: Path) -> None:
-    """Resubmit lines the centre rejected, once the cause is fixed."""
-    from adapter.spool.outbox import requeue_parked
-
-    if message_id is None and not all_:
-        raise click.UsageError("name a MESSAGE_ID or give --all")
-    settings = _settings(config_path)
-    with state_store(settings) as store:
-        count = requeue_parked(store, None if all_ else message_id)
-    click.echo(f"{count} line(s) requeued; they go out in the next cycle")
-
-
-@spool.command("recheck")
-@click.argument("record_ids", type=int, nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Every record parked malformed, invalid or unmapped.")
-@click.option("--infno", default=None, help="Only records of this transaction.")
-@config_option
-@handled
-def spool_recheck(record_ids: tuple[int, ...], all_: bool, infno: str | None, config_path: Path) -> None:
-    """Read the HIS rows of parked malformed, invalid or unmapped records again by their key,
-    once fixed in the HIS; they go through the checks at the next cycle."""
-    from adapter.app import build_adapter
-
-    if not record_ids and not all_:
-        raise click.UsageError("name record IDs or give --all")
-    adapter = build_adapter(_settings(config_path))
-    try:
-        done = adapter.cycle.extract.recheck(None if all_ else list(record_ids), infno)
-    finally:
-        adapter.close()
-    for item in done:
-        named = " ".join(filter(None, (f"record {item.record_id}", item.infno, item.business_key)))
-        click.echo(f"{named}: {item.note}")
-    replaced = sum(1 for item in done if item.replaced)
-    click.echo(f"{replaced} record(s) read again from the HIS; they go through the checks at the next cycle")
-    if replaced < len(done):
-        sys.exit(EXIT_SOMETHING_FAILED)
-
-
-@spool.command("resolve")
-@click.argument("message_id", type=int)
-@click.option("--acked", "verdict", flag_value="acked", help="The centre holds it (checked at the centre).")
-@click.option("--resend", "verdict", flag_value="resend", help="The centre does not hold it: send it again.")
-@click.option("--reason", default="", help="What the decision rests on (kept with the message).")
-@config_option
-@handled
-def spool_resolve(message_id: int, verdict: str | None, reason: str, config_path: Path) -> None:
-    """Settle a message whose outcome stayed unknown (the centre's answer was lost and its
-    inquiry could not decide), after checking at the centre by other means."""
-    import getpass
-
-    from adapter.spool.outbox import resolve_by_hand
-    from adapter.state.store import utcnow
-
-    if verdict is None:
-        raise click.UsageError("say what the centre holds: --acked or --resend")
-    who = getpass.getuser()
-    note = f"settled by hand ({verdict}) by {who} at {utcnow():%Y-%m-%d %H:%M:%S} UTC" + (
-        f": {reason}" if reason else "")
-    settings = _settings(config_path)
-    with state_store(settings) as store:
-        try:
-            count = resolve_by_hand(store, message_id, acked=verdict == "acked", note=note)
-        except LookupError as exc:
-            raise click.ClickException(str(exc)) from exc
-    logging.getLogger("adapter.audit").warning(
-        "message %d %s", message_id, note, extra={"action": "spool_resolve", "message_id": message_id, "user": who}
-    )
-    done = "marked sent" if verdict == "acked" else "sent again in the next cycle"
-    click.echo(f"message {message_id}: {count} record(s) {done}")
 
 
 # -- simulated centre, sample data, demo ---------------------------------------------------

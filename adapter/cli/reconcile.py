@@ -34,13 +34,16 @@ def _date(value: str, option: str) -> date:
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write CSV here.")
 @click.option("--xlsx", "xlsx_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write XLSX here.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write HTML here.")
+@click.option("--by", type=click.Choice(["doctor", "department", "operator"]),
+              help="Also group the differences by the stay's doctor, department or the operator who settled, "
+                   "where the settlement query names them.")
 @config_option
 @json_option
 @click.pass_context
 @handled
 def reconcile(ctx: click.Context, day: str | None, start: str | None, end: str | None, month: str | None,
-              csv_path: Path | None, xlsx_path: Path | None, html_path: Path | None, config_path: Path,
-              as_json: bool) -> None:
+              csv_path: Path | None, xlsx_path: Path | None, html_path: Path | None, by: str | None,
+              config_path: Path, as_json: bool) -> None:
     """Reconcile with the centre: 3201 per insurance type x clearing type, 3202 where they do
     not balance. Exit status 3 when something does not balance."""
     if ctx.invoked_subcommand is not None:
@@ -77,16 +80,18 @@ def reconcile(ctx: click.Context, day: str | None, start: str | None, end: str |
         run = adapter.reconciler.run(period)
     finally:
         adapter.close()
+    # who answers for each settlement that differs, where the settlement query names them
+    who = report.responsible_for(run, settings.his.url, settings.require_settlement_query())
     writers: tuple[tuple[Path | None, Callable[[Path], int]], ...] = (
-        (csv_path, lambda p: p.write_text(report.as_csv(run, label), encoding="utf-8-sig")),
-        (xlsx_path, lambda p: p.write_bytes(report.as_xlsx(run, label, hospital, home))),
-        (html_path, lambda p: p.write_text(report.as_html(run, label, hospital, home), encoding="utf-8")),
+        (csv_path, lambda p: p.write_text(report.as_csv(run, label, who, by), encoding="utf-8-sig")),
+        (xlsx_path, lambda p: p.write_bytes(report.as_xlsx(run, label, hospital, home, who, by))),
+        (html_path, lambda p: p.write_text(report.as_html(run, label, hospital, home, who, by), encoding="utf-8")),
     )
     for path, write in writers:
         if path is not None:
             write(path)
     if as_json:
-        click.echo(json.dumps(run.to_json(), ensure_ascii=False, default=str))
+        click.echo(json.dumps(report.as_json(run, who, by), ensure_ascii=False, default=str))
     else:
         _echo(run, label)
     if not run.balanced:

@@ -147,6 +147,7 @@ def demo(directory: Path | None, visits: int, seed: int) -> None:
     click.echo("")
     for kind, reason in result.parked_examples.items():
         click.echo(f"  e.g. [{kind}] {reason[:150]}")
+    _echo_findings(result)
     click.echo(
         f"\n{result.cycles} cycle(s) in {result.seconds:.1f}s. Config, HIS and state are in "
         f"{directory}; try: yibao-adapter status --config {directory / 'adapter.toml'}"
@@ -154,3 +155,19 @@ def demo(directory: Path | None, visits: int, seed: int) -> None:
     if not result.complete:
         click.echo("demo did not finish: some lines are still unsent (see status)", err=True)
         sys.exit(1)
+    if result.reports_missing or result.rules_not_shown:
+        click.echo(f"demo reports incomplete: not written {', '.join(result.reports_missing) or '-'}; rules with "
+                   f"no finding {', '.join(result.rules_not_shown) or '-'}", err=True)
+        sys.exit(1)
+
+
+def _echo_findings(result: Any) -> None:
+    """The policy findings of the month per rule, and where the reports are."""
+    from adapter.policy.report import RULE_NAMES
+
+    click.echo(f"\n  policy findings: {sum(result.findings_by_rule.values())} (self-inspection, per rule)")
+    for rule, count in result.findings_by_rule.items():
+        click.echo(f"  {count:>6}  {rule} {RULE_NAMES.get(rule, '')}".rstrip())
+    click.echo("\n  reports:")
+    for what, path in result.reports.items():
+        click.echo(f"    {what:<34} {path}")

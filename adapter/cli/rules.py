@@ -66,13 +66,17 @@ def rules_list(config_path: Path, as_json: bool) -> None:
               show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write here (default: stdout; xlsx needs it).")
+@click.option("--by", type=click.Choice(["doctor", "department", "operator"]),
+              help="Grouped by who answers for the lines: findings and amount at stake per ordering doctor, "
+                   "billing department or operator, as the HIS names them.")
 @click.option("--annual-fund-payments", type=Decimal, help="Last year's fund payments, for the exposure estimate.")
 @config_option
 @handled
-def rules_report(start: str, end: str, fmt: str, out: Path | None, annual_fund_payments: Decimal | None,
-                 config_path: Path) -> None:
-    """Self-inspection report: findings by rule, department and doctor, amounts at stake, the
-    annual-ratio indicators, and the estimated penalty band where the region has a table."""
+def rules_report(start: str, end: str, fmt: str, out: Path | None, by: str | None,
+                 annual_fund_payments: Decimal | None, config_path: Path) -> None:
+    """Self-inspection report: findings by rule, department, doctor and operator, amounts at
+    stake, the annual-ratio indicators, and the estimated penalty band where the region has a
+    table; with --by, the findings and amounts of each doctor, department or operator."""
     from adapter.errors import AdapterError
     from adapter.policy import report as reports
     from adapter.reports.layout import Hospital
@@ -80,29 +84,34 @@ def rules_report(start: str, end: str, fmt: str, out: Path | None, annual_fund_p
     first, last = parse_day(start, "--from"), parse_day(end, "--to")
     if last < first:
         raise AdapterError(f"--to {end} is before --from {start}")
+    if fmt == "xlsx" and out is None:
+        raise AdapterError("--format xlsx needs --out FILE.xlsx")
     settings, region, active = _active(config_path)
     with state_store(settings) as store:
         result = reports.build_report(
             store, first, last, region=region.name, descriptions={a.rule.id: a.rule.description for a in active},
             his_url=settings.his.url, settlement_query=settings.his.settlement_query,
             penalty_table=region.penalty_table, penalty_source=region.penalty_source,
-            annual_fund_payments=annual_fund_payments,
+            annual_fund_payments=annual_fund_payments, transactions=region.transactions,
         )
     hospital = Hospital(settings.centre.fixmedins_code, settings.centre.fixmedins_name)
+    view = reports.grouped(result, by) if by else None
     if fmt == "xlsx":
-        if out is None:
-            raise AdapterError("--format xlsx needs --out FILE.xlsx")
-        out.write_bytes(reports.as_xlsx(result, hospital))
+        assert out is not None
+        out.write_bytes(reports.as_xlsx(result, hospital) if view is None else reports.grouped_xlsx(view, hospital))
     else:
         if fmt == "html":
-            content = reports.as_html(result, hospital)
+            content = reports.as_html(result, hospital) if view is None else reports.grouped_html(view, hospital)
         elif fmt == "csv":
-            content = reports.as_csv(result)
+            content = reports.as_csv(result) if view is None else reports.grouped_csv(view)
         else:
-            content = json.dumps(reports.as_json(result), ensure_ascii=False, default=str, indent=1)
+            data = reports.as_json(result) if view is None else reports.grouped_json(view)
+            content = json.dumps(data, ensure_ascii=False, default=str, indent=1)
         if out is None:
             sys.stdout.write(content if content.endswith("\n") else content + "\n")
         else:
             out.write_text(content, encoding="utf-8")
     if out is not None:
-        click.echo(f"{len(result.findings)} finding(s), {result.amount:.2f} yuan at stake: wrote {out}", err=True)
+        grouping = f" by {by} ({len(view.groups)} group(s))" if view is not None else ""
+        click.echo(f"{len(result.findings)} finding(s), {result.amount:.2f} yuan at stake{grouping}: wrote {out}",
+                   err=True)

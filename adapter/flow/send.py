@@ -58,6 +58,14 @@ class SendSettings:
     #: messages sent at once, each of another group
     in_flight: int = 1
 
+    @property
+    def inquire_after_seconds(self) -> float:
+        """How long an unanswered message waits before the centre is asked what became of it:
+        two timeouts. A request the adapter stopped waiting for may still be running at the
+        centre; an inquiry (or a withdrawal) that overtook it would find nothing, and the
+        resend would then duplicate what the slow original commits."""
+        return 2 * self.timeout_seconds
+
 
 class Send:
     def __init__(
@@ -86,7 +94,7 @@ class Send:
             return
         # A lease that ran out (a failed state write, a worker that died) is reclaimed while
         # running, not only at start; an unfinished attempt makes its message unknown.
-        outbox.recover_in_flight(self.store, only_expired=True)
+        outbox.recover_in_flight(self.store, only_expired=True, inquire_after=settings.inquire_after_seconds)
         self.inquire(report, resolve)
         failures_in_a_row = 0
         wave_size = max(1, settings.in_flight)

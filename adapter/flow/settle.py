@@ -29,8 +29,10 @@ logger = logging.getLogger(__name__)
 
 class Settle:
     def __init__(self, *, store: StateStore, region: RegionProfile, specs: Mapping[str, TransactionSpec],
-                 retry_base_seconds: float, retry_cap_seconds: float) -> None:
+                 retry_base_seconds: float, retry_cap_seconds: float, inquire_after_seconds: float = 0.0) -> None:
         self.store = store
+        #: how long an unanswered message waits before it is asked about (see Send)
+        self.inquire_after_seconds = inquire_after_seconds
         self.region = region
         self.specs = dict(specs)
         self.retry_base_seconds = retry_base_seconds
@@ -60,7 +62,8 @@ class Settle:
             self._rejected(message, delivery.error, report)
         elif delivery.kind is DeliveryKind.UNKNOWN:
             report.outcomes_unknown += 1
-            outbox.mark_unknown(self.store, message.id, delivery.error, delivery.msgid, expect=MessageStatus.IN_FLIGHT)
+            outbox.mark_unknown(self.store, message.id, delivery.error, delivery.msgid, expect=MessageStatus.IN_FLIGHT,
+                                inquire_after=self.inquire_after_seconds)
             logger.warning(
                 "message %d: %s; asking the centre before any resend", message.id, delivery.error,
                 extra={"action": "send_outcome_unknown", "message_id": message.id},

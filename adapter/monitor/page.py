@@ -1,9 +1,10 @@
 """The status page for people (``/``): one HTML page, Chinese first with the English beside it,
 that reloads itself. It says whether the adapter is ready and why not, which alerts are open,
 the queues per transaction and state, the oldest item waiting, recent errors in plain words,
-parked records with their reasons, messages whose outcome is unknown, catalogue ages and the
-last reconciliation. Rendered from adapter/templates/status_page.html (autoescaped: park
-reasons and errors quote the centre and the HIS), with the reports' stylesheet and no scripts.
+parked records with their reasons, messages whose outcome is unknown, catalogue ages, the
+last reconciliation and the newest daily summary (adapter.monitor.daily). Rendered from
+adapter/templates/status_page.html (autoescaped: park reasons and errors quote the centre and
+the HIS), with the reports' stylesheet and no scripts.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from adapter.errors import StateStoreError
 from adapter.monitor.alerts import OpenAlert
+from adapter.monitor.daily import DailySummary, latest
 from adapter.monitor.facts import Snapshot, plain_error
 from adapter.monitor.health import Check, Observed, Runtime, age_text, stuck_heads
 
@@ -142,10 +145,53 @@ class Page:
                       "cycles": self.runtime.cycles},
             "disk": ({"path": snapshot.disk.path, "free": f"{snapshot.disk.free_share:.0%}",
                       "free_gib": f"{snapshot.disk.free_bytes / 2**30:.1f}"} if snapshot.disk else None),
+            "daily": self._daily(),
         }
+
+    def _daily(self) -> dict[str, Any] | None:
+        """The newest daily summary as the page shows it (None: none written yet)."""
+        try:
+            summary = latest(self.observed.store)
+        except StateStoreError:
+            return None
+        return None if summary is None else daily_context(summary)
 
     def render(self) -> str:
         return _environment().get_template("status_page.html").render(**self.context())
+
+
+SIGN_IN_PROBLEMS = {
+    "credentials": "签到失败：网关拒绝本院凭据（HTTP 401） sign-in failing: the gateway refuses our credentials",
+    "refused": "签到失败：中心拒绝 9001 sign-in failing: the centre refuses 9001",
+}
+
+
+def daily_context(summary: DailySummary) -> dict[str, Any]:
+    """A daily summary as the status page's template reads it."""
+    if summary.sign_in_problem:
+        sign_in = SIGN_IN_PROBLEMS.get(summary.sign_in_problem, summary.sign_in_problem)
+    elif summary.signed_in_at is None:
+        sign_in = "未签到 not signed in"
+    else:
+        sign_in = f"已签到 signed in since {local(summary.signed_in_at)}"
+    oldest = summary.oldest_unsent
+    return {
+        "day": f"{summary.day:%Y-%m-%d}",
+        "window": f"{summary.start:%Y-%m-%d %H:%M} – {summary.end:%Y-%m-%d %H:%M}",
+        "written": local(summary.written_at),
+        "rows": [{"infno": t.infno, "name": t.name, "uploads": t.uploads, "records": t.records,
+                  "failures": t.failures, "parked": t.parked, "unsent": t.unsent,
+                  "oldest": summary.age(t.oldest_unsent_at) if t.oldest_unsent_at else "",
+                  "bad": bool(t.failures or t.parked)} for t in summary.transactions],
+        "totals": {name: summary.total(name) for name in ("uploads", "records", "failures", "parked", "unsent")},
+        "oldest": ({"infno": oldest.infno, "age": summary.age(oldest.oldest_unsent_at)} if oldest else None),
+        "sign_in": sign_in,
+        "sign_in_bad": bool(summary.sign_in_problem) or summary.signed_in_at is None,
+        "unreachable": summary.centre_unreachable,
+        "catalogs": [{"kind": c.kind, "ver": c.ver or "", "age": summary.age(c.activated_at) if c.ver else ""}
+                     for c in summary.catalogs],
+        "line": summary.line(),
+    }
 
 
 def _parse(text: str) -> datetime:

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from adapter.plugin import hookimpl
+from adapter.plugin.budget import DEFAULT_ADVANCE_SHARE, DEFAULT_SHARING, OverspendBand, OverspendSharing
 from adapter.plugin.catalogues import CatalogRole, CatalogSpec, PolicySpec
 from adapter.plugin.editions import EditionDifference
 from adapter.plugin.outcomes import InquiryAnswer, LostReply, LostReplyMethod, RefusalMeaning, Verdict
@@ -204,6 +205,16 @@ class RegionProfile:
     #: the deadline of a transaction missing from ``upload_deadlines``: one day, as for the
     #: real-time uploads (实时上传) the centre expects within 24 hours
     upload_deadline: timedelta = timedelta(hours=24)
+    #: how long the spool keeps what the centre acknowledged: ``spool purge`` refuses to delete
+    #: anything younger. Three years is a default of this project, not a figure from a rule it
+    #: carries: a region (or a hospital's own record-keeping rules) sets the one that applies
+    minimum_retention: timedelta = timedelta(days=3 * 365 + 1)
+    #: the share of a month's fund payments (up to its budget) the centre advances under the
+    #: global budget (总额预算); the rest is withheld for the year-end assessment (``report budget``)
+    budget_advance_share: Decimal = DEFAULT_ADVANCE_SHARE
+    #: how a year's overspend of the budget is shared by fund and hospital, with its source
+    #: (adapter.plugin.budget; DEFAULT_SHARING where the region declares none)
+    budget_sharing: OverspendSharing = DEFAULT_SHARING
 
     @property
     def table_changes(self) -> tuple[EditionDifference, ...]:
@@ -244,7 +255,8 @@ class RegionProfile:
 __all__ = [
     "SINGLE_ENDPOINT", "CatalogRole", "CatalogSpec", "ChildSpec", "Dialect", "EarlierStay",
     "EditionDifference", "EmptyNumber", "FeeLine", "FieldKind", "FieldSpec", "FileUpload", "Finding", "Hit",
-    "InquiryAnswer", "LostReply", "LostReplyMethod", "MappedFeeLine", "MappingKind", "Param", "PenaltyBand",
+    "InquiryAnswer", "LostReply", "LostReplyMethod", "MappedFeeLine", "MappingKind", "OverspendBand",
+    "OverspendSharing", "Param", "PenaltyBand",
     "PolicyRule", "PolicySpec", "RefusalMeaning", "RegionProfile", "Rule", "Settlement", "Severity", "Signer",
     "SignerSpec", "Stay", "TransactionSpec", "UrlStyle", "Verdict", "f", "hookimpl",
 ]

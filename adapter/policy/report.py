@@ -1,13 +1,19 @@
-"""The self-inspection report (自查): findings by rule, department and doctor with the money
-at stake, the annual-ratio indicators the policies watch, and, where the region has a penalty
-discretion table, the estimated exposure band (an estimate, labelled as one)."""
+"""The self-inspection report (自查): findings by rule, department, doctor and operator with
+the money at stake, the annual-ratio indicators the policies watch, and, where the region has a
+penalty discretion table, the estimated exposure band (an estimate, labelled as one).
+
+Each finding names who answers for its line as the HIS gave them (the ordering doctor, the
+billing and executing department, the operator; :mod:`adapter.reports.responsibility`), read
+from the ledger's copy of the HIS row; :func:`grouped` is the report grouped by one of them."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -17,8 +23,11 @@ from sqlalchemy import select
 
 from adapter.html_page import render
 from adapter.plugin.api import PenaltyBand
+from adapter.plugin.transactions import TransactionSpec
 from adapter.reconcile.local import Period, settlement_rows
+from adapter.reports import responsibility
 from adapter.reports.layout import Coded, Column, Hospital, Masthead, Table, masthead
+from adapter.reports.responsibility import PARTIES, Party, Responsible
 from adapter.reports.workbook import workbook
 from adapter.state import schema
 from adapter.state.store import StateStore
@@ -33,10 +42,14 @@ INDICATORS = (
 
 @dataclass
 class Group:
+    #: the rule id; a department's, doctor's or operator's code, else its name ("": not named)
     key: str
     findings: int = 0
     blocked: int = 0
     amount: Decimal = Decimal(0)
+    name: str = ""
+    #: rule id -> findings
+    rules: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,6 +82,8 @@ class SelfInspection:
     by_rule: list[Group] = field(default_factory=list)
     by_dept: list[Group] = field(default_factory=list)
     by_doctor: list[Group] = field(default_factory=list)
+    #: empty where the HIS names no operator
+    by_operator: list[Group] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     indicators: list[Indicator] = field(default_factory=list)
     exposure: Exposure | None = None
@@ -84,39 +99,76 @@ def build_report(
     store: StateStore, start: date, end: date, *, region: str, descriptions: dict[str, str],
     his_url: str | None = None, settlement_query: str | None = None,
     penalty_table: tuple[PenaltyBand, ...] = (), penalty_source: str = "", annual_fund_payments: Decimal | None = None,
+    transactions: Mapping[str, TransactionSpec] | None = None,
 ) -> SelfInspection:
     """Findings with a fee time in [start, end] (whole days), and the indicators of the
-    settlements in that period where a settlement query is given."""
+    settlements in that period where a settlement query is given. ``transactions`` (the
+    region's) say where a record's fee lines and the HIS's columns are, for who answers for
+    each line."""
     report = SelfInspection(start, end, region, descriptions=dict(descriptions))
-    finding = schema.finding
+    finding, record = schema.finding, schema.record
     upper = datetime.combine(end + timedelta(days=1), datetime.min.time())
     with store.begin() as conn:
-        rows = conn.execute(select(finding).where(
-            finding.c.fee_time >= datetime.combine(start, datetime.min.time()), finding.c.fee_time < upper,
-        ).order_by(finding.c.fee_time, finding.c.id)).all()
-    groups: dict[str, dict[str, Group]] = {"rule": {}, "dept": {}, "doctor": {}}
+        rows = conn.execute(
+            select(finding, record.c.infno.label("record_infno"), record.c.raw.label("record_raw"))
+            .select_from(finding.outerjoin(record, record.c.id == finding.c.line_id))
+            .where(finding.c.fee_time >= datetime.combine(start, datetime.min.time()), finding.c.fee_time < upper)
+            .order_by(finding.c.fee_time, finding.c.id)
+        ).all()
+    groups: dict[str, dict[str, Group]] = {"rule": {}, "dept": {}, "doctor": {}, "operator": {}}
+    raws: dict[int, Mapping[str, Any]] = {}
     for row in rows:
         amount = Decimal(row.amount)
-        for kind, key in (("rule", row.rule_id), ("dept", row.dept), ("doctor", row.doctor)):
-            group = groups[kind].setdefault(key, Group(key))
+        who = _responsible(row, transactions or {}, raws)
+        for kind, party in (("rule", Party(row.rule_id)), ("dept", who.department), ("doctor", who.doctor),
+                            ("operator", who.operator)):
+            group = groups[kind].setdefault(party.key, Group(party.key, name=party.name))
+            group.name = group.name or party.name
             group.findings += 1
             group.blocked += row.outcome == "parked"
             group.amount += amount
+            group.rules[row.rule_id] = group.rules.get(row.rule_id, 0) + 1
         report.findings.append({
             "fee_time": row.fee_time.strftime("%Y-%m-%d %H:%M"), "rule": row.rule_id,
             "rule_description": descriptions.get(row.rule_id, ""), "severity": row.severity, "outcome": row.outcome,
-            "stay": row.stay_key, "feedetl_sn": row.feedetl_sn, "item": row.his_item_code, "dept": row.dept,
-            "doctor": row.doctor, "amount": str(amount), "message": row.message,
+            "stay": row.stay_key, "feedetl_sn": row.feedetl_sn, "item": row.his_item_code,
+            "dept": who.department.name or who.department.code, "doctor": who.doctor.name or who.doctor.code,
+            "amount": str(amount), "message": row.message,
+            "dept_code": who.department.code, "doctor_code": who.doctor.code,
+            "executing_dept_code": who.executing.code, "executing_dept": who.executing.name,
+            "operator_code": who.operator.code, "operator": who.operator.name,
         })
-    order = lambda g: (-g.amount, g.key)  # noqa: E731 - a sort key
+    order = lambda g: (not g.key, -g.amount, g.key)  # noqa: E731 - a sort key
     report.by_rule = sorted(groups["rule"].values(), key=order)
     report.by_dept = sorted(groups["dept"].values(), key=order)
     report.by_doctor = sorted(groups["doctor"].values(), key=order)
+    if any(key for key in groups["operator"]):
+        report.by_operator = sorted(groups["operator"].values(), key=order)
     if his_url and settlement_query:
         report.indicators = _indicators(his_url, settlement_query, start, end)
     if penalty_table:
         report.exposure = _exposure(report.amount, penalty_table, penalty_source, annual_fund_payments)
     return report
+
+
+def _responsible(row: Any, transactions: Mapping[str, TransactionSpec], raws: dict[int, Mapping[str, Any]]
+                 ) -> Responsible:
+    """Who answers for a finding's line, from the HIS row the ledger keeps for its record; a
+    finding whose record is gone (or unreadable) keeps the department and doctor it stored."""
+    found = None
+    if row.record_raw is not None:
+        if row.line_id not in raws:
+            try:
+                parsed = json.loads(row.record_raw)
+            except ValueError:
+                parsed = None
+            raws[row.line_id] = parsed if isinstance(parsed, Mapping) else {}
+        found = responsibility.of_fee_line(transactions.get(row.record_infno), raws[row.line_id], row.feedetl_sn)
+    if found is None:
+        return Responsible(doctor=Party(name=row.doctor), department=Party(name=row.dept))
+    if not found.doctor.key and not found.department.key:  # a HIS query naming neither: what was stored
+        return Responsible(Party(name=row.doctor), Party(name=row.dept), found.executing, found.operator)
+    return found
 
 
 def _indicators(his_url: str, query: str, start: date, end: date) -> list[Indicator]:
@@ -181,12 +233,16 @@ def as_json(report: SelfInspection) -> dict[str, Any]:
     return data
 
 
+#: the CSV's columns, one row per finding; who answers for the line last (added after the others)
+CSV_COLUMNS = ["fee_time", "rule", "rule_description", "severity", "outcome", "stay", "feedetl_sn", "item", "dept",
+               "doctor", "amount", "message", "dept_code", "doctor_code", "executing_dept_code", "executing_dept",
+               "operator_code", "operator"]
+
+
 def as_csv(report: SelfInspection) -> str:
     """One row per finding (what a finance clerk filters in a spreadsheet)."""
     out = io.StringIO()
-    columns = ["fee_time", "rule", "rule_description", "severity", "outcome", "stay", "feedetl_sn", "item", "dept",
-               "doctor", "amount", "message"]
-    writer = csv.DictWriter(out, fieldnames=columns)
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
     writer.writeheader()
     writer.writerows(report.findings)
     return out.getvalue()
@@ -194,6 +250,11 @@ def as_csv(report: SelfInspection) -> str:
 
 def _rule(report: SelfInspection, rule_id: str) -> Coded:
     return Coded(rule_id, RULE_NAMES.get(rule_id) or report.descriptions.get(rule_id, ""))
+
+
+def _rule_text(rule_id: str) -> str:
+    """"重复收费 duplicate-charge" (a plugin's rule by its id alone)."""
+    return f"{RULE_NAMES.get(rule_id, '')} {rule_id}".strip()
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -205,27 +266,44 @@ def _split(name: str) -> tuple[str, str]:
 _WITHIN = {True: Coded("是", "within"), False: Coded("否", "OVER"), None: Coded("-", "unknown")}
 _GROUP = (Column("发现数", "Findings", "count", total=True), Column("已拦截", "Stopped", "count", total=True),
           Column("涉及金额", "Amount at stake", "money", total=True))
+#: the findings' keys of each party (code, name), and the finding's role of ``--by``
+_PARTY_KEYS = {"department": ("dept_code", "dept"), "doctor": ("doctor_code", "doctor"),
+               "executing": ("executing_dept_code", "executing_dept"), "operator": ("operator_code", "operator")}
+
+
+def _party(finding: dict[str, Any], role: str) -> Party:
+    code, name = (finding.get(key) or "" for key in _PARTY_KEYS[role])
+    return Party(code, "" if name == code else name)
+
+
+def _by_party(zh: str, en: str, key: str, groups: list[Group]) -> Table:
+    return Table(key, f"按{zh} By {en.lower()}", f"按{zh}", f"By {en.lower()}", (Column(zh, en, "code"), *_GROUP),
+                 [[Party(g.key if g.key != g.name else "", g.name).coded(), g.findings, g.blocked, g.amount]
+                  for g in groups])
 
 
 def tables(report: SelfInspection) -> list[Table]:
-    """By rule, department and doctor, the indicators, the exposure estimate, the findings."""
+    """By rule, department, doctor (and operator, where the HIS names one), the indicators,
+    the exposure estimate, the findings."""
     out = [
         Table("by-rule", "按规则 By rule", "按规则", "By rule",
               (Column("规则", "Rule", "code"), Column("说明", "What it finds", wrap=True), *_GROUP),
               [[_rule(report, g.key), report.descriptions.get(g.key, ""), g.findings, g.blocked, g.amount]
                for g in report.by_rule]),
-        Table("by-dept", "按科室 By department", "按科室", "By department", (Column("科室", "Department"), *_GROUP),
-              [[g.key, g.findings, g.blocked, g.amount] for g in report.by_dept]),
-        Table("by-doctor", "按医生 By doctor", "按医生", "By doctor", (Column("医生", "Doctor"), *_GROUP),
-              [[g.key, g.findings, g.blocked, g.amount] for g in report.by_doctor]),
-        Table("indicators", "指标 Indicators", "指标", "Indicators (000 §2-一.11)",
-              (Column("指标", "Indicator", wrap=True), Column("数值", "Value", "percent"),
-               Column("上限", "Limit", "percent"), Column("是否达标", "Within the limit", "code"),
-               Column("依据", "Basis", wrap=True)),
-              [[" · ".join(_split(i.name)).strip(" ·"), i.value, i.limit, _WITHIN[i.ok], i.note]
-               for i in report.indicators],
-              marks=["bad" if i.ok is False else "" for i in report.indicators]),
+        _by_party("科室", "Department", "by-dept", report.by_dept),
+        _by_party("医生", "Doctor", "by-doctor", report.by_doctor),
     ]
+    if report.by_operator:
+        out.append(_by_party("经办人", "Operator", "by-operator", report.by_operator))
+    out.append(Table(
+        "indicators", "指标 Indicators", "指标", "Indicators (000 §2-一.11)",
+        (Column("指标", "Indicator", wrap=True), Column("数值", "Value", "percent"),
+         Column("上限", "Limit", "percent"), Column("是否达标", "Within the limit", "code"),
+         Column("依据", "Basis", wrap=True)),
+        [[" · ".join(_split(i.name)).strip(" ·"), i.value, i.limit, _WITHIN[i.ok], i.note]
+         for i in report.indicators],
+        marks=["bad" if i.ok is False else "" for i in report.indicators],
+    ))
     if report.exposure is not None:
         e = report.exposure
         out.append(Table(
@@ -237,35 +315,140 @@ def tables(report: SelfInspection) -> list[Table]:
             [[f"仅为估算，不是医保部门的处理决定 · {e.label}", e.loss,
               None if e.share is None else Decimal(str(round(e.share, 8))), e.band, e.low, e.high, e.source]],
         ))
-    out.append(Table(
-        "findings", "明细 Findings", "明细", "Findings",
-        (Column("费用时间", "Fee time", "datetime"), Column("规则", "Rule", "code"),
-         Column("严重程度", "Severity", "code"), Column("处理", "Outcome", "code"), Column("就诊", "Stay", "id"),
-         Column("明细流水号", "Line", "id"), Column("项目", "Item", "id"), Column("科室", "Department"),
-         Column("医生", "Doctor"), Column("金额", "Amount", "money", total=True),
-         Column("如何整改", "What to fix", wrap=True)),
-        [[datetime.strptime(f["fee_time"], "%Y-%m-%d %H:%M"), _rule(report, f["rule"]),
-          Coded(f["severity"], SEVERITIES.get(f["severity"], "")), Coded(f["outcome"], OUTCOMES.get(f["outcome"], "")),
-          f["stay"], f["feedetl_sn"], f["item"], f["dept"], f["doctor"], Decimal(f["amount"]), f["message"]]
-         for f in report.findings],
-        marks=["bad" if f["outcome"] == "parked" else "" for f in report.findings],
-    ))
+    out.append(_findings(report, report.findings))
     return out
 
 
-def _head(report: SelfInspection, hospital: Hospital | None) -> Masthead:
-    return masthead("医保自查报告", "Self-inspection", hospital, report.start, report.end, [
-        ("统筹区域", "Region", report.region),
-        ("发现数", "Findings", f"{len(report.findings):,}"),
-        ("涉及金额", "Amount at stake", f"{report.amount:,.2f} 元 yuan"),
-    ])
+def _findings(report: SelfInspection, findings: list[dict[str, Any]], by: str | None = None) -> Table:
+    """The findings, one row each, with who answers for the line: the ordering doctor and the
+    billing department always, the executing department and the operator where the HIS names
+    them; grouped ``by`` one of them, that one comes first."""
+    roles = ["department", "doctor"] + [role for role in ("executing", "operator")
+                                        if any(_party(f, role).key for f in findings)]
+    party_columns = {"department": Column("科室", "Department (billing)", "code"),
+                     "doctor": Column("医生", "Doctor (ordering)", "code"),
+                     "executing": Column("执行科室", "Department (executing)", "code"),
+                     "operator": Column("经办人", "Operator", "code")}
+    first = [by] if by else []
+    rest = [role for role in roles if role not in first]
+    columns = (
+        *(party_columns[role] for role in first),
+        Column("费用时间", "Fee time", "datetime"), Column("规则", "Rule", "code"),
+        Column("严重程度", "Severity", "code"), Column("处理", "Outcome", "code"), Column("就诊", "Stay", "id"),
+        Column("明细流水号", "Line", "id"), Column("项目", "Item", "id"),
+        *(party_columns[role] for role in rest),
+        Column("金额", "Amount", "money", total=True), Column("如何整改", "What to fix", wrap=True),
+    )
+    rows = [[*(_party(f, role).coded("") for role in first),
+             datetime.strptime(f["fee_time"], "%Y-%m-%d %H:%M"), _rule(report, f["rule"]),
+             Coded(f["severity"], SEVERITIES.get(f["severity"], "")),
+             Coded(f["outcome"], OUTCOMES.get(f["outcome"], "")),
+             f["stay"], f["feedetl_sn"], f["item"], *(_party(f, role).coded("") for role in rest),
+             Decimal(f["amount"]), f["message"]]
+            for f in findings]
+    zh, en = PARTIES[by] if by else ("", "")
+    title = (f"明细（按{zh}）", f"Findings by {en.lower()}") if by else ("明细", "Findings")
+    return Table("findings", "明细 Findings", *title, columns, rows,
+                 marks=["bad" if f["outcome"] == "parked" else "" for f in findings])
+
+
+def _head(report: SelfInspection, hospital: Hospital | None, by: str | None = None) -> Masthead:
+    facts = [("统筹区域", "Region", report.region),
+             ("发现数", "Findings", f"{len(report.findings):,}"),
+             ("涉及金额", "Amount at stake", f"{report.amount:,.2f} 元 yuan")]
+    if by:
+        zh, en = PARTIES[by]
+        facts.append(("分组", "Grouped by", f"按{zh} by {en.lower()}"))
+    return masthead("医保自查报告", "Self-inspection", hospital, report.start, report.end, facts)
 
 
 def as_html(report: SelfInspection, hospital: Hospital | None = None) -> str:
     """One self-contained page (no scripts, no external files)."""
-    return render("self_inspection.html", _head(report, hospital), tables=tables(report), report=report)
+    return render("self_inspection.html", _head(report, hospital), tables=tables(report), report=report, by=None)
 
 
 def as_xlsx(report: SelfInspection, hospital: Hospital | None = None) -> bytes:
     """汇总 Summary (whose, when, how much) first, then a sheet per table."""
     return workbook(_head(report, hospital), tables(report), about_sheet="汇总 Summary", about_first=True)
+
+
+# -- grouped by who answers for the lines -----------------------------------------------------------
+#: what each grouping counts a finding for (the note under the grouped table)
+_GROUPING_NOTES = {
+    "doctor": "每条发现计入开具该项目的医生（开单医生 bilg_dr）。Each finding counts for the doctor who ordered "
+              "the line (bilg_dr).",
+    "department": "每条发现计入开单科室（bilg_dept）。Each finding counts for the department that billed the line "
+                  "(bilg_dept).",
+    "operator": "每条发现计入录入该费用的经办人（opter）。Each finding counts for the operator who entered the "
+                "charge (opter).",
+}
+
+
+@dataclass
+class Grouped:
+    """The report grouped by one party: a share each, and the findings in that order."""
+
+    report: SelfInspection
+    by: str
+    groups: list[responsibility.Share]
+    findings: list[dict[str, Any]]
+
+    @property
+    def amount(self) -> Decimal:
+        return self.report.amount
+
+
+def grouped(report: SelfInspection, by: str) -> Grouped:
+    """``by``: doctor, department or operator (:data:`responsibility.PARTIES`)."""
+    if by not in PARTIES:
+        raise ValueError(f"cannot group by {by!r} (by {', '.join(PARTIES)})")
+    shares = responsibility.shares((_party(f, by), Decimal(f["amount"]), f["rule"], f["outcome"] == "parked")
+                                   for f in report.findings)
+    rank = {share.party.key: index for index, share in enumerate(shares)}
+    findings = sorted(report.findings, key=lambda f: rank[_party(f, by).key])  # stable: by time within a party
+    return Grouped(report, by, shares, findings)
+
+
+def grouped_tables(view: Grouped) -> list[Table]:
+    """One row per party (findings, stopped, amount at stake, its share, by which rules), then
+    the findings of each party together."""
+    report = view.report
+    main = responsibility.share_table(
+        f"by-{view.by}", view.by, view.groups, _rule_text,
+        count=("发现数", "Findings"), amount=("涉及金额", "Amount at stake"), kinds=("规则", "Rules"), blocked=True,
+        note=_GROUPING_NOTES[view.by])
+    return [main, _findings(report, view.findings, view.by)]
+
+
+def grouped_json(view: Grouped) -> dict[str, Any]:
+    report = view.report
+    return {
+        "by": view.by, "start": report.start, "end": report.end, "region": report.region,
+        "findings": len(report.findings), "amount": report.amount,
+        "groups": [{"code": g.party.code, "name": g.party.name, "findings": g.count, "blocked": g.blocked,
+                    "amount": g.amount, "share": responsibility.share_of(g.amount, report.amount),
+                    "rules": dict(g.kinds)} for g in view.groups],
+    }
+
+
+def grouped_csv(view: Grouped) -> str:
+    """One row per party; ``rules`` as rule:count;rule:count."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["by", "code", "name", "findings", "blocked", "amount", "share", "rules"])
+    for g in view.groups:
+        share = responsibility.share_of(g.amount, view.amount)
+        writer.writerow([view.by, g.party.code, g.party.name, g.count, g.blocked, g.amount,
+                         "" if share is None else share,
+                         ";".join(f"{rule}:{count}" for rule, count in sorted(g.kinds.items()))])
+    return out.getvalue()
+
+
+def grouped_html(view: Grouped, hospital: Hospital | None = None) -> str:
+    return render("self_inspection.html", _head(view.report, hospital, view.by), tables=grouped_tables(view),
+                  report=view.report, by=PARTIES[view.by])
+
+
+def grouped_xlsx(view: Grouped, hospital: Hospital | None = None) -> bytes:
+    return workbook(_head(view.report, hospital, view.by), grouped_tables(view), about_sheet="汇总 Summary",
+                    about_first=True)

@@ -7,20 +7,28 @@ Insurance type, clearing type, result, refund flag and field codes are shown wit
 from the region's interface edition: pass ``label`` (``Edition.label``) from where the region
 is known; CSV and XLSX carry the label in a column of its own, HTML and the terminal beside
 the code. The workbook and the page name the hospital, the period, when they were made and by
-which version."""
+which version.
+
+Where the settlement query names who answers for a settlement (the stay's doctor and
+department, the cashier who settled it: ``responsibility.SETTLEMENT_COLUMNS``), each difference
+carries them (``responsible``, from :func:`responsible_for`), and ``by`` adds the differences
+grouped by one of them."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from adapter.html_page import render
+from adapter.reconcile.local import Period, settlement_rows
 from adapter.reconcile.run import RESULTS, Difference, PairResult, ReconRun
+from adapter.reports import responsibility
 from adapter.reports.layout import Coded, Column, Hospital, Masthead, Table, masthead
+from adapter.reports.responsibility import PARTIES, SETTLEMENT_COLUMNS, Responsible
 from adapter.reports.workbook import workbook
 
 #: column labels as finance uses them
@@ -48,6 +56,47 @@ _DIFF_HEADER_SPLIT = [LABELS["insutype"], LABELS["clr_type"], *(LABELS[c] for c 
 
 #: a code's label: (dictionary, code) -> label, the code itself when unknown (``Edition.label``)
 Label = Callable[[str, str], str]
+#: setl_id -> who answers for the settlement
+Responsibles = Mapping[str, Responsible]
+_NOBODY = Responsible()
+#: the parties a difference carries, in their columns' order
+_ROLES = ("doctor", "department", "operator")
+
+
+def settlement_responsibility(his_url: str, query: str, period: Period,
+                              setl_ids: Iterable[str] | None = None) -> dict[str, Responsible]:
+    """setl_id -> the doctor, department and operator the settlement query names for it (its
+    optional columns), for ``setl_ids`` only (None: every settlement of the period); a
+    settlement the query names no one for is left out."""
+    wanted = None if setl_ids is None else set(setl_ids)
+    found: dict[str, Responsible] = {}
+    for row in settlement_rows(his_url, query, period):
+        setl_id = str(row.get("setl_id") or "")
+        if wanted is not None and setl_id not in wanted:
+            continue
+        who = responsibility.from_columns(row, SETTLEMENT_COLUMNS)
+        if any(who.party(role).key for role in _ROLES):
+            found[setl_id] = who
+    return found
+
+
+def responsible_for(run: ReconRun, his_url: str, query: str) -> dict[str, Responsible]:
+    """Who answers for each settlement the run's differences name (the HIS is read again only
+    when there are differences)."""
+    ids = {d.setl_id for p in run.pairs for d in p.differences if d.setl_id}
+    return settlement_responsibility(his_url, query, run.period, ids) if ids else {}
+
+
+def _who(responsible: Responsibles, diff: Difference) -> Responsible:
+    return responsible.get(diff.setl_id, _NOBODY) if diff.setl_id else _NOBODY
+
+
+def at_stake(diff: Difference) -> Decimal:
+    """The money a difference puts in question: the amount that differs, or the whole medical
+    fee of a settlement only one side has; nothing for a refund flag or a duplicate."""
+    value = {"amount": diff.delta, "only_hospital": diff.hospital, "only_centre": diff.centre}.get(diff.kind)
+    amount = _amount(value) if value is not None else None
+    return abs(amount) if amount is not None else Decimal(0)
 
 
 def _no_label(dictionary: str, value: str) -> str:
@@ -81,17 +130,58 @@ def _diff_row(pair: PairResult, diff: Difference, label: Label) -> list[Any]:
             _name(label, "insutype", pair.insutype), _name(label, "clr_type", pair.clr_type)]
 
 
-def as_csv(run: ReconRun, label: Label = _no_label) -> str:
-    """The pairs, then the differences, each with a header row of Chinese labels."""
+#: the CSV's columns of who answers for a difference (after the others)
+_WHO_HEADER = ["医生编码", "医生", "科室编码", "科室", "经办人编码", "经办人"]
+
+
+def as_csv(run: ReconRun, label: Label = _no_label, responsible: Responsibles | None = None,
+           by: str | None = None) -> str:
+    """The pairs, then the differences, each with a header row of Chinese labels; with
+    ``responsible``, each difference's doctor, department and operator after its columns, and
+    with ``by`` the differences grouped by one of them last."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([f"对账 {run.period}", "对平" if run.balanced else "不平"])
     writer.writerow([LABELS[c] for c in _PAIR_SPLIT])
     writer.writerows(_pair_row(p, label) for p in run.pairs)
     writer.writerow([])
-    writer.writerow(_DIFF_HEADER_SPLIT)
-    writer.writerows(_diff_row(p, d, label) for p in run.pairs for d in p.differences)
+    who = responsible if responsible else None
+    writer.writerow(_DIFF_HEADER_SPLIT + (_WHO_HEADER if who is not None else []))
+    for p in run.pairs:
+        for d in p.differences:
+            parties = _who(who, d) if who is not None else None
+            writer.writerow(_diff_row(p, d, label) + (
+                [] if parties is None else [v for role in _ROLES for v in (parties.party(role).code,
+                                                                           parties.party(role).name)]))
+    if by:
+        zh, _ = PARTIES[by]
+        writer.writerow([])
+        writer.writerow([f"{zh}编码", zh, "差异数", "涉及金额", "差异类型"])
+        for g in _shares(run, responsible or {}, by):
+            writer.writerow([g.party.code, g.party.name, g.count, g.amount,
+                             ";".join(f"{kind}:{count}" for kind, count in sorted(g.kinds.items()))])
     return out.getvalue()
+
+
+def _shares(run: ReconRun, responsible: Responsibles, by: str) -> list[responsibility.Share]:
+    if by not in PARTIES:
+        raise ValueError(f"cannot group by {by!r} (by {', '.join(PARTIES)})")
+    return responsibility.shares((_who(responsible, d).party(by), at_stake(d), d.kind, False)
+                                 for p in run.pairs for d in p.differences)
+
+
+def as_json(run: ReconRun, responsible: Responsibles | None = None, by: str | None = None) -> dict[str, Any]:
+    """The run as ``reconcile --json`` prints it: with ``responsible``, who answers for each
+    settlement that differs; with ``by``, the differences grouped by one of them."""
+    data = run.to_json()
+    if responsible:
+        data["responsible"] = {setl_id: {role: {"code": who.party(role).code, "name": who.party(role).name}
+                                         for role in _ROLES} for setl_id, who in sorted(responsible.items())}
+    if by:
+        data["by"] = by
+        data["groups"] = [{"code": g.party.code, "name": g.party.name, "differences": g.count, "amount": str(g.amount),
+                           "kinds": dict(g.kinds)} for g in _shares(run, responsible or {}, by)]
+    return data
 
 
 # -- the tables of the workbook and the page ------------------------------------------------------
@@ -162,9 +252,20 @@ def _side(diff: Difference, value: str, label: Label) -> Any:
     return _amount(value)
 
 
-def tables(run: ReconRun, label: Label = _no_label, home: str = "") -> dict[str, Table]:
+#: the differences' columns of who answers for them (after the others)
+_WHO_COLUMNS = (Column("医生", "Doctor", "code"), Column("科室", "Department", "code"),
+                Column("经办人", "Operator", "code"))
+_GROUPING_NOTE = ("每处差异计入其结算的{zh}；涉及金额为差额，或仅一方有的结算的医疗费总额。Each difference counts for "
+                  "its settlement's {en}; the amount at stake is the difference, or the medical fees of a "
+                  "settlement only one side has.")
+
+
+def tables(run: ReconRun, label: Label = _no_label, home: str = "", responsible: Responsibles | None = None,
+           by: str | None = None) -> dict[str, Table]:
     """The pairs, the daily totals and the differences; ``home`` is the institution's own
-    clearing agency (``[centre] setl_optins``), to tell home from other areas."""
+    clearing agency (``[centre] setl_optins``), to tell home from other areas. ``responsible``
+    adds each difference's doctor, department and operator; ``by`` the differences grouped by
+    one of them (``grouped``)."""
     pairs = Table(
         "pairs", "汇总", "按结算经办机构、险种与清算类别", "By clearing agency, insurance type and clearing type",
         _PAIR_COLUMNS,
@@ -179,17 +280,28 @@ def tables(run: ReconRun, label: Label = _no_label, home: str = "") -> dict[str,
         [[date.fromisoformat(day), int(values[0]), _amount(values[1]), _amount(values[2])]
          for day, values in run.daily.items()],
     )
+    who = responsible if responsible else None
     differences = Table(
-        "differences", "差异明细", "差异明细", "Differences (3202)", _DIFF_COLUMNS,
+        "differences", "差异明细", "差异明细", "Differences (3202)",
+        _DIFF_COLUMNS + (_WHO_COLUMNS if who is not None else ()),
         [[_code(label, "insutype", p.insutype), _code(label, "clr_type", p.clr_type), d.setl_id,
           Coded(d.kind, KINDS.get(d.kind, "")),
           Coded(d.field_name, LABELS.get(d.field_name, "")) if d.field_name else None,
           _side(d, d.hospital, label), _side(d, d.centre, label), _amount(d.delta), f"{_zh_detail(d)} · {d.detail}",
-          d.mdtrt_id, d.psn_no, d.centre_msgid, d.setl_msgid, d.our_msgid, _agency(p.setl_optins, home)]
+          d.mdtrt_id, d.psn_no, d.centre_msgid, d.setl_msgid, d.our_msgid, _agency(p.setl_optins, home),
+          *((_who(who, d).party(role).coded("") for role in _ROLES) if who is not None else ())]
          for p in run.pairs for d in p.differences],
         note="每处差异只列一次，列在其所属的险种与清算类别下。Each difference once, under the pair it belongs to.",
     )
-    return {"pairs": pairs, "daily": daily, "differences": differences}
+    out = {"pairs": pairs, "daily": daily, "differences": differences}
+    if by:
+        zh, en = PARTIES[by]
+        out["grouped"] = responsibility.share_table(
+            f"differences-by-{by}", by, _shares(run, responsible or {}, by),
+            lambda kind: f"{KINDS.get(kind, '')} {kind}".strip(), count=("差异数", "Differences"),
+            amount=("涉及金额", "Amount at stake"), kinds=("差异类型", "Kinds"), blocked=False,
+            note=_GROUPING_NOTE.format(zh=zh, en=en.lower()))
+    return out
 
 
 def _head(run: ReconRun, hospital: Hospital | None) -> Masthead:
@@ -201,9 +313,11 @@ def _head(run: ReconRun, hospital: Hospital | None) -> Masthead:
     return masthead("医保对账", "Reconciliation", hospital, run.period.start, run.period.end, facts)
 
 
-def as_xlsx(run: ReconRun, label: Label = _no_label, hospital: Hospital | None = None, home: str = "") -> bytes:
-    """汇总 (the pairs), 每日 (daily totals), 差异明细 (the differences) and 说明 (whose, when)."""
-    return workbook(_head(run, hospital), list(tables(run, label, home).values()))
+def as_xlsx(run: ReconRun, label: Label = _no_label, hospital: Hospital | None = None, home: str = "",
+            responsible: Responsibles | None = None, by: str | None = None) -> bytes:
+    """汇总 (the pairs), 每日 (daily totals), 差异明细 (the differences), with ``by`` the
+    differences grouped (按医生...), and 说明 (whose, when)."""
+    return workbook(_head(run, hospital), list(tables(run, label, home, responsible, by).values()))
 
 
 def _chart(daily: dict[str, list[str]]) -> dict[str, Any]:
@@ -218,7 +332,8 @@ def _chart(daily: dict[str, list[str]]) -> dict[str, Any]:
             "width": left + step * len(values) + 10}
 
 
-def as_html(run: ReconRun, label: Label = _no_label, hospital: Hospital | None = None, home: str = "") -> str:
-    return render("reconciliation.html", _head(run, hospital), tables=tables(run, label, home),
+def as_html(run: ReconRun, label: Label = _no_label, hospital: Hospital | None = None, home: str = "",
+            responsible: Responsibles | None = None, by: str | None = None) -> str:
+    return render("reconciliation.html", _head(run, hospital), tables=tables(run, label, home, responsible, by),
                   chart=_chart(run.daily), balanced=run.balanced,
                   differences=sum(len(p.differences) for p in run.pairs))

@@ -2,6 +2,9 @@
 
 It builds a sample HIS database and mapping in a directory, starts the simulated centre
 in-process on loopback, writes a configuration, and runs cycles until nothing is left to send.
+The sample HIS holds a few stays that break every built-in policy rule, so the run ends with
+findings; it writes the month's self-inspection and transmission compliance reports (HTML and
+XLSX) into the directory.
 """
 
 from __future__ import annotations
@@ -37,6 +40,15 @@ DEMO_TRANSACTIONS = (
     "3501", "3502", "3503", "3504", "3505", "3506", "3507",
 )
 
+#: The month of the sample HIS's data, reconciled and reported on at the end.
+DEMO_MONTH = (2026, 11)
+#: the reports the demo writes into its directory: what -> file name
+DEMO_REPORTS = {
+    "self-inspection (HTML)": "self-inspection.html", "self-inspection (XLSX)": "self-inspection.xlsx",
+    "self-inspection by doctor (HTML)": "self-inspection-by-doctor.html",
+    "transmission compliance (HTML)": "transmission.html", "transmission compliance (XLSX)": "transmission.xlsx",
+}
+
 #: The demo maps one HIS drug to a code the simulated centre treats as retired, so the
 #: business-rejection path (parked with the centre's err_msg) shows up too.
 DEMO_RETIRED_CODE = "XJ01XDT045A001010104642"
@@ -58,7 +70,7 @@ fixmedins_name = "示例县人民医院"
 mdtrtarea_admvs = "431199"
 opter = "0001"
 opter_name = "演示经办人"
-timeout_seconds = 1.0
+timeout_seconds = 0.5
 lines_per_message = 10
 
 [centre.credentials]
@@ -75,6 +87,8 @@ retry_base_seconds = 0.2
 retry_cap_seconds = 1.0
 in_process_attempts = 2
 in_process_wait_seconds = 0.05
+# four visits' messages on their way at once (each visit's own still in order)
+in_flight = 4
 
 [catalog]
 kinds = ["1301", "1305", "1307", "1318"]
@@ -101,6 +115,19 @@ class DemoResult:
     catalogues: dict[str, tuple[str, int]] = field(default_factory=dict)
     #: the month-end reconciliation (3201/3202) after the uploads, if the centre answered
     reconciliation: Any = None
+    #: every policy rule in force -> its findings in the month (0 where it found nothing)
+    findings_by_rule: dict[str, int] = field(default_factory=dict)
+    #: the reports written (DEMO_REPORTS' keys -> their paths)
+    reports: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def rules_not_shown(self) -> list[str]:
+        """Rules in force that found nothing in the sample (the sample plants a case for each)."""
+        return [rule for rule, count in self.findings_by_rule.items() if not count]
+
+    @property
+    def reports_missing(self) -> list[str]:
+        return [what for what in DEMO_REPORTS if not (what in self.reports and self.reports[what].is_file())]
 
     @property
     def complete(self) -> bool:
@@ -147,7 +174,7 @@ def run_demo(
     (secret_dir / "paasid").write_text("demo_hosp\n", encoding="utf-8")
     (secret_dir / "token").write_text(token + "\n", encoding="utf-8")
 
-    his = generate_sample_his(f"sqlite:///{his_db}", visits=visits, seed=seed)
+    his = generate_sample_his(f"sqlite:///{his_db}", visits=visits, seed=seed, with_rule_cases=True)
     rows = [
         (kind, code, DEMO_RETIRED_CODE if code == "YP0004" else national, name)
         for kind, code, national, name in his.mapping_rows
@@ -158,7 +185,7 @@ def run_demo(
         error_rate=error_rate,
         reset_rate=reset_rate,
         timeout_rate=timeout_rate,
-        timeout_seconds=1.5,
+        timeout_seconds=0.8,  # longer than the adapter's 0.5 s: it gives up first
         latency_ms=20,
         reject_codes=frozenset({DEMO_RETIRED_CODE}),
         seed=seed,
@@ -205,6 +232,7 @@ def run_demo(
             records_by_status = _record_summary(adapter.store)
             reconciliation = _reconcile(adapter)
             catalogues = {v.kind: (v.ver, v.rows_total) for v in adapter.catalogs.versions() if v.status == "active"}
+            findings_by_rule, reports = write_reports(adapter, directory)
         finally:
             adapter.close()
         totals = centre.ledger.totals()
@@ -221,6 +249,8 @@ def run_demo(
         records_by_status=records_by_status,
         catalogues=catalogues,
         reconciliation=reconciliation,
+        findings_by_rule=findings_by_rule,
+        reports=reports,
     )
 
 
@@ -232,10 +262,51 @@ def _reconcile(adapter: Any) -> Any:
 
     for attempt in range(20):
         try:
-            return adapter.reconciler.run(Period.month(2026, 11))
+            return adapter.reconciler.run(Period.month(*DEMO_MONTH))
         except DeliveryError:
             time.sleep(0.1 * (attempt + 1))
     return None
+
+
+def write_reports(adapter: Any, directory: Path) -> tuple[dict[str, int], dict[str, Path]]:
+    """The month's self-inspection (also grouped by doctor) and transmission compliance
+    reports, written into ``directory`` as the CLI writes them (``rules report``, ``report
+    transmission``); returns the findings of every rule in force, and where each report is."""
+    from adapter.policy import report as inspection
+    from adapter.policy.engine import resolve
+    from adapter.reconcile.local import Period
+    from adapter.reports import transmission
+    from adapter.reports.layout import Hospital
+
+    settings, region = adapter.settings, adapter.region
+    period = Period.month(*DEMO_MONTH)
+    active = [a for a in resolve(adapter.host.policy_rules(), region.name, region.rule_set, settings.rules)
+              if a.enabled]
+    hospital = Hospital(settings.centre.fixmedins_code, settings.centre.fixmedins_name)
+    found = inspection.build_report(
+        adapter.store, period.start, period.end, region=region.name,
+        descriptions={a.rule.id: a.rule.description for a in active}, his_url=settings.his.url,
+        settlement_query=settings.his.settlement_query, penalty_table=region.penalty_table,
+        penalty_source=region.penalty_source, transactions=region.transactions)
+    names = {infno: table.name for infno, table in adapter.edition.transactions.items()}
+    uploads = transmission.build_report(adapter.store, period.start, period.end, region=region, names=names)
+    contents: dict[str, str | bytes] = {
+        "self-inspection (HTML)": inspection.as_html(found, hospital),
+        "self-inspection (XLSX)": inspection.as_xlsx(found, hospital),
+        "self-inspection by doctor (HTML)": inspection.grouped_html(inspection.grouped(found, "doctor"), hospital),
+        "transmission compliance (HTML)": transmission.as_html(uploads, hospital),
+        "transmission compliance (XLSX)": transmission.as_xlsx(uploads, hospital),
+    }
+    written = {}
+    for what, content in contents.items():
+        path = directory / DEMO_REPORTS[what]
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        written[what] = path
+    counts = {g.key: g.findings for g in found.by_rule}
+    return {a.rule.id: counts.get(a.rule.id, 0) for a in active} | counts, written
 
 
 def _record_summary(store: StateStore) -> dict[str, dict[str, int]]:

@@ -42,6 +42,15 @@ doctors = Table(
     Column("doctor_name", String(50), nullable=False),
     Column("dept_code", String(20), nullable=False),
 )
+#: The HIS users who enter charges and settle: each ward's charge nurses (HS + the ward's index
+#: + 0/1) and the cashiers of the counters (SF...). A fee line, a charge batch and a settlement
+#: name the one who entered it (经办人): who answers for the line besides its doctor.
+operators = Table(
+    "operators",
+    his_metadata,
+    Column("operator_code", String(20), primary_key=True),
+    Column("operator_name", String(50), nullable=False),
+)
 patients = Table(
     "patients",
     his_metadata,
@@ -165,6 +174,8 @@ outpatient_fees = Table(
     Column("charged_at", String(19), nullable=False),
     #: days of supply of a drug line
     Column("rx_days", String(10)),
+    #: the cashier who charged the batch (operators)
+    Column("operator_code", String(20)),
 )
 #: Charges withdrawn after upload: 2302 names inpatient lines, 2205 an outpatient batch.
 fee_cancels = Table(
@@ -201,13 +212,21 @@ settlements = Table(
     Column("fulamt_ownpay_amt", Numeric(16, 2), nullable=False, default=0),
     Column("drug_sumamt", Numeric(16, 2), nullable=False, default=0),
     Column("drug_selfpay_amt", Numeric(16, 2), nullable=False, default=0),
+    #: 双通道: drugs the patient bought at a designated pharmacy on the hospital's external
+    #: prescription, counted in the stay's fund payment, which the agency deducts from the
+    #: hospital's transfer (and pays the pharmacy); as the agency's settlement data names them
+    Column("dual_channel_amt", Numeric(16, 2)),
     Column("setl_optins", String(6)),
     Column("msgid", String(30)),
+    #: the cashier who settled (operators)
+    Column("operator_code", String(20)),
 )
 #: the clearing agency of the sample's settlements of another pooling area (长沙市本级), and
 #: which settlements those are: the 2nd, 7th, 12th...
 OTHER_AREA_OPTINS = "430100"
 _OTHER_AREA_EVERY = 5
+#: the sample's settlements with a 双通道 deduction: the 4th, 8th...
+_DUAL_CHANNEL_EVERY = 4
 #: the institution code in the msgid of the sample's settlement requests (as in its settlement lists)
 _SETTLING_FIXMEDINS = "H43010000001"
 charge_items = Table(
@@ -239,6 +258,8 @@ fee_lines = Table(
     Column("rxno", String(30)),
     Column("rx_days", String(10)),
     Column("dscg_drug", String(3)),
+    #: the nurse who entered the charge (operators)
+    Column("operator_code", String(20)),
 )
 #: 结算清单: what the settlement list (4101) is filled from besides the settlement and the stay.
 #: The stay's 病案首页 (medical-record front page): the case number, the patient's nationality,
@@ -331,6 +352,10 @@ _DIAGNOSES = [
     ("K35.800", "急性阑尾炎"), ("I20.000", "不稳定型心绞痛"), ("S72.000", "股骨颈骨折"),
 ]
 _SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
+#: the names of the sample's operators: two charge nurses per ward, then the cashiers (fixed,
+#: not drawn: the generator's random sequence, and so every count of the sample, stays as it was)
+_NURSES = ("周雪", "吴婷", "郑琳", "王芳", "冯洁", "陈静", "褚颖", "卫红", "蒋丽", "沈燕", "韩梅", "杨柳")
+_CASHIERS = (("SF001", "朱敏"), ("SF002", "秦丹"))
 #: 人员类别 (psn_type) by 险种类型 (insutype): 职工 in work, 城乡居民 adult residents
 _PSN_TYPE = {"310": "11", "390": "15"}
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚"
@@ -362,6 +387,8 @@ class SampleHis:
     #: operations of the stays (the settlement lists' oprninfo)
     operations: int = 0
     mapping_rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+    #: the stays planted for the policy rules (``with_rule_cases``), else None
+    rule_cases: PolicyCases | None = None
 
     @property
     def mappable_valid_lines(self) -> int:
@@ -388,12 +415,16 @@ def generate_sample_his(
     discharged_share: float = 0.6,
     stock_items: int = 4,
     outpatient_visits: int | None = None,
+    with_rule_cases: bool = False,
 ) -> SampleHis:
     """Fill a HIS database with visits and fee lines; returns what it made.
 
     Shares are probabilities per line: lines with an unmapped item code, lines whose amount
     is not quantity x price (a data-entry error the validator must catch), and lines that are
-    unreadable (a quantity that is not a number).
+    unreadable (a quantity that is not a number). ``with_rule_cases`` adds, after them, stays
+    that break every built-in policy rule (:func:`add_policy_cases`, what ``demo`` shows in its
+    self-inspection report). They are the same whatever the seed, come on top of everything
+    counted above, and are left out by default (the tests count the sample's rows and findings).
     """
     rng = random.Random(seed)
     create_schema(url)
@@ -418,6 +449,7 @@ def generate_sample_his(
                     }
                 )
         conn.execute(insert(doctors), doctor_rows)
+        conn.execute(insert(operators), [{"operator_code": code, "operator_name": name} for code, name in _operators()])
         conn.execute(
             insert(charge_items),
             [
@@ -504,6 +536,7 @@ def generate_sample_his(
                         "charged_at": charged.strftime("%Y-%m-%d %H:%M:%S"),
                         "dept_code": doctor["dept_code"],
                         "doctor_code": doctor["doctor_code"],
+                        "operator_code": _nurse(doctor["doctor_code"], seq),
                     }
                 )
                 summary.lines += 1
@@ -555,6 +588,9 @@ def generate_sample_his(
         _settlement_lists(conn, random.Random(seed + 3), summary)
     engine.dispose()
     summary.mapping_rows = sample_mapping_rows()
+    if with_rule_cases:
+        summary.rule_cases = add_policy_cases(url, admdvs, every_rule=True)
+        summary.mapping_rows += summary.rule_cases.mapping_rows
     return summary
 
 
@@ -674,8 +710,10 @@ def _settle_and_cancel(conn: Any, rng: random.Random, summary: SampleHis) -> Non
             "psn_cash_pay": total - fund - account, "refd_setl_flag": "0",
             "fulamt_ownpay_amt": (total * Decimal("0.03")).quantize(Decimal("0.01")),
             "drug_sumamt": drugs, "drug_selfpay_amt": (drugs * Decimal("0.08")).quantize(Decimal("0.01")),
+            "dual_channel_amt": _dual_channel(seq, drugs, fund),
             "setl_optins": OTHER_AREA_OPTINS if other_area else None,
             "msgid": f"{_SETTLING_FIXMEDINS}{settled_at:%Y%m%d%H%M%S}{seq % 10000:04d}",
+            "operator_code": _CASHIERS[seq % len(_CASHIERS)][0],
         })
         summary.settlements += 1
         summary.other_area_settlements += other_area
@@ -729,6 +767,7 @@ def _outpatient(
                     "item_code": item[0], "qty": str(qty), "unit_price": item[3],
                     "amount": str((qty * Decimal(item[3])).quantize(Decimal("0.01"))),
                     "charged_at": f"{seen_at + timedelta(minutes=10 * batch):%Y-%m-%d %H:%M:%S}",
+                    "operator_code": _CASHIERS[(visit_no + batch) % len(_CASHIERS)][0],
                 })
                 summary.outpatient_lines += 1
             if batch > 1 and (rng.random() < 0.2 or not cancels):  # at least one, to show 2205
@@ -826,6 +865,26 @@ def counter_settlements(url: str) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]
 
 
+def _dual_channel(seq: int, drugs: Decimal, fund: Decimal) -> Decimal | None:
+    """The 双通道 deduction of the sample's settlements that have one: every fourth stay with
+    drugs had a third of them bought at a pharmacy on an external prescription."""
+    if seq % _DUAL_CHANNEL_EVERY or drugs <= 0:
+        return None
+    return min(fund, (drugs / 3).quantize(Decimal("0.01")))
+
+
+def _operators() -> list[tuple[str, str]]:
+    """(operator_code, operator_name): two charge nurses per ward, then the cashiers."""
+    nurses = [(f"HS{index:02d}{k}", _NURSES[(2 * index + k) % len(_NURSES)])
+              for index in range(len(_DEPARTMENTS)) for k in range(2)]
+    return nurses + list(_CASHIERS)
+
+
+def _nurse(doctor_code: str, seq: int) -> str:
+    """The charge nurse of the doctor's ward (YS + the ward's index + k) who entered line ``seq``."""
+    return f"HS{doctor_code[2:4]}{seq % 2}"
+
+
 def _later(moment: str, hours: int) -> str:
     return f"{datetime.strptime(moment, '%Y-%m-%d %H:%M:%S') + timedelta(hours=hours):%Y-%m-%d %H:%M:%S}"
 
@@ -904,12 +963,26 @@ class PolicyCases:
     expected: dict[str, int] = field(default_factory=dict)
     #: lines a blocking rule must stop
     blocked: int = 0
+    #: mappings the cases need besides the sample's (kind, his_code, national_code, national_name)
+    mapping_rows: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
-def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
+#: who charges the planted stays, in turn (ward, doctor, charge nurse): the self-inspection
+#: report grouped by doctor, department or operator then has several of each
+_CASE_STAFF = (("NK02", "YS010", "HS010"), ("NK01", "YS000", "HS001"), ("WK01", "YS021", "HS020"),
+               ("GK01", "YS030", "HS031"))
+#: the item of the substitution case: a consumable the HIS maps to a service code (静脉输液)
+SUBSTITUTED_ITEM = ("HC0901", "一次性使用导尿包", "consumable", "8.00", "002000000030000")
+
+
+def add_policy_cases(url: str, admdvs: str = "431199", *, every_rule: bool = False) -> PolicyCases:
     """Append stays that break the rules (after ``generate_sample_his``): a duplicate charge,
     a price above the standard, a traffic-accident stay, 10 days of an antibiotic for
-    pneumonia, and a readmission 3 days after discharge with the same main diagnosis."""
+    pneumonia, and a readmission 3 days after discharge with the same main diagnosis; an
+    outpatient prescription of six drugs for 10 days and a second visit the same day.
+    ``every_rule`` adds a case for each built-in rule those leave out: a day with nothing but
+    the bed charged (挂床), a refund of more than was charged, and a consumable mapped to a
+    service code (串换, its mapping in ``mapping_rows``)."""
     engine = create_engine(url, future=True)
     cases = PolicyCases()
     with engine.begin() as conn:
@@ -918,29 +991,43 @@ def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
         last_patient = conn.execute(select(patients.c.patient_id).order_by(patients.c.patient_id.desc()))
         next_patient = (last_patient.scalar() or 0) + 1
         start = datetime(2026, 11, 20, 8, 0, 0)
+        staffed = 0
 
         def certno(number: int) -> str:
             return f"{admdvs}19800101{number % 10000:04d}"
 
         def stay(patient: int, admitted: datetime, diag: tuple[str, str], lines: list[dict[str, Any]],
                  discharged: datetime | None = None, injury: str | None = None) -> None:
-            nonlocal next_visit
+            nonlocal next_visit, staffed
             visit = next_visit
             next_visit += 1
+            dept, doctor, nurse = _CASE_STAFF[staffed % len(_CASE_STAFF)]
+            staffed += 1
             conn.execute(insert(inpatient_visits), {
                 "visit_id": visit, "patient_id": patient, "mdtrt_id": f"{admdvs}9{visit:08d}", "med_type": "21",
-                "insutype": "310", "admitted_at": f"{admitted:%Y-%m-%d %H:%M:%S}", "dept_code": "NK02",
-                "doctor_code": "YS010", "certno": certno(patient),
+                "insutype": "310", "admitted_at": f"{admitted:%Y-%m-%d %H:%M:%S}", "dept_code": dept,
+                "doctor_code": doctor, "certno": certno(patient),
                 "main_diag_code": diag[0], "main_diag_name": diag[1], "adm_diag_dscr": f"{diag[1]}，收入院治疗",
-                "bed_no": f"NK02-{visit % 40 + 1:02d}", "mdtrtarea_admvs": admdvs,
+                "bed_no": f"{dept}-{visit % 40 + 1:02d}", "mdtrtarea_admvs": admdvs,
                 "discharged_at": f"{discharged:%Y-%m-%d %H:%M:%S}" if discharged else None,
                 "injury_cause": injury,
             })
-            conn.execute(insert(fee_lines), [
+            # the admitting doctor's diagnosis, which the admission (2401 diseinfo) needs
+            conn.execute(insert(diagnoses), {
+                "visit_id": visit, "diag_type": "1", "maindiag_flag": "1", "srt_no": 1, "diag_code": diag[0],
+                "diag_name": diag[1], "doctor_code": doctor, "diag_time": f"{admitted:%Y-%m-%d %H:%M:%S}"})
+
+            def serial(n: int) -> str:
                 # digits only, at most 15 and not 0 (the 2301 feedetl_sn rule); the leading 9
                 # keeps these apart from the generated stays' serials
-                {"visit_id": visit, "feedetl_sn": f"9{visit:06d}{n:03d}", "init_feedetl_sn": None,
-                 "order_no": None, "dept_code": "NK02", "doctor_code": "YS010", **line}
+                return f"9{visit:06d}{n:03d}"
+
+            conn.execute(insert(fee_lines), [
+                {"visit_id": visit, "feedetl_sn": serial(n), "order_no": None, "dept_code": dept,
+                 "doctor_code": doctor, "operator_code": nurse,
+                 **{k: v for k, v in line.items() if k != "refunds"},
+                 # a refund names the line of this stay it gives back (its place in ``lines``)
+                 "init_feedetl_sn": serial(line["refunds"]) if "refunds" in line else None}
                 for n, line in enumerate(lines, start=1)
             ])
 
@@ -954,7 +1041,7 @@ def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
             return number
 
         def charge(item: str, at: datetime, qty: str = "1", price: str | None = None, **extra: Any) -> dict[str, Any]:
-            unit = price or next(i[3] for i in _ITEMS if i[0] == item)
+            unit = price or next(i[3] for i in (*_ITEMS, SUBSTITUTED_ITEM) if i[0] == item)
             return {"item_code": item, "qty": qty, "unit_price": unit,
                     "amount": str((Decimal(qty) * Decimal(unit)).quantize(Decimal("0.01"))),
                     "charged_at": f"{at:%Y-%m-%d %H:%M:%S}", **extra}
@@ -982,7 +1069,8 @@ def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
             "certno": certno(number), "diag_code": pneumonia[0], "diag_name": pneumonia[1]})
         conn.execute(insert(outpatient_fees), [
             {"visit_id": visit, "chrg_bchno": f"{otp_no}01", "feedetl_sn": f"{visit:06d}{n:04d}", "rxno": "CF8001",
-             "rx_days": "10", **{k: v for k, v in charge(item, t).items() if k != "init_feedetl_sn"}}
+             "rx_days": "10", "operator_code": _CASHIERS[0][0],
+             **{k: v for k, v in charge(item, t).items() if k != "init_feedetl_sn"}}
             for n, item in enumerate(("YP0001", "YP0002", "YP0003", "YP0005", "YP0006", "YP0008"), start=1)
         ])
         # ... and the same patient comes back in the afternoon: a second visit the same day.
@@ -992,10 +1080,26 @@ def add_policy_cases(url: str, admdvs: str = "431199") -> PolicyCases:
             "certno": certno(number), "diag_code": pneumonia[0], "diag_name": pneumonia[1]})
         conn.execute(insert(outpatient_fees), {
             "visit_id": visit + 1, "chrg_bchno": f"{otp_no}B01", "feedetl_sn": f"{visit + 1:06d}0001",
-            **charge("ZL0005", t + timedelta(hours=6))})
+            "operator_code": _CASHIERS[1][0], **charge("ZL0005", t + timedelta(hours=6))})
+        if every_rule:
+            # 挂床: the second day of this stay charges the bed and nothing else
+            stay(patient(), t, pneumonia, [charge("ZL0001", t), charge("ZL0002", t + timedelta(minutes=5)),
+                                           charge("ZL0001", t + timedelta(days=1))])
+            # a refund of 3 infusions where 2 were charged
+            stay(patient(), t, pneumonia, [charge("ZL0003", t, qty="2"),
+                                           {**charge("ZL0003", t + timedelta(hours=2), qty="-3"), "refunds": 1}])
+            # 串换: a consumable of the HIS mapped to the national code of a service
+            code, name, category, price, national = SUBSTITUTED_ITEM
+            conn.execute(insert(charge_items), {"item_code": code, "item_name": name, "category": category,
+                                                "unit_price": Decimal(price)})
+            cases.mapping_rows.append(("item", code, national, "静脉输液"))
+            stay(patient(), t, ("K35.800", "急性阑尾炎"), [charge("ZL0007", t), charge(code, t)])
     engine.dispose()
     cases.expected = {"duplicate-charge": 1, "over-standard-price": 1, "excluded-cause": 2,
                       "dispensing-days": 1 + 6, "split-hospitalisation": 1, "drugs-per-prescription": 1,
                       "same-day-outpatient-visits": 1}
     cases.blocked = 4
+    if every_rule:
+        cases.expected |= {"bed-hanging": 1, "refund-exceeds-original": 1, "item-substitution": 1}
+        cases.blocked += 1
     return cases

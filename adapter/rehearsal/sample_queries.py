@@ -11,7 +11,8 @@ of being dropped silently by an inner join."""
 from __future__ import annotations
 
 #: The sample HIS schema's inpatient fee-line query. ``:watermark`` and ``:limit`` are bound by
-#: the extractor; the query must return rows ordered by the watermark column.
+#: the extractor; the query must return rows ordered by the watermark column. ``opter`` and
+#: ``opter_name`` (who entered the charge) are optional, for the self-inspection report.
 FEE_LINES = """
 SELECT f.line_id            AS line_id,
        v.mdtrt_id           AS mdtrt_id,
@@ -39,13 +40,16 @@ SELECT f.line_id            AS line_id,
        v.main_diag_code     AS main_diag_code,
        v.injury_cause       AS injury_cause,
        v.admitted_at        AS adm_time,
-       v.discharged_at      AS dscg_time
+       v.discharged_at      AS dscg_time,
+       f.operator_code      AS opter,
+       op.operator_name     AS opter_name
 FROM fee_lines f
 LEFT JOIN inpatient_visits v ON v.visit_id = f.visit_id
 LEFT JOIN patients p ON p.patient_id = v.patient_id
 LEFT JOIN charge_items i ON i.item_code = f.item_code
 LEFT JOIN departments d ON d.dept_code = f.dept_code
 LEFT JOIN doctors dr ON dr.doctor_code = f.doctor_code
+LEFT JOIN operators op ON op.operator_code = f.operator_code
 WHERE f.line_id > :watermark
 ORDER BY f.line_id
 LIMIT :limit
@@ -54,13 +58,21 @@ LIMIT :limit
 #: Settlements in a period (:start, :end as yyyy-MM-dd HH:mm:ss), for the self-inspection
 #: indicators and reconciliation. Optional columns: drug_sumamt/drug_selfpay_amt; setl_optins,
 #: the clearing agency the centre returned at settlement (empty: ``[centre] setl_optins``);
-#: msgid, the msgid of the settlement transaction (2207/2304).
+#: msgid, the msgid of the settlement transaction (2207/2304); dual_channel_amt, the 双通道
+#: deduction the agency names for the settlement (``report budget``); chfpdr_code/chfpdr_name,
+#: dscg_dept_codg/dscg_dept_name and opter/opter_name, who answers for the settlement (the stay's
+#: doctor and department, the cashier), for the reconciliation's differences.
 SETTLEMENTS = """
 SELECT s.setl_id, v.mdtrt_id, s.psn_no, s.insutype, s.clr_type, s.setl_time, s.medfee_sumamt,
        s.fund_pay_sumamt, s.acct_pay, s.psn_cash_pay, s.fulamt_ownpay_amt, s.refd_setl_flag,
-       s.drug_sumamt, s.drug_selfpay_amt, s.setl_optins, s.msgid
+       s.drug_sumamt, s.drug_selfpay_amt, s.setl_optins, s.msgid, s.dual_channel_amt,
+       v.doctor_code AS chfpdr_code, dr.doctor_name AS chfpdr_name, v.dept_code AS dscg_dept_codg,
+       d.dept_name AS dscg_dept_name, s.operator_code AS opter, op.operator_name AS opter_name
 FROM settlements s
 JOIN inpatient_visits v ON v.visit_id = s.visit_id
+LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
+LEFT JOIN departments d ON d.dept_code = v.dept_code
+LEFT JOIN operators op ON op.operator_code = s.operator_code
 WHERE s.setl_time >= :start AND s.setl_time < :end
 ORDER BY s.setl_time
 """
@@ -190,13 +202,14 @@ SELECT min(f.line_id) AS first_line, v.otp_no AS mdtrt_id, f.chrg_bchno AS chrg_
            'bilg_dept_codg', v.dept_code, 'bilg_dept_name', d.dept_name,
            'bilg_dr_codg', v.doctor_code, 'bilg_dr_name', dr.doctor_name, 'prd_days', f.rx_days,
            '_category', i.category, '_std_price', i.unit_price, '_item_name', i.item_name,
-           '_main_diag', v.diag_code)) AS feedetail
+           '_main_diag', v.diag_code, 'opter', f.operator_code, 'opter_name', op.operator_name)) AS feedetail
 FROM outpatient_fees f
 LEFT JOIN outpatient_visits v ON v.visit_id = f.visit_id
 LEFT JOIN charge_items i ON i.item_code = f.item_code
 LEFT JOIN patients p ON p.patient_id = v.patient_id
 LEFT JOIN departments d ON d.dept_code = v.dept_code
 LEFT JOIN doctors dr ON dr.doctor_code = v.doctor_code
+LEFT JOIN operators op ON op.operator_code = f.operator_code
 GROUP BY v.otp_no, f.chrg_bchno
 HAVING min(f.line_id) > :watermark
 ORDER BY min(f.line_id)

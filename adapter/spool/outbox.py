@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import Exists, and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from adapter import jsonio
@@ -78,25 +78,30 @@ def spool_message(
     return int(message_id)
 
 
-def claim_due(
-    store: StateStore, limit: int, lease: timedelta, due_by: datetime | None = None
-) -> list[SpooledMessage]:
-    """Mark up to ``limit`` messages due by ``due_by`` (default now) in flight; oldest first."""
-    now = utcnow()
-    due_by = due_by or now
+def _blocked_by_earlier() -> Exists:
+    """Whether an earlier message of the same group is still unsent: a group's messages go one
+    after another, so a later one is not due before the one ahead of it is answered."""
     earlier = aliased(_message)
-    blocked_by_earlier = exists().where(
+    return exists().where(
         and_(
             earlier.c.group_key == _message.c.group_key,
             earlier.c.id < _message.c.id,
             earlier.c.status.in_([s.value for s in UNSENT_MESSAGE_STATES]),
         )
     )
+
+
+def claim_due(
+    store: StateStore, limit: int, lease: timedelta, due_by: datetime | None = None
+) -> list[SpooledMessage]:
+    """Mark up to ``limit`` messages due by ``due_by`` (default now) in flight; oldest first."""
+    now = utcnow()
+    due_by = due_by or now
     query = (
         select(_message)
         .where(_message.c.status.in_([MessageStatus.PENDING.value, MessageStatus.RETRY_WAIT.value]))
         .where(or_(_message.c.next_attempt_at.is_(None), _message.c.next_attempt_at <= due_by))
-        .where(~blocked_by_earlier)
+        .where(~_blocked_by_earlier())
         .order_by(_message.c.id)
         .limit(limit)
     )
@@ -204,10 +209,12 @@ def mark_retry(
 
 
 def mark_unknown(
-    store: StateStore, message_id: int, error: str, msgid: str = "", *, expect: MessageStatus | None = None
+    store: StateStore, message_id: int, error: str, msgid: str = "", *, expect: MessageStatus | None = None,
+    inquire_after: float = 0.0,
 ) -> None:
     """Sent without an answer that can be trusted: nothing is resent until :func:`claim_unknown`
-    finds out. ``msgid``: an attempt answered in a way not trusted (recorded as unknown)."""
+    finds out, no sooner than ``inquire_after`` seconds from now (see :data:`INQUIRY_GRACE`).
+    ``msgid``: an attempt answered in a way not trusted (recorded as unknown)."""
     with store.begin() as conn:
         if msgid:
             conn.execute(
@@ -220,7 +227,7 @@ def mark_unknown(
                 status=MessageStatus.UNKNOWN.value,
                 attempts=_message.c.attempts + 1,
                 last_error=error,
-                next_attempt_at=utcnow(),
+                next_attempt_at=utcnow() + timedelta(seconds=inquire_after),
                 lease_until=None,
             )
         )
@@ -397,13 +404,15 @@ def park_rejected(
     return len(parked), len(innocent)
 
 
-def recover_in_flight(store: StateStore, *, only_expired: bool = False) -> int:
-    """Messages left in flight are due again now (at start: every one a crash left; while
-    running, ``only_expired``: those whose lease ran out, e.g. after a failed state write or
-    a worker that died). Returns how many.
+def recover_in_flight(store: StateStore, *, only_expired: bool = False, inquire_after: float = 0.0) -> int:
+    """Messages left in flight are due again (every one, or ``only_expired``: those whose lease
+    ran out, e.g. after a failed state write or a worker that died; a live worker's lease is
+    renewed before each message, so a daemon sharing the database never takes one it is
+    sending). Returns how many.
 
     One whose last attempt never finished, or finished well but was not recorded as acked,
-    may be at the centre: it becomes UNKNOWN and is settled before anything is resent.
+    may be at the centre: it becomes UNKNOWN and is asked about after ``inquire_after``
+    seconds (the centre may still be working on the request nobody waits for any more).
     """
     attempt = schema.attempt
     unfinished = exists().where(
@@ -422,7 +431,7 @@ def recover_in_flight(store: StateStore, *, only_expired: bool = False) -> int:
             .where(unfinished)
             .values(
                 status=MessageStatus.UNKNOWN.value,
-                next_attempt_at=utcnow(),
+                next_attempt_at=utcnow() + timedelta(seconds=inquire_after),
                 last_error="interrupted while waiting for the centre's reply; outcome unknown",
                 lease_until=None,
             )
@@ -446,13 +455,16 @@ def recover_in_flight(store: StateStore, *, only_expired: bool = False) -> int:
 
 
 def next_due_at(store: StateStore) -> datetime | None:
-    """When the earliest waiting message is due (None if nothing waits)."""
+    """When the earliest waiting message that can go is due (None if nothing waits): one
+    queued behind an earlier message of its group waits for that one, whatever its own time,
+    so it does not make the daemon wake (and run cycles that send nothing) before then."""
     with store.begin() as conn:
         return conn.execute(
             select(func.min(_message.c.next_attempt_at)).where(
                 _message.c.status.in_(
                     [s.value for s in (MessageStatus.PENDING, MessageStatus.RETRY_WAIT, MessageStatus.UNKNOWN)]
-                )
+                ),
+                ~_blocked_by_earlier(),
             )
         ).scalar()
 

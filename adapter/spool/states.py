@@ -52,6 +52,8 @@ class ParkKind(StrEnum):
     INVALID = "invalid"
     #: the centre refused it (read err_msg, fix, resubmit)
     REJECTED = "rejected"
+    #: a person held it back (``spool park``, with the reason); ``spool retry`` lets it go
+    HELD = "held"
 
 
 #: Message states that still need work; an item in one of these is "unsent".

@@ -236,3 +236,32 @@ recon_run = Table(
     Column("created_at", DateTime, nullable=False),
     Column("report", Text, nullable=False),
 )
+
+
+#: Every action a person takes on the spool by hand (spool retry, recheck, resolve, park,
+#: purge): who (the OS user), when (UTC), on what, why, and what it did; ``spool audit``.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("who", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    #: what it was done to, as ``message 12``, ``records 3, 4`` or ``every parked record``
+    Column("target", Text, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("result", Text, nullable=False, default=""),
+)
+Index("ix_audit_log_at", audit_log.c.at)
+
+
+#: The daemon's daily health summary (adapter.monitor.daily) as JSON, one row per local day it
+#: was written for (the day is the key: several daemons on one spool write it once); the status
+#: page shows the newest.
+daily_summary = Table(
+    "daily_summary",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("written_at", DateTime, nullable=False),
+    Column("summary", Text, nullable=False),
+)
