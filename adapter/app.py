@@ -33,6 +33,7 @@ from adapter.plugin.api import RegionProfile, SignerSpec, TransactionSpec
 from adapter.plugin.manager import PluginHost
 from adapter.policy.engine import ActiveRule, resolve
 from adapter.policy.stage import PolicyStage
+from adapter.progress import Reporter, reporter
 from adapter.reconcile.run import Reconciler
 from adapter.spec.check import DictionaryCheck
 from adapter.spec.tables import Edition, load_edition
@@ -67,6 +68,8 @@ class Adapter:
     cycle: Cycle
     transport: HttpTransport
     sources: Mapping[str, SqlSource]
+    #: where the progress of long work goes (bars, log lines, the store row for `status`)
+    progress: Reporter
 
     @property
     def edition(self) -> Edition:
@@ -79,7 +82,8 @@ class Adapter:
 
     @property
     def catalog_sync(self) -> CatalogSync:
-        return CatalogSync(self.client, self.files, self.region, self.catalogs, self.settings.catalog)
+        return CatalogSync(self.client, self.files, self.region, self.catalogs, self.settings.catalog,
+                           progress=self.progress)
 
     @property
     def reconciler(self) -> Reconciler:
@@ -88,7 +92,7 @@ class Adapter:
             client=self.client, files=self.files, store=self.store, his_url=self.settings.his.url,
             settlement_query=self.settings.require_settlement_query(),
             setl_optins=centre.setl_optins or centre.mdtrtarea_admvs, fixmedins_code=centre.fixmedins_code,
-            fund_of=self.region.dialect.fund_pay_sumamt,
+            fund_of=self.region.dialect.fund_pay_sumamt, progress=self.progress,
         )
 
     @property
@@ -97,6 +101,7 @@ class Adapter:
         return FileTransfer(self.client, self.region, self.settings.centre.fixmedins_code)
 
     def close(self) -> None:
+        self.progress.close()
         self.cycle.send.close()
         self.transport.close()
         for source in self.sources.values():
@@ -175,8 +180,11 @@ def build_adapter(
     host: PluginHost | None = None,
     stop_event: threading.Event | None = None,
     default_sources: Mapping[str, SourceConfig] | None = None,
+    interactive: bool = False,
 ) -> Adapter:
-    """Plan, then open the state store, the HIS sources and the centre client and wire the cycle."""
+    """Plan, then open the state store, the HIS sources and the centre client and wire the cycle.
+    ``interactive``: a command a person started, whose long work shows bars when stderr is a
+    terminal (else, as the daemon's, a log line); its progress is written for `status` either way."""
     checked = plan(settings, host, default_sources)
     region, schedule, centre = checked.region, settings.schedule, settings.centre
     stop_event = stop_event or threading.Event()
@@ -185,8 +193,10 @@ def build_adapter(
     # unreadable [centre] ca_bundle refuses to start
     transport = TimedTransport(centre.timeout_seconds, tls_verify=centre.tls_verify, ca_bundle=centre.ca_bundle)
     store = StateStore.configured(settings.state)
-    sources = {infno: SqlSource(settings.his.url, source.query, source.watermark_column)
+    sources = {infno: SqlSource(settings.his.url, source.query, source.watermark_column,
+                                countable=settings.progress.count_his_backlog)
                for infno, source in checked.sources.items()}
+    progress = reporter(store, settings.progress.every_seconds, interactive=interactive)
     client = CentreClient(
         store=store,
         institution=institution_from(settings, region),
@@ -202,7 +212,7 @@ def build_adapter(
                                  schedule.in_process_wait_seconds, schedule.retry_base_seconds,
                                  schedule.retry_cap_seconds, schedule.in_flight)
     cycle = Cycle(
-        extract=Extract(store, specs, sources, schedule.batch_size, stop_event),
+        extract=Extract(store, specs, sources, schedule.batch_size, stop_event, progress),
         check=Check(
             store=store, specs=specs, rules=checked.host.rules(), catalogues=region.catalogues,
             policy=PolicyStage(store, checked.policy_rules),
@@ -210,15 +220,16 @@ def build_adapter(
             exp_content=region.dialect.exp_content, stop_event=stop_event, empty_number=region.empty_number,
             code_readings=region.code_readings,
             dictionaries=DictionaryCheck(load_edition(region.interface_edition), region.table_changes),
+            progress=progress,
         ),
-        build=Build(store, specs, centre.lines_per_message),
+        build=Build(store, specs, centre.lines_per_message, progress),
         send=Send(
             store=store, client=client, region=region, stop_event=stop_event,
-            settings=send_settings,
+            settings=send_settings, progress=progress,
         ),
         settle=Settle(store=store, region=region, specs=specs, retry_base_seconds=schedule.retry_base_seconds,
                       retry_cap_seconds=schedule.retry_cap_seconds,
                       inquire_after_seconds=send_settings.inquire_after_seconds),
         stop_event=stop_event,
     )
-    return Adapter(settings, checked.host, region, store, client, cycle, transport, sources)
+    return Adapter(settings, checked.host, region, store, client, cycle, transport, sources, progress)

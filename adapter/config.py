@@ -187,6 +187,17 @@ class LoggingConfig(_Model):
     file: str | None = None
 
 
+class ProgressConfig(_Model):
+    """Progress of long work (a backfill, a catalogue or mapping import, a reconciliation): bars
+    on a terminal, else a log line and the row `status` reads, every ``every_seconds``."""
+
+    #: also how long work runs before it shows any (0: at every batch)
+    every_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    #: when an extract proves long, count the HIS rows past its watermark once (one COUNT over
+    #: its query) for a total and an end estimate; false: what is done and the rate only
+    count_his_backlog: bool = True
+
+
 class CatalogConfig(_Model):
     """Which national catalogues are downloaded, how often, and how much change is accepted."""
 
@@ -354,6 +365,7 @@ class Settings(_Model):
     state: StateConfig = StateConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     logging: LoggingConfig = LoggingConfig()
+    progress: ProgressConfig = ProgressConfig()
     catalog: CatalogConfig = CatalogConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
     monitor: MonitorConfig = MonitorConfig()

@@ -33,7 +33,7 @@ _KEYS_PER_QUERY = 200
 class SqlSource:
     """Runs one parameterised query (``:watermark``, ``:limit``) against the HIS."""
 
-    def __init__(self, url: str, query: str, watermark_column: str) -> None:
+    def __init__(self, url: str, query: str, watermark_column: str, countable: bool = True) -> None:
         try:
             self._display_url = repr(make_url(url))  # password masked
         except ArgumentError as exc:
@@ -44,6 +44,8 @@ class SqlSource:
         self._text = query
         self._query = text(query)
         self.watermark_column = watermark_column
+        #: :meth:`count_after` may run (``[progress] count_his_backlog``)
+        self.countable = countable
 
     def read_after(self, watermark: str, limit: int) -> list[dict[str, Any]]:
         """Rows whose watermark column is beyond ``watermark``, at most ``limit``, in order."""
@@ -61,6 +63,20 @@ class SqlSource:
                 f"(columns: {', '.join(rows[0])})"
             )
         return rows
+
+    def count_after(self, watermark: str) -> int | None:
+        """How many rows the query has beyond ``watermark`` (its ``:limit`` lifted), for the
+        progress of a long extract; None when counting is off. One COUNT over the query: about
+        what reading the rest once costs the HIS, so it is asked only when an extract proves long."""
+        if not self.countable:
+            return None
+        inner = self._text.strip().rstrip(";")  # on a line of its own below: a final -- comment ends there
+        try:
+            with self._engine.connect() as conn:
+                return int(conn.execute(text(f"SELECT count(*) FROM ({inner}\n) AS backlog"),
+                                        {"watermark": _bind_value(watermark), "limit": _NO_LIMIT}).scalar_one())
+        except SQLAlchemyError as exc:
+            raise SourceError(f"cannot count the HIS rows past the watermark at {self._display_url}: {exc}") from exc
 
     def read_by_keys(
         self, columns: Sequence[str], keys: Sequence[Sequence[Any]], watermark: str

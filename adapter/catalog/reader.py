@@ -44,6 +44,8 @@ class CatalogFile:
         self.limits = limits or ZipLimits()
         self.encoding = "utf-8"
         self._member: zipfile.ZipInfo | None = None
+        #: lines and unpacked bytes read before the chunk being read (for :meth:`estimated_rows`)
+        self._lines_seen = self._bytes_seen = 0
 
     @property
     def text_name(self) -> str:
@@ -82,6 +84,13 @@ class CatalogFile:
                                   f"{self.limits.max_ratio:.0f}:1 (a zip bomb?); refused")
         return info
 
+    def estimated_rows(self) -> int | None:
+        """The file's lines, guessed from its unpacked size and the lines per byte read so far (a
+        progress total when the centre declared none); None until the first chunk is through."""
+        if not self._bytes_seen or self._member is None:
+            return None
+        return round(self._lines_seen * self._member.file_size / self._bytes_seen)
+
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """(line number, fields) for every non-empty line. Decoded as UTF-8 (a BOM dropped);
         on the first undecodable byte the file is read again as GB18030, if allowed."""
@@ -107,6 +116,7 @@ class CatalogFile:
             with zipfile.ZipFile(self.path) as archive, archive.open(self.member) as raw:
                 pending = ""
                 for chunk in _chunks(raw):
+                    self._lines_seen, self._bytes_seen = line_no, unpacked
                     unpacked += len(chunk)
                     if unpacked > self.limits.max_unpacked_bytes:
                         raise FileFormatError(f"{self.member.filename}: unpacks to more than "

@@ -30,6 +30,8 @@ _entry = schema.catalog_entry
 _BATCH = 5000
 #: problems kept in a report (the count of all of them is kept too)
 _REPORT_LIMIT = 50
+#: rows between two calls of an ingest's ``progress``
+_PROGRESS_EVERY = 1000
 
 
 @dataclass(frozen=True)
@@ -149,11 +151,11 @@ class CatalogStore:
                 if len(batch) >= _BATCH:
                     self._stage(batch, checker)
                     batch = []
-                if progress is not None and rows_in_file % 10000 == 0:
-                    progress(10000)
+                if progress is not None and rows_in_file % _PROGRESS_EVERY == 0:
+                    progress(_PROGRESS_EVERY)
             self._stage(batch, checker)
             if progress is not None:
-                progress(rows_in_file % 10000)
+                progress(rows_in_file % _PROGRESS_EVERY)
         except FileFormatError as exc:
             checker.add(0, 0, str(exc))
         except BaseException as exc:

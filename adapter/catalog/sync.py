@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from adapter.outbound.client import CentreClient
 from adapter.outbound.files import FileTransfer
 from adapter.plugin.api import RegionProfile
 from adapter.plugin.catalogues import CatalogSpec
+from adapter.progress import SILENT, Reporter
 
 logger = logging.getLogger(__name__)
 
@@ -50,22 +50,21 @@ def spec_for(region: RegionProfile, kind: str) -> CatalogSpec:
 
 class CatalogSync:
     def __init__(self, client: CentreClient, files: FileTransfer, region: RegionProfile,
-                 catalogs: CatalogStore, config: CatalogConfig) -> None:
+                 catalogs: CatalogStore, config: CatalogConfig, progress: Reporter = SILENT) -> None:
         self.client = client
+        self.progress = progress
         self.files = files
         self.region = region
         self.catalogs = catalogs
         self.config = config
 
-    def sync(self, kind: str, accept_mass_change: bool = False,
-             progress_for: Callable[[int], AbstractContextManager[Callable[[int], None]]] | None = None,
-             ) -> SyncResult:
+    def sync(self, kind: str, accept_mass_change: bool = False) -> SyncResult:
         """One incremental download of ``kind``. Raises CatalogRefused when the file is bad
         (its version is kept as refused, with the report) or a DeliveryError."""
         spec = spec_for(self.region, kind)
         active = self.catalogs.active(kind)
         if spec.paged:
-            return self._sync_paged(spec, active, accept_mass_change, progress_for)
+            return self._sync_paged(spec, active, accept_mass_change)
         ver = active.ver if active is not None else self.region.catalogue_initial_ver
         _, reply = self.client.call(kind, {"data": {"ver": ver}}, message_id=None)
         output: dict[str, Any] = reply.output if isinstance(reply.output, dict) else {}
@@ -80,29 +79,27 @@ class CatalogSync:
             path = Path(scratch) / Path(str(output["filename"])).name
             path.write_bytes(content)
             del content
-            with progress_for(declared) if progress_for else nullcontext(None) as progress:
+            with self.progress.start("catalog", kind, total=declared) as progress:
                 version = self.catalogs.ingest(
                     spec, CatalogFile(path, limits_from(self.config)),
                     source=f"{kind} ver>{ver} {output['filename']} ({output['file_qury_no']})",
                     declared_rows=declared, accept_mass_change=accept_mass_change,
-                    max_retire_share=self.config.max_retire_share, progress=progress,
+                    max_retire_share=self.config.max_retire_share, progress=progress.advance,
                 )
         logger.info("catalogue %s switched to %s (%d rows in the file, %d in all)", kind, version.ver,
                     version.rows_in_file, version.rows_total, extra={"action": "catalog_switched"})
         return SyncResult(kind, "switched", version, version.rows_in_file)
 
-    def _sync_paged(self, spec: CatalogSpec, active: VersionInfo | None, accept_mass_change: bool,
-                    progress_for: Callable[[int], AbstractContextManager[Callable[[int], None]]] | None,
-                    ) -> SyncResult:
+    def _sync_paged(self, spec: CatalogSpec, active: VersionInfo | None, accept_mass_change: bool) -> SyncResult:
         since = active.ver if active is not None else PAGED_INITIAL_UPDT_TIME
         pages = PagedRows(self.client, spec, since, self.config.page_size)
         if pages.record_counts == 0:
             return SyncResult(spec.kind, "up to date", active, 0)
-        with progress_for(pages.record_counts) if progress_for else nullcontext(None) as progress:
+        with self.progress.start("catalog", spec.kind, total=pages.record_counts) as progress:
             version = self.catalogs.ingest(
                 spec, pages, source=f"{spec.kind} updt_time>{since} ({pages.record_counts} records)",
                 accept_mass_change=accept_mass_change, max_retire_share=self.config.max_retire_share,
-                progress=progress,
+                progress=progress.advance,
             )
         return SyncResult(spec.kind, "switched", version, version.rows_in_file)
 

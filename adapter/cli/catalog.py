@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 
 import click
@@ -19,16 +15,6 @@ from adapter.state.store import utcnow
 @click.group()
 def catalog() -> None:
     """National catalogues (1301 drugs, 1305 services, 1307 diagnoses...): versions in use."""
-
-
-@contextmanager
-def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on a terminal; silence otherwise (logs and cron mail stay clean)."""
-    if not sys.stderr.isatty() or total <= 0:
-        yield lambda _n: None
-        return
-    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
-        yield bar.update
 
 
 @catalog.command("sync")
@@ -45,15 +31,12 @@ def catalog_sync(kinds: tuple[str, ...], accept_mass_change: bool, config_path: 
     wanted = list(kinds) or settings.catalog.kinds
     if not wanted:
         raise AdapterError("no catalogue to sync: pass --kind or set [catalog] kinds")
-    adapter = build_adapter(settings)
+    adapter = build_adapter(settings, interactive=True)  # bars on a terminal, else a log line
     failed = []
     try:
         for kind in wanted:
             try:
-                result = adapter.catalog_sync.sync(
-                    kind, accept_mass_change=accept_mass_change,
-                    progress_for=partial(_progress, label=f"checking {kind}"),
-                )
+                result = adapter.catalog_sync.sync(kind, accept_mass_change=accept_mass_change)
             except AdapterError as exc:
                 failed.append(kind)
                 click.echo(f"{kind}: {exc}", err=True)
@@ -89,21 +72,25 @@ def catalog_import(file: Path, kind: str, data_cnt: int | None, accept_mass_chan
     from adapter.catalog.store import CatalogStore
     from adapter.catalog.sync import limits_from, spec_for
     from adapter.plugin.manager import PluginHost
+    from adapter.progress import reporter
 
     settings = _settings(config_path)
     region = PluginHost.load().region(settings.centre.region)
-    with state_store(settings) as store:
+    with state_store(settings) as store, reporter(store, settings.progress.every_seconds,
+                                                  interactive=True) as progress:
         catalogs = CatalogStore(store)
         if kind in region.policies:
             ver, entries = read_policy(file, region.policies[kind])
             version = catalogs.ingest_entries(kind, ver, entries, source=f"import {file.name}", filename=file.name)
         else:
             spec = spec_for(region, kind)
-            with _progress(data_cnt or 0, f"checking {kind}") as progress:
+            rows = CatalogFile(file, limits_from(settings.catalog))
+            # without --data-cnt the total is guessed from the file's unpacked size
+            with progress.start("catalog", kind, total=data_cnt, estimate=lambda _done: rows.estimated_rows()) as task:
                 version = catalogs.ingest(
-                    spec, CatalogFile(file, limits_from(settings.catalog)), source=f"import {file.name}",
-                    declared_rows=data_cnt, accept_mass_change=accept_mass_change,
-                    max_retire_share=settings.catalog.max_retire_share, progress=progress,
+                    spec, rows, source=f"import {file.name}", declared_rows=data_cnt,
+                    accept_mass_change=accept_mass_change, max_retire_share=settings.catalog.max_retire_share,
+                    progress=task.advance,
                 )
     click.echo(f"{kind}: switched to version {version.ver} from {file.name} "
                f"({version.rows_in_file} rows in the file, {version.rows_total} in the catalogue)")

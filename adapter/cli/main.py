@@ -104,11 +104,14 @@ def mapping_import(file: Path, config_path: Path) -> None:
     """Import a mapping CSV (kind,his_code,national_code[,national_name])."""
     from adapter.mapping.importer import read_mapping_csv
     from adapter.mapping.store import MappingStore
+    from adapter.progress import reporter
 
     settings = _settings(config_path)
     rows = read_mapping_csv(file)
-    with state_store(settings) as store:
-        written = MappingStore(store).upsert(rows)
+    # bars on a terminal, else a log line; no store row (the rows go in one transaction)
+    with state_store(settings) as store, reporter(None, settings.progress.every_seconds, interactive=True) as progress:
+        with progress.start("mapping", "import", total=len(rows)) as task:
+            written = MappingStore(store).upsert(rows, progress=task.advance)
         counts = MappingStore(store).count()
     click.echo(
         f"imported {written} mapping row(s) from {file}; now "
@@ -171,7 +174,7 @@ def run(config_path: Path, once: bool) -> None:
     from adapter.monitor.status import needs_a_person
 
     settings = _settings(config_path)
-    adapter = build_adapter(settings)
+    adapter = build_adapter(settings, interactive=True)  # a long cycle shows bars on a terminal, else log lines
     try:
         daemon = Daemon(adapter, config_path=config_path)  # SIGHUP reads config_path again
         if once:
@@ -219,14 +222,15 @@ def _print_attention(attention: Any) -> None:
 def status(config_path: Path, as_json: bool) -> None:
     """Health of every transaction's queue; exits 3 when something needs a person now (records
     parked since the last look, a stuck queue, signing in failing)."""
-    from adapter.monitor.status import needs_a_person, queue_status
+    from adapter.monitor.status import needs_a_person, progress_stale_after, queue_status
     from adapter.plugin.manager import PluginHost
     from adapter.spec.tables import load_edition
 
     settings = _settings(config_path)
     edition = load_edition(PluginHost.load().region(settings.centre.region).interface_edition)
     with state_store(settings) as store:
-        state = queue_status(store, edition=edition, infnos=settings.his.transactions)
+        state = queue_status(store, edition=edition, infnos=settings.his.transactions,
+                             stale_after=progress_stale_after(settings))
         assert state.snapshot is not None
         attention = needs_a_person(store, settings, state.snapshot, "status")
     if as_json:
@@ -263,6 +267,14 @@ def _print_status(state: Any) -> None:
     last = state.last_successful_upload
     click.echo(f"last successful upload: {local_time(last) if last else 'never'}")
     click.echo("watermark: " + (", ".join(f"{k} = {v}" for k, v in state.watermarks.items()) or "none"))
+    if state.progress:
+        click.echo("in progress (long work: a backfill, an import, a reconciliation):")
+        for item in state.progress:
+            ends = f"; ends about {local_time(item['ends_at'])}" if item["ends_at"] else ""
+            said = f"last word {age_text(item['silent_seconds'])} ago"
+            if item["stale"]:
+                said = f"no word for {age_text(item['silent_seconds'])}: its process may have stopped"
+            click.echo(f"  {item['text']}{ends} (started {local_time(item['started_at'])}, {said})")
     if state.parked_reasons:
         click.echo("parked (`spool list --records --state parked`, `spool show ID --record`):")
         for item in state.parked_reasons:

@@ -74,7 +74,7 @@ def reconcile(ctx: click.Context, day: str | None, start: str | None, end: str |
     centre = settings.centre
     hospital = Hospital(centre.fixmedins_code, centre.fixmedins_name)
     home = centre.setl_optins or centre.mdtrtarea_admvs
-    adapter = build_adapter(settings)
+    adapter = build_adapter(settings, interactive=True)  # bars on a terminal, else a log line
     try:
         label = adapter.edition.label
         run = adapter.reconciler.run(period)

@@ -27,8 +27,10 @@ from sqlalchemy.exc import DataError
 
 from adapter import jsonio
 from adapter.errors import StateStoreError, TakenElsewhere
+from adapter.flow import backlog
 from adapter.flow.report import CycleReport
 from adapter.plugin.api import TransactionSpec
+from adapter.progress import SILENT, Progress, Reporter
 from adapter.spool import outbox
 from adapter.spool.states import ParkKind, RecordStatus
 from adapter.state import schema
@@ -58,12 +60,19 @@ class _Ready:
 
 
 class Build:
-    def __init__(self, store: StateStore, specs: Mapping[str, TransactionSpec], lines_per_message: int) -> None:
+    def __init__(self, store: StateStore, specs: Mapping[str, TransactionSpec], lines_per_message: int,
+                 progress: Reporter = SILENT) -> None:
         self.store = store
+        self.progress = progress
         self.specs = dict(specs)
         self.lines_per_message = lines_per_message
 
     def run(self, report: CycleReport) -> None:
+        with self.progress.start("build", unit="records", remaining=lambda: backlog.records_in(
+                self.store, self.specs, RecordStatus.READY)) as task:
+            self._run(report, task)
+
+    def _run(self, report: CycleReport, task: Progress) -> None:
         waiting = self._settle_cancels(report)
         for phase in sorted({spec.phase for spec in self.specs.values()}):
             infnos = sorted(infno for infno, spec in self.specs.items() if spec.phase == phase)
@@ -76,6 +85,7 @@ class Build:
                 messages = self._messages(self._readable(rows, report))
                 for start in range(0, len(messages), _MESSAGES_PER_COMMIT):
                     report.messages_built += self._spool(messages[start:start + _MESSAGES_PER_COMMIT], report)
+                task.advance(len(chunk))
 
     def _ready_rows(self, infno: str) -> Iterator[Any]:
         """The ready records of ``infno`` in ledger order, read a page at a time."""

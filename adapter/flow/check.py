@@ -28,11 +28,13 @@ from sqlalchemy.exc import DataError
 from adapter import jsonio
 from adapter.catalog.check import CatalogView
 from adapter.errors import StateStoreError
+from adapter.flow import backlog
 from adapter.flow.report import CycleReport
 from adapter.mapping.store import MappingStore, unmapped_reason
 from adapter.plugin.api import CatalogSpec, EmptyNumber, MappedFeeLine, TransactionSpec
 from adapter.plugin.rules import RuleSet, Severity, blocking
 from adapter.policy.stage import Candidate, PolicyStage
+from adapter.progress import SILENT, Progress, Reporter
 from adapter.records import MalformedRow, MappingKind
 from adapter.spec.check import DictionaryCheck
 from adapter.spool.states import ParkKind, RecordStatus
@@ -90,8 +92,10 @@ class Check:
         empty_number: EmptyNumber = "null",
         code_readings: Mapping[str, Mapping[str, str]] | None = None,
         dictionaries: DictionaryCheck | None = None,
+        progress: Reporter = SILENT,
     ) -> None:
         self.store = store
+        self.progress = progress
         self.specs = dict(specs)
         self.rules = rules
         self.catalogues = catalogues
@@ -106,6 +110,11 @@ class Check:
         self.mappings = MappingStore(store)
 
     def run(self, report: CycleReport) -> None:
+        with self.progress.start("check", unit="records", remaining=lambda: backlog.records_in(
+                self.store, self.specs, RecordStatus.NEW)) as task:
+            self._run(report, task)
+
+    def _run(self, report: CycleReport, task: Progress) -> None:
         last = 0
         while not self.stop_event.is_set():
             with self.store.begin() as conn:
@@ -128,6 +137,7 @@ class Check:
                 return
             last = rows[-1].id
             self._check_chunk(rows, tables, report)
+            task.advance(len(rows))
 
     def _check_chunk(self, rows: Sequence[Any], tables: Any, report: CycleReport) -> None:
         now = utcnow()

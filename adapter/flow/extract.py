@@ -29,6 +29,7 @@ from adapter.errors import SourceError
 from adapter.flow.report import CycleReport
 from adapter.his import SqlSource
 from adapter.plugin.api import TransactionSpec
+from adapter.progress import SILENT, Progress, Reporter
 from adapter.spool.states import ParkKind, RecordStatus
 from adapter.state import schema
 from adapter.state.store import StateStore, in_chunks, utcnow
@@ -75,9 +76,10 @@ class Rechecked:
 class Extract:
     def __init__(
         self, store: StateStore, specs: Mapping[str, TransactionSpec], sources: Mapping[str, SqlSource],
-        batch_size: int, stop_event: threading.Event,
+        batch_size: int, stop_event: threading.Event, progress: Reporter = SILENT,
     ) -> None:
         self.store = store
+        self.progress = progress
         self.specs = dict(specs)
         self.sources = dict(sources)
         self.batch_size = batch_size
@@ -88,6 +90,13 @@ class Extract:
             self.extract(infno, report)
 
     def extract(self, infno: str, report: CycleReport) -> None:
+        source = self.sources[infno]
+        # what is left is counted (in the HIS) only if the extract proves long
+        with self.progress.start("extract", infno,
+                                 remaining=lambda: source.count_after(self.watermark(infno))) as task:
+            self._extract(infno, report, task)
+
+    def _extract(self, infno: str, report: CycleReport, task: Progress) -> None:
         spec, source = self.specs[infno], self.sources[infno]
         name = watermark_source(infno)
         while not self.stop_event.is_set():
@@ -107,6 +116,7 @@ class Extract:
             report.extracted += added + len(replaced)
             report.duplicates_skipped += len(fresh) - added
             report.malformed += sum(1 for e in entries if e["park_kind"] == ParkKind.MALFORMED.value)
+            task.advance(len(rows))
             if len(rows) < self.batch_size:
                 return
 

@@ -24,10 +24,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from adapter.errors import BusinessRejection, DeliveryError, OutcomeUnknown, TransientDeliveryError
+from adapter.flow import backlog
 from adapter.flow.report import CycleReport
 from adapter.outbound.client import CentreClient
 from adapter.outbound.outcome import Outcome, find_outcome
 from adapter.plugin.api import RegionProfile
+from adapter.progress import SILENT, Progress, Reporter
 from adapter.spool import outbox
 from adapter.spool.deliveries import Delivery, DeliveryKind
 from adapter.spool.retry import backoff_seconds, call_with_quick_retries
@@ -70,9 +72,10 @@ class SendSettings:
 class Send:
     def __init__(
         self, *, store: StateStore, client: CentreClient, region: RegionProfile, settings: SendSettings,
-        stop_event: threading.Event,
+        stop_event: threading.Event, progress: Reporter = SILENT,
     ) -> None:
         self.store = store
+        self.progress = progress
         self.client = client
         self.region = region
         self.settings = settings
@@ -85,11 +88,17 @@ class Send:
 
     def run(self, report: CycleReport, settle: Settle, resolve: Resolve) -> None:
         """One pass: inquiries about lost replies, then every message due at its start."""
+        pass_start = utcnow()
+        with self.progress.start("send", unit="messages",
+                                 remaining=lambda: backlog.messages_due(self.store, pass_start)) as task:
+            self._run(report, settle, resolve, pass_start, task)
+
+    def _run(self, report: CycleReport, settle: Settle, resolve: Resolve, pass_start: datetime,
+             task: Progress) -> None:
         settings = self.settings
         # Long enough for every call one message may take: sign-in, the send and its quick retries,
         # a session renewal and resend, a confirmation query.
         lease = timedelta(seconds=settings.timeout_seconds * (settings.in_process_attempts + 5))
-        pass_start = utcnow()
         if self.paused_until is not None and pass_start < self.paused_until:
             return
         # A lease that ran out (a failed state write, a worker that died) is reclaimed while
@@ -115,6 +124,7 @@ class Send:
                 for message, (delivery, failures) in zip(wave, self._deliver_all(wave), strict=True):
                     report.transient_failures += failures
                     settle(message, delivery, report)
+                    task.advance()
                     if delivery.kind in (DeliveryKind.ACKED, DeliveryKind.REJECTED):
                         failures_in_a_row = 0
                         if delivery.kind is DeliveryKind.ACKED and self.pause_count:

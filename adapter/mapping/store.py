@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
@@ -30,14 +30,20 @@ class UnmappedCode:
     waiting_lines: int
 
 
+#: mapping rows written per statement of an import
+_CHUNK = 2000
+
+
 class MappingStore:
     """Reads and writes the mapping table; lookups are cached per cycle by the caller."""
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
 
-    def upsert(self, rows: Iterable[MappingRow]) -> int:
-        """Insert or replace mapping rows in one transaction; returns how many were written."""
+    def upsert(self, rows: Iterable[MappingRow], progress: Callable[[int], None] | None = None) -> int:
+        """Insert or replace mapping rows in one transaction; returns how many were written.
+        ``progress`` is told after every _CHUNK rows, inside that transaction (so it must not
+        write to the state store itself)."""
         now = utcnow()
         payload = [
             {
@@ -62,7 +68,11 @@ class MappingStore:
             },
         )
         with self._store.begin() as conn:
-            conn.execute(stmt, payload)
+            for start in range(0, len(payload), _CHUNK):
+                chunk = payload[start:start + _CHUNK]
+                conn.execute(stmt, chunk)
+                if progress is not None:
+                    progress(len(chunk))
         return len(payload)
 
     def load(self, conn: Connection) -> dict[MappingKind, dict[str, MappingRow]]:

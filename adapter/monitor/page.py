@@ -22,6 +22,9 @@ from adapter.monitor.alerts import OpenAlert
 from adapter.monitor.daily import DailySummary, latest
 from adapter.monitor.facts import Snapshot, plain_error
 from adapter.monitor.health import Check, Observed, Runtime, age_text, stuck_heads
+from adapter.monitor.status import progress_stale_after
+from adapter.progress import duration_text, rate_text
+from adapter.state.progress import read_progress
 
 PARK_KINDS = {
     "malformed": "数据无法读取 malformed",
@@ -40,6 +43,11 @@ ALERT_KINDS = {
     "disk_low": "磁盘将满 disk nearly full",
 }
 RECENT_ERRORS = 10
+#: the stages of long work (adapter.progress), as the page names them
+WORK_STAGES = {
+    "extract": "抽取 extract", "check": "校验 check", "build": "组包 build", "send": "上传 send",
+    "catalog": "目录 catalogue", "reconcile": "对账 reconcile",
+}
 
 
 def local(moment: datetime | None) -> str:
@@ -146,7 +154,34 @@ class Page:
             "disk": ({"path": snapshot.disk.path, "free": f"{snapshot.disk.free_share:.0%}",
                       "free_gib": f"{snapshot.disk.free_bytes / 2**30:.1f}"} if snapshot.disk else None),
             "daily": self._daily(),
+            "progress": self._progress(),
         }
+
+    def _progress(self) -> list[dict[str, Any]]:
+        """Long work under way (a backfill's stages, an import, a reconciliation), as the page
+        shows it; a row not written for long is marked (its process may have stopped)."""
+        try:
+            rows = read_progress(self.observed.store)
+        except StateStoreError:
+            return []
+        now, stale = self.snapshot.taken_at, progress_stale_after(self.observed.settings)
+        shown = []
+        for row in rows:
+            silent = max(0.0, (now - row.updated_at).total_seconds())
+            total = f" / {'~' if row.estimated else ''}{row.total:,}" if row.total is not None else ""
+            rate, left = row.rate, row.seconds_left
+            shown.append({
+                "work": f"{WORK_STAGES.get(row.stage, row.stage)} {row.infno}".strip(),
+                "done": f"{row.done:,}{total} {row.unit}",
+                "share": f"{min(row.done / row.total, 1):.0%}" if row.total else "",
+                "rate": f"{rate_text(rate)} {row.unit}/s" if rate is not None else "—",
+                "left": duration_text(left) if left is not None else "—",
+                "ends": local(row.ends_at) if row.ends_at is not None else "总数未知 total not known",
+                "started": short(row.started_at),
+                "silent": age_text(silent),
+                "bad": silent > stale,
+            })
+        return shown
 
     def _daily(self) -> dict[str, Any] | None:
         """The newest daily summary as the page shows it (None: none written yet)."""

@@ -19,14 +19,19 @@ from sqlalchemy import Connection, and_, func, or_, select
 from adapter.config import Settings
 from adapter.monitor.facts import Snapshot, read_snapshot
 from adapter.monitor.health import age_text, stuck_heads
+from adapter.progress import describe
 from adapter.spec.tables import Edition
 from adapter.spool.states import UNSENT_MESSAGE_STATES, MessageStatus, ParkKind, RecordStatus
 from adapter.state import schema
+from adapter.state.progress import read_progress
 from adapter.state.store import StateStore, utcnow
 from adapter.state.watermarks import read_watermark, save_watermark
 
 #: watermark rows that remember when ``status`` / ``run --once`` last looked (not HIS sources)
 LOOK_PREFIX = "look."
+#: a progress row not written for this long (or three ``[progress] every_seconds``, if longer)
+#: belongs to work that may have stopped: a process killed mid-way leaves its row unfinished
+STALE_PROGRESS_SECONDS = 300.0
 
 
 # -- local time ------------------------------------------------------------------------------
@@ -90,6 +95,9 @@ class QueueStatus:
     retry_errors: list[dict[str, Any]] = field(default_factory=list)
     #: messages whose outcome at the centre is unknown (a lost reply not yet settled), oldest first
     unknown: list[dict[str, Any]] = field(default_factory=list)
+    #: long work under way in any process (a backfill's stages, an import, a reconciliation):
+    #: done, total, rate, time left, the estimated end (:func:`work_in_progress`)
+    progress: list[dict[str, Any]] = field(default_factory=list)
     #: the facts the monitor reads too (heads, the centre's answers), for :func:`needs_a_person`
     snapshot: Snapshot | None = None
 
@@ -98,9 +106,10 @@ class QueueStatus:
 
 
 def queue_status(store: StateStore, reasons_limit: int = 20, edition: Edition | None = None,
-                 infnos: Sequence[str] = ()) -> QueueStatus:
+                 infnos: Sequence[str] = (), stale_after: float = STALE_PROGRESS_SECONDS) -> QueueStatus:
     """``edition``: the region's interface edition, for the transactions' names (none: blank);
-    ``infnos``: the configured transactions, listed even when nothing of theirs is stored."""
+    ``infnos``: the configured transactions, listed even when nothing of theirs is stored;
+    ``stale_after``: seconds without news after which work in progress may have stopped."""
     message, line = schema.message, schema.record
     snapshot = read_snapshot(store, infnos, edition, limit=reasons_limit)
     status = QueueStatus(snapshot=snapshot)
@@ -172,7 +181,25 @@ def queue_status(store: StateStore, reasons_limit: int = 20, edition: Edition | 
             }
             for row in unknown
         ]
+    status.progress = work_in_progress(store, stale_after)
     return status
+
+
+def progress_stale_after(settings: Settings) -> float:
+    """How long a progress row may go unwritten before its work looks stopped."""
+    return max(STALE_PROGRESS_SECONDS, 3 * settings.progress.every_seconds)
+
+
+def work_in_progress(store: StateStore, stale_after: float = STALE_PROGRESS_SECONDS) -> list[dict[str, Any]]:
+    """The unfinished progress rows, each with its words (``extract 2301: 120,000 of ~1,000,000
+    rows, ...``), how long since it was written and whether that is too long (``stale``)."""
+    now = utcnow()
+    found = []
+    for row in read_progress(store):
+        silent = max(0.0, (now - row.updated_at).total_seconds())
+        found.append({**row.as_dict(), "label": row.label, "text": describe(row), "silent_seconds": round(silent, 1),
+                      "stale": silent > stale_after})
+    return found
 
 
 def _transactions(snapshot: Snapshot, edition: Edition | None, records: dict[str, dict[str, int]],

@@ -3,7 +3,7 @@ agency x insurance type x clearing type, computed the way the region defines the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -106,12 +106,23 @@ def settlement_rows(his_url: str, query: str, period: Period) -> Iterator[dict[s
 
 
 def read_settlements(his_url: str, query: str, period: Period, *, mdtrt_ids: Mapping[str, str] | None = None,
-                     setl_optins: str = "") -> list[HisSettlement]:
+                     setl_optins: str = "", progress: Callable[[int], None] | None = None) -> list[HisSettlement]:
     """The period's settlements; ``mdtrt_ids`` maps the HIS's stay keys to the centre's
-    mdtrt_id, and ``setl_optins`` is the clearing agency of rows without one."""
+    mdtrt_id, and ``setl_optins`` is the clearing agency of rows without one. ``progress`` is
+    told every _PROGRESS_EVERY rows read."""
     bound = mdtrt_ids or {}
-    return [_settlement(row, index, bound, setl_optins)
-            for index, row in enumerate(settlement_rows(his_url, query, period), start=1)]
+    settlements = []
+    for index, row in enumerate(settlement_rows(his_url, query, period), start=1):
+        settlements.append(_settlement(row, index, bound, setl_optins))
+        if progress is not None and index % _PROGRESS_EVERY == 0:
+            progress(_PROGRESS_EVERY)
+    if progress is not None:
+        progress(len(settlements) % _PROGRESS_EVERY)
+    return settlements
+
+
+#: settlements read between two calls of ``progress``
+_PROGRESS_EVERY = 1000
 
 
 #: the optional columns and the length the interface gives them (3201 setl_optins 字符型 6;

@@ -23,6 +23,7 @@ from sqlalchemy import insert, select
 from adapter.errors import BusinessRejection
 from adapter.outbound.client import CentreClient
 from adapter.outbound.files import FileTransfer
+from adapter.progress import SILENT, Reporter
 from adapter.reconcile.local import Group, HisSettlement, Period, Totals, money, read_settlements, totals_by_group
 from adapter.records import Settlement
 from adapter.state import schema
@@ -114,8 +115,9 @@ class ReconRun:
 class Reconciler:
     def __init__(self, *, client: CentreClient, files: FileTransfer, store: StateStore, his_url: str,
                  settlement_query: str, setl_optins: str, fixmedins_code: str,
-                 fund_of: Callable[[Settlement], Decimal] | None = None) -> None:
+                 fund_of: Callable[[Settlement], Decimal] | None = None, progress: Reporter = SILENT) -> None:
         self.client = client
+        self.progress = progress
         self.files = files
         self.store = store
         self.his_url = his_url
@@ -125,28 +127,35 @@ class Reconciler:
         self.fund_of = fund_of
 
     def run(self, period: Period) -> ReconRun:
-        settlements = self._settlements(period)
+        with self.progress.start("reconcile", "HIS", unit="settlements") as task:
+            settlements = self._settlements(period, task.advance)
         groups = totals_by_group(settlements)
-        results = [self._totals(period, group, total) for group, total in sorted(groups.items())]
+        results = []
+        with self.progress.start("reconcile", "3201", unit="pairs", total=len(groups)) as task:
+            for group, total in sorted(groups.items()):
+                results.append(self._totals(period, group, total))
+                task.advance()
         unbalanced = sorted({(p.setl_optins, p.clr_type) for p in results if not p.balanced})
         ours = self._our_msgids() if unbalanced else {}
-        for setl_optins, clr_type in unbalanced:
-            mine = [s for s in settlements if s.setl_optins == setl_optins and s.clr_type == clr_type]
-            differences = self._drill_down(period, setl_optins, clr_type, mine, ours)
-            pairs = [p for p in results if p.setl_optins == setl_optins and p.clr_type == clr_type]
-            results += place(pairs, differences, mine)
+        with self.progress.start("reconcile", "3202", unit="drill-downs", total=len(unbalanced)) as task:
+            for setl_optins, clr_type in unbalanced:
+                mine = [s for s in settlements if s.setl_optins == setl_optins and s.clr_type == clr_type]
+                differences = self._drill_down(period, setl_optins, clr_type, mine, ours)
+                pairs = [p for p in results if p.setl_optins == setl_optins and p.clr_type == clr_type]
+                results += place(pairs, differences, mine)
+                task.advance()
         run = ReconRun(period, results, _daily(settlements))
         self._store(run)
         return run
 
-    def _settlements(self, period: Period) -> list[HisSettlement]:
+    def _settlements(self, period: Period, progress: Callable[[int], None] | None = None) -> list[HisSettlement]:
         """The period's settlements as the centre knows them: a stay by the mdtrt_id the
         adapter registered, no clearing agency meaning the configured one, and fund_pay_sumamt
         as the region counts it (in the totals and the detail file alike)."""
         with self.store.begin() as conn:
             visits = dict(conn.execute(select(schema.visit.c.his_key, schema.visit.c.mdtrt_id)).all())
         settlements = read_settlements(self.his_url, self.settlement_query, period, mdtrt_ids=visits,
-                                       setl_optins=self.setl_optins)
+                                       setl_optins=self.setl_optins, progress=progress)
         if self.fund_of is None:
             return settlements
         prepared = []

@@ -265,3 +265,26 @@ daily_summary = Table(
     Column("written_at", DateTime, nullable=False),
     Column("summary", Text, nullable=False),
 )
+
+
+#: Long work under way (a backfill's extract, check, build and send; a catalogue import; a
+#: reconciliation): one row per stage and transaction, written every few seconds by the process
+#: doing it (adapter.progress), so `status` and the status page, in other processes, can show
+#: how far it got and when it should end. ``finished_at`` is set when the work ends.
+progress = Table(
+    "progress",
+    metadata,
+    Column("stage", String(16), primary_key=True),
+    #: the transaction or catalogue ("" for a stage over every transaction)
+    Column("infno", String(16), primary_key=True),
+    Column("unit", String(16), nullable=False),
+    Column("done", Integer, nullable=False),
+    Column("total", Integer),
+    #: 1 when ``total`` is an estimate (counted when the work began, or guessed from bytes read)
+    Column("estimated", Integer, nullable=False, default=0),
+    Column("started_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    #: host and process id of the writer
+    Column("owner", String(64), nullable=False, default=""),
+)
