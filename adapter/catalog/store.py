@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, literal, select, update
 
+from adapter import moments
 from adapter.catalog.reader import RowSource
 from adapter.errors import AdapterError, FileFormatError
 from adapter.plugin.catalogues import CatalogSpec
@@ -360,6 +361,9 @@ class _RowChecker:
         self.problems: list[Problem] = []
         self.total = 0
         self.max_version = ""
+        # read once, not per row (a catalogue has up to millions of rows)
+        self._required = tuple(self.spec.required_columns)
+        self._dates = tuple(self.spec.all_date_columns)
 
     def add(self, line: int, column: int, message: str) -> None:
         self.total += 1
@@ -372,13 +376,13 @@ class _RowChecker:
             self.add(line_no, len(fields), f"{len(fields)} columns, {spec.kind} needs at least {spec.columns}")
             return None
         before = self.total
-        for column in spec.required_columns:
+        for column in self._required:
             if not fields[column - 1].strip():
                 self.add(line_no, column, "required column is empty")
         code = fields[spec.code_column - 1].strip()
         if code and not spec.code_ok(code):
             self.add(line_no, spec.code_column, f"code {code!r} is not a {spec.kind} national code")
-        for column in spec.all_date_columns:
+        for column in self._dates:
             value = fields[column - 1].strip()
             if value and not _is_date(value):
                 self.add(line_no, column, f"{value!r} is not a date (yyyy-MM-dd)")
@@ -408,7 +412,7 @@ class _RowChecker:
 def _is_date(value: str) -> bool:
     for pattern in ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y%m%d"):
         try:
-            datetime.strptime(value, pattern)
+            moments.parse(value, pattern)
             return True
         except ValueError:
             continue
