@@ -4,6 +4,7 @@ the simulated centre on loopback. Nothing is mocked."""
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -226,6 +227,21 @@ def make_adapter(make_settings: Callable[..., Settings]) -> Iterator[Callable[..
     yield make
     for adapter in made:
         adapter.close()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The root logger as it was, after a test that configured logging (the CLI does)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def import_sample_mapping(adapter: Adapter, his: SampleHis) -> None:

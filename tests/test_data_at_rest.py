@@ -51,20 +51,6 @@ def permissive_umask() -> Iterator[None]:
         os.umask(old)
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        for handler in root.handlers:
-            if handler not in handlers:
-                handler.close()
-        root.handlers[:] = handlers
-        root.setLevel(level)
-
-
 def _key(path: Path) -> Path:
     write_key_file(path)
     return path

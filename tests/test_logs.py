@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -83,20 +82,6 @@ def test_redaction_removes_the_value(leaky: str, secret: str):
 @pytest.mark.parametrize("message", ORDINARY)
 def test_ordinary_messages_are_unchanged(message: str):
     assert redact(message) == message
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        for handler in root.handlers:
-            if handler not in handlers:
-                handler.close()
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 @pytest.fixture

@@ -6,24 +6,25 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from adapter.cli.common import EXIT_SOMETHING_FAILED, _settings, config_option, handled, json_option, state_store
+from adapter.cli.common import (
+    EXIT_SOMETHING_FAILED,
+    _settings,
+    config_option,
+    handled,
+    json_option,
+    parse_day,
+    state_store,
+)
 
 if TYPE_CHECKING:
     from adapter.reconcile.report import Label
     from adapter.reconcile.run import ReconRun
-
-
-def _date(value: str, option: str) -> date:
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (yyyy-MM-dd)", param_hint=option) from None
 
 
 @click.group(invoke_without_command=True)
@@ -57,7 +58,7 @@ def reconcile(ctx: click.Context, day: str | None, start: str | None, end: str |
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --date D, --from D1 --to D2, --month YYYY-MM")
     if day:
-        period = Period.day(_date(day, "--date"))
+        period = Period.day(parse_day(day, "--date"))
     elif month:
         try:
             first = datetime.strptime(month, "%Y-%m")
@@ -67,7 +68,7 @@ def reconcile(ctx: click.Context, day: str | None, start: str | None, end: str |
     else:
         if not (start and end):
             raise click.UsageError("--from and --to go together")
-        period = Period(_date(start, "--from"), _date(end, "--to"), "range")
+        period = Period(parse_day(start, "--from"), parse_day(end, "--to"), "range")
         if period.end < period.start:
             raise click.UsageError("--to is before --from")
     settings = _settings(config_path)

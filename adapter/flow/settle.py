@@ -11,7 +11,8 @@ finds nothing left has done its work).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from adapter.errors import BusinessRejection, TakenElsewhere
 from adapter.flow.report import CycleReport
@@ -42,18 +43,12 @@ class Settle:
         self.requeued = 0
 
     def delivered(self, message: outbox.SpooledMessage, delivery: Delivery, report: CycleReport) -> None:
-        try:
+        with _unless_taken(message):
             self._delivered(message, delivery, report)
-        except TakenElsewhere as exc:
-            logger.warning("message %d: %s; its result is left to that worker", message.id, exc,
-                           extra={"action": "result_dropped", "message_id": message.id})
 
     def resolved(self, message: outbox.SpooledMessage, outcome: Outcome, report: CycleReport) -> None:
-        try:
+        with _unless_taken(message):
             self._resolved(message, outcome, report)
-        except TakenElsewhere as exc:
-            logger.warning("message %d: %s; its result is left to that worker", message.id, exc,
-                           extra={"action": "result_dropped", "message_id": message.id})
 
     def _delivered(self, message: outbox.SpooledMessage, delivery: Delivery, report: CycleReport) -> None:
         if delivery.kind is DeliveryKind.ACKED:
@@ -194,3 +189,14 @@ class Settle:
     def _record(self, infno: str, payload: dict[str, object]) -> dict[str, object]:
         spec = self.specs.get(infno)
         return spec.record_from_input(payload) if spec is not None else {}
+
+
+@contextmanager
+def _unless_taken(message: outbox.SpooledMessage) -> Iterator[None]:
+    """A result for a message another worker reclaimed meanwhile is dropped, with one log line:
+    that worker settles it."""
+    try:
+        yield
+    except TakenElsewhere as exc:
+        logger.warning("message %d: %s; its result is left to that worker", message.id, exc,
+                       extra={"action": "result_dropped", "message_id": message.id})
