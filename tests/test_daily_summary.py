@@ -13,7 +13,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from adapter.daemon import Daemon
 from adapter.monitor.daily import DailySummary, DailyWriter, latest, window
@@ -199,6 +199,11 @@ def test_the_configured_time_of_day_and_the_window(make_adapter, centre, sample_
                                             datetime(2026, 12, 1, 7, 30, tzinfo=zone))
     # a second daemon on the same spool does not write it again
     assert other.write_if_due(observed) is None and writer.write_if_due(observed) is None
+    # and once either knows the day is written, its later cycles that day ask the store nothing
+    asked: list[str] = []
+    event.listen(adapter.store.engine, "before_cursor_execute", lambda *args: asked.append(args[2]))
+    assert writer.write_if_due(observed) is None and other.write_if_due(observed) is None
+    assert asked == []
     stored = latest(adapter.store)
     assert stored == summary and DailySummary.from_json(summary.to_json()) == summary
     assert window(datetime(2026, 12, 1, 0, 0, tzinfo=zone), "00:00") == (

@@ -235,6 +235,8 @@ class DailyWriter:
     """Writes the summary once a day; ``clock`` gives the local time (aware)."""
 
     clock: Callable[[], datetime] = _local_now
+    #: the last day this writer found written, so later cycles that day ask the store nothing
+    _done: date | None = None
 
     def write_if_due(self, observed: Observed) -> DailySummary | None:
         """The summary, when this call wrote it; None when it is not due, already written (by
@@ -244,10 +246,13 @@ class DailyWriter:
         if due is None:
             return None
         day, start, end = due
+        if day == self._done:
+            return None
         store = observed.store
         try:
             with store.begin() as conn:
                 if written(conn, day):
+                    self._done = day
                     return None
             infnos = tuple(observed.settings.his.transactions)
             snapshot = read_snapshot(store, infnos, observed.edition)
@@ -259,6 +264,7 @@ class DailyWriter:
             logger.warning("daily summary not written, trying again next cycle: %s", exc,
                            extra={"action": "daily_summary_deferred"})
             return None
+        self._done = day
         if not added:
             return None  # another daemon on the spool wrote it first
         logger.info("%s", summary.line(), extra={"action": "daily_summary", "summary": json.loads(summary.to_json())})

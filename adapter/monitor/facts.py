@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 from adapter.errors import StateStoreError
 from adapter.spec.tables import Edition
-from adapter.spool.states import UNSENT_MESSAGE_STATES, MessageStatus, ParkKind, RecordStatus
+from adapter.spool.states import UNSENT_MESSAGE_STATES, UNSENT_RECORD_STATES, MessageStatus, ParkKind, RecordStatus
 from adapter.state import schema
 from adapter.state.store import StateStore, utcnow
 
@@ -38,7 +38,7 @@ REJECTION_REASONS = 10
 REASON_LENGTH = 60
 SIGN_IN = "9001"
 
-_UNSENT_RECORDS = (RecordStatus.NEW.value, RecordStatus.READY.value, RecordStatus.QUEUED.value)
+_UNSENT_RECORDS = tuple(s.value for s in UNSENT_RECORD_STATES)
 _UNSENT_MESSAGES = tuple(s.value for s in UNSENT_MESSAGE_STATES)
 _ANSWERED = ("ok", "rejected", "busy")
 _HTTP = re.compile(r"HTTP (\d{3})")

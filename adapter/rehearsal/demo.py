@@ -30,7 +30,7 @@ from adapter.rehearsal.centre.server import SimulatedCentre
 from adapter.rehearsal.sample_his import SampleHis, counter_settlements, generate_sample_his, write_mapping_csv
 from adapter.rehearsal.sample_queries import sample_sources_toml, settlement_query_toml
 from adapter.spool import outbox
-from adapter.spool.states import RecordStatus
+from adapter.spool.states import UNSENT_RECORD_STATES, RecordStatus
 from adapter.state import schema
 from adapter.state.store import StateStore, utcnow
 
@@ -132,7 +132,7 @@ class DemoResult:
     @property
     def complete(self) -> bool:
         """Every line and record the centre was willing to take is acked, exactly once."""
-        unsent = (RecordStatus.NEW.value, RecordStatus.READY.value, RecordStatus.QUEUED.value)
+        unsent = [state.value for state in UNSENT_RECORD_STATES]
         if any(self.lines_by_status.get(status, 0) for status in unsent):
             return False
         if any(counts.get(status, 0) for counts in self.records_by_status.values() for status in unsent):

@@ -63,3 +63,6 @@ UNSENT_MESSAGE_STATES = (
     MessageStatus.RETRY_WAIT,
     MessageStatus.UNKNOWN,
 )
+
+#: Record states not yet at the centre (nor parked or withdrawn): read, checked, or in a message.
+UNSENT_RECORD_STATES = (RecordStatus.NEW, RecordStatus.READY, RecordStatus.QUEUED)
