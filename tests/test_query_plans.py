@@ -52,6 +52,7 @@ EXPECTED = {
         "claim_due", "claim_unknown", "mark_acked", "records_of", "park_rejected", "recover_in_flight",
         "next_due_at", "mark_retry", "mark_unknown", "hand_back", "requeue_parked", "spool_message",
         "bring_forward", "keep_unknown", "had_lost_reply", "shared_in_group", "renew_lease",
+        "_take_back_later",
     )
 } | {"spool/visits.py:bind_visit", "spool/visits.py:store_visit", "spool/visits.py:registered_elsewhere"}
 #: the stages whose own queries must be seen too (whatever their functions are called)
@@ -149,6 +150,8 @@ def _outbox_lookups(store: StateStore) -> None:
     outbox.shared_in_group(store, outbox.SpooledMessage(newest, "2301", group, None, {}, 1), frozenset({"2301"}))
     outbox.hand_back(store, newest)
     outbox.park_rejected(store, newest, "test", [])
+    with store.begin() as conn:
+        outbox._take_back_later(conn, newest, utcnow())  # reached only when a rejection requeues
     outbox.requeue_parked(store, newest)
     outbox.requeue_parked(store)
     outbox.mark_acked(store, newest, "test")

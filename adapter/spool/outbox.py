@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Exists, and_, exists, func, insert, or_, select, update
+from sqlalchemy import Exists, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from adapter import jsonio
@@ -317,12 +317,41 @@ def shared_in_group(store: StateStore, message: SpooledMessage, infnos: frozense
 def resend_shared(store: StateStore, message: SpooledMessage, infnos: frozenset[str]) -> int:
     """After a batch-wide withdrawal: the group's delivered records of ``infnos`` are READY
     again, to go out in new messages after the lost one. Returns how many."""
+    now = utcnow()
     with store.begin() as conn:
         result = conn.execute(
             update(_record).where(_shared(message, infnos))
-            .values(status=RecordStatus.READY.value, message_id=None, updated_at=utcnow())
+            .values(status=RecordStatus.READY.value, message_id=None, updated_at=now)
         )
+        if result.rowcount:
+            _take_back_later(conn, message.id, now)
     return int(result.rowcount or 0)
+
+
+def _take_back_later(conn: Any, message_id: int, now: datetime) -> int:
+    """Records requeued out of message ``message_id`` go out in a new message, which would be
+    queued behind the group's later messages: a 2302 withdrawing one of those lines would reach
+    the centre before the line and be refused. So the group's later messages that were never
+    sent are taken apart too (their records READY again, the messages deleted: nothing of them
+    left the adapter), and the next build spools all of it again in phase and ledger order.
+    A later message cannot have been sent: it waited behind this one. Returns how many."""
+    group_key = conn.execute(select(_message.c.group_key).where(_message.c.id == message_id)).scalar_one()
+    later = [row.id for row in conn.execute(
+        select(_message.c.id).where(
+            _message.c.group_key == group_key,
+            _message.c.id > message_id,
+            _message.c.status == MessageStatus.PENDING.value,
+            _message.c.attempts == 0,
+            ~exists().where(schema.attempt.c.message_id == _message.c.id),
+        )
+    )]
+    if later:
+        conn.execute(update(_record).where(_record.c.message_id.in_(later))
+                     .values(status=RecordStatus.READY.value, message_id=None, updated_at=now))
+        conn.execute(delete(_message).where(_message.c.id.in_(later)))
+        logger.info("message %d: %d later message(s) of its group taken apart to keep the group's order",
+                    message_id, len(later), extra={"action": "requeue_in_order", "message_id": message_id})
+    return len(later)
 
 
 def had_lost_reply(store: StateStore, message_id: int) -> bool:
@@ -390,6 +419,8 @@ def park_rejected(
                 .where(_record.c.id.in_(innocent))
                 .values(status=RecordStatus.READY.value, message_id=None, updated_at=now)
             )
+        if innocent:
+            _take_back_later(conn, message_id, now)
         note = f" ({len(innocent)} record(s) not named were requeued)" if innocent else ""
         conn.execute(
             update(_message)
