@@ -11,7 +11,7 @@ the dialect, whose reading an unreadable or foreign answer must never turn into 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from adapter_nhsa.dialect import NhsaDialect
@@ -23,6 +23,8 @@ from adapter.plugin.api import LostReplyMethod, RefusalMeaning, Verdict
 from adapter.rehearsal.centre.faults import FaultPlan
 from adapter.spec.check import check
 from adapter.spec.tables import load_edition
+from adapter.spool import outbox
+from adapter.spool.deliveries import DeliveryKind
 from adapter.spool.states import MessageStatus, RecordStatus
 from adapter.state import schema
 from tests.conftest import import_sample_mapping
@@ -220,3 +222,32 @@ def test_a_record_with_a_value_outside_its_dictionary_is_parked_not_sent(make_ad
     flagged = [r for r in parked if "'99' is not a value of" in (r.park_reason or "")]
     assert flagged, [r.park_reason for r in parked][:5]
     assert flagged[0].mdtrt_id not in {mdtrt_id for mdtrt_id, _ in centre.ledger.fee_lines}
+
+
+
+def test_a_withdrawal_answered_but_never_acked_is_done_when_its_repeat_finds_nothing(
+        make_adapter, centre, sample_his, tmp_path):
+    """The daemon died after the centre's infcode-0 answer to a 2302 was recorded on its attempt
+    and before the ack: the message is unknown, its repeat is refused as nothing left to
+    withdraw, and that shows the first one withdrew it (the exactly-once harness found a 2205
+    and a 2302 parked as rejected this way)."""
+    adapter = make_adapter(his_url=sample_his.url, state_url=f"sqlite:///{tmp_path / 'state.db'}",
+                           centre_url=centre.url, his_extra='transactions = ["2301", "2302"]')
+    import_sample_mapping(adapter, sample_his)
+    report = adapter.cycle.run()  # the lines go; their withdrawals wait for the lines' acks
+    adapter.cycle.build.run(report)
+    claimed = outbox.claim_due(adapter.store, 10, timedelta(seconds=30))
+    assert claimed and {m.infno for m in claimed} == {"2302"}
+    for message in claimed:
+        delivery, _failures = adapter.cycle.send._send_one(message)
+        assert delivery.kind is DeliveryKind.ACKED and delivery.finish is not None
+        outbox.record_finish(adapter.store, delivery.finish)  # the answer on record; then the daemon dies
+
+    run_until_done(adapter)  # recovers them as unknown first
+
+    with adapter.store.begin() as conn:
+        cancels = conn.execute(select(schema.record).where(schema.record.c.infno == "2302")).all()
+    sent = [r for r in cancels if r.status == RecordStatus.SENT.value]
+    assert len(sent) == len(claimed) and not [r for r in cancels if r.status == RecordStatus.PARKED.value
+                                               and "不存在或已撤销" in (r.park_reason or "")]
+    assert centre.ledger.cancelled_lines["2302"] == len(sent)

@@ -142,6 +142,7 @@ def _outbox_lookups(store: StateStore) -> None:
     outbox.claim_due(store, 10, lease)
     outbox.claim_unknown(store, 10, lease)
     outbox.records_of(store, newest)
+    outbox.renew_lease(store, newest, lease, MessageStatus.IN_FLIGHT)  # a batch's later messages
     outbox.mark_retry(store, newest, "test", 0)
     outbox.bring_forward(store)
     outbox.mark_unknown(store, newest, "test", msgid=f"H{1:029d}")

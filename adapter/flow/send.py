@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -111,6 +112,7 @@ class Send:
             due = outbox.claim_due(self.store, limit=max(10, 2 * wave_size), lease=lease, due_by=pass_start)
             if not due:
                 return
+            claimed_at = time.monotonic()
             for start in range(0, len(due), wave_size):
                 if self.stop_event.is_set() or failures_in_a_row >= BREAKER_FAILURES:
                     # Hand back what this worker claimed but will not send now.
@@ -119,8 +121,12 @@ class Send:
                     if failures_in_a_row >= BREAKER_FAILURES:
                         self._pause_sending()
                     return
+                # A claim younger than a sixth of its lease still leaves the message more than
+                # every call it may take; an older one is renewed first (one commit less a message
+                # on the way through a batch that goes quickly).
+                fresh = time.monotonic() - claimed_at < lease.total_seconds() / 6
                 wave = [m for m in due[start:start + wave_size]
-                        if outbox.renew_lease(self.store, m.id, lease, MessageStatus.IN_FLIGHT)]
+                        if fresh or outbox.renew_lease(self.store, m.id, lease, MessageStatus.IN_FLIGHT)]
                 for message, (delivery, failures) in zip(wave, self._deliver_all(wave), strict=True):
                     report.transient_failures += failures
                     settle(message, delivery, report)
@@ -204,10 +210,10 @@ class Send:
             mdtrt_id = dialect.mdtrt_id_from_output(message.infno, delivery.reply.output or {})
             _, answer = self.client.call(query[0], query[1], message_id=None, insuplc_admdvs=message.insuplc_admdvs)
         except (BusinessRejection, DeliveryError) as exc:
-            return Delivery(DeliveryKind.UNKNOWN, msgid=delivery.msgid,
+            return Delivery(DeliveryKind.UNKNOWN, msgid=delivery.msgid, finish=delivery.finish,
                             error=f"answer to {delivery.msgid} could not be confirmed by {query[0]}: {exc}")
         if dialect.confirmed(message.infno, payload, mdtrt_id, answer.output) is not True:
-            return Delivery(DeliveryKind.UNKNOWN, msgid=delivery.msgid,
+            return Delivery(DeliveryKind.UNKNOWN, msgid=delivery.msgid, finish=delivery.finish,
                             error=f"answer to {delivery.msgid} not trusted: {query[0]} does not show "
                                   f"mdtrt_id {mdtrt_id} as this registration's")
         return delivery
@@ -223,7 +229,8 @@ class Send:
             nonlocal failures
             try:
                 return self.client.call(
-                    message.infno, payload, message_id=message.id, insuplc_admdvs=message.insuplc_admdvs
+                    message.infno, payload, message_id=message.id, insuplc_admdvs=message.insuplc_admdvs,
+                    finish_later=True,
                 )
             except TransientDeliveryError:
                 failures += 1
@@ -240,11 +247,14 @@ class Send:
         except BusinessRejection as exc:
             delivery = Delivery(DeliveryKind.REJECTED, error=exc.err_msg)
         else:
+            # The answered attempt's row goes with the settle stage's write (one commit for both).
+            finish = self.client.take_finish(msgid)
             mismatch = self.region.dialect.answer_mismatch(message.infno, payload, reply.output)
             if mismatch is not None:
                 # infcode 0, but not this request's answer: what the centre holds is unknown.
                 error = f"answer to {msgid} not trusted: {mismatch}"
-                delivery = Delivery(DeliveryKind.UNKNOWN, msgid=msgid, error=error)
+                delivery = Delivery(DeliveryKind.UNKNOWN, msgid=msgid, error=error, finish=finish)
             else:
-                delivery = self._confirmed(message, payload, Delivery(DeliveryKind.ACKED, msgid=msgid, reply=reply))
+                delivery = self._confirmed(message, payload, Delivery(DeliveryKind.ACKED, msgid=msgid, reply=reply,
+                                                                      finish=finish))
         return delivery, failures

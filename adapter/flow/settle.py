@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 
 from adapter.errors import BusinessRejection, TakenElsewhere
 from adapter.flow.report import CycleReport
+from adapter.outbound.attempts import AttemptFinish
 from adapter.outbound.outcome import Outcome, Resolution
 from adapter.plugin.api import LostReplyMethod, RefusalMeaning, RegionProfile, TransactionSpec
 from adapter.spool import outbox
@@ -43,11 +45,15 @@ class Settle:
         self.requeued = 0
 
     def delivered(self, message: outbox.SpooledMessage, delivery: Delivery, report: CycleReport) -> None:
-        with _unless_taken(message):
+        if delivery.finish is not None and delivery.kind is not DeliveryKind.ACKED:
+            # Only an ack writes the answered attempt's row in its own transaction.
+            outbox.record_finish(self.store, delivery.finish)
+            delivery = replace(delivery, finish=None)
+        with _unless_taken(message, self.store, delivery.finish):
             self._delivered(message, delivery, report)
 
     def resolved(self, message: outbox.SpooledMessage, outcome: Outcome, report: CycleReport) -> None:
-        with _unless_taken(message):
+        with _unless_taken(message, self.store):
             self._resolved(message, outcome, report)
 
     def _delivered(self, message: outbox.SpooledMessage, delivery: Delivery, report: CycleReport) -> None:
@@ -104,7 +110,12 @@ class Settle:
 
     def _acked(self, message: outbox.SpooledMessage, delivery: Delivery, report: CycleReport) -> None:
         visit = None
+        finish = delivery.finish
         if self._registers(message):
+            if finish is not None:
+                # a registration's answer may still turn out unusable (below): its row first
+                outbox.record_finish(self.store, finish)
+                finish = None
             try:
                 mdtrt_id = self.region.dialect.mdtrt_id_from_output(message.infno, (delivery.reply and
                                                                                    delivery.reply.output) or {})
@@ -123,7 +134,7 @@ class Settle:
             visit = (message.group_key, mdtrt_id, delivery.msgid)
         inf_refmsgid = delivery.reply.inf_refmsgid if delivery.reply is not None else ""
         report.lines_acked += outbox.mark_acked(self.store, message.id, inf_refmsgid, expect=MessageStatus.IN_FLIGHT,
-                                                visit=visit)
+                                                visit=visit, finish=finish)
         report.messages_acked += 1
 
     def _rejected(self, message: outbox.SpooledMessage, err_msg: str, report: CycleReport) -> None:
@@ -192,11 +203,15 @@ class Settle:
 
 
 @contextmanager
-def _unless_taken(message: outbox.SpooledMessage) -> Iterator[None]:
+def _unless_taken(message: outbox.SpooledMessage, store: StateStore,
+                  finish: AttemptFinish | None = None) -> Iterator[None]:
     """A result for a message another worker reclaimed meanwhile is dropped, with one log line:
-    that worker settles it."""
+    that worker settles it. The attempt's own row (``finish``, which would have gone with the
+    ack) is still written: the attempt was answered."""
     try:
         yield
     except TakenElsewhere as exc:
+        if finish is not None:
+            outbox.record_finish(store, finish)
         logger.warning("message %d: %s; its result is left to that worker", message.id, exc,
                        extra={"action": "result_dropped", "message_id": message.id})

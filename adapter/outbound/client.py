@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from adapter.errors import (
     SignInRefused,
     TransientDeliveryError,
 )
+from adapter.outbound.attempts import AttemptFinish, finish_attempt
 from adapter.outbound.envelope import (
     CentreReply,
     Institution,
@@ -47,6 +49,8 @@ SESSION_MAX_AGE = timedelta(hours=8)
 #: after this long without a successful call, a refusal of the first message may be the stale
 #: session's (a centre restarted meanwhile answers -1 in its own words): renew once and resend
 IDLE_RENEW_SECONDS = 30 * 60.0
+#: how many checked answers' inf_refmsgid are remembered in memory (the attempt table has all)
+ANSWERS_REMEMBERED = 10_000
 
 
 class CentreClient:
@@ -79,6 +83,10 @@ class CentreClient:
         #: another connection wrote, whatever its busy timeout)
         self._session_lock = threading.RLock()
         self._ledger_lock = threading.RLock()
+        #: finish_later results not yet taken, by msgid
+        self._finish_later: dict[str, AttemptFinish] = {}
+        #: inf_refmsgid -> the msgid it answered, for the answers checked most recently
+        self._answered: OrderedDict[str, str] = OrderedDict()
 
     # -- session -------------------------------------------------------------------------
     def sign_no(self) -> str:
@@ -156,8 +164,12 @@ class CentreClient:
         message_id: int | None,
         insuplc_admdvs: str | None = None,
         attachment: tuple[str, bytes] | None = None,
+        finish_later: bool = False,
     ) -> tuple[str, CentreReply]:
         """Send one transaction; returns (msgid, reply) or raises a DeliveryError.
+
+        ``finish_later``: an infcode-0 answer's attempt row is left for the caller to finish
+        with its own write (:meth:`take_finish`), e.g. in the transaction that acks the message.
 
         With an ``attachment`` (file name, bytes) the request is multipart/form-data: the
         message in a ``jsonStr`` part (what the gateway signature covers) and the file in a
@@ -173,7 +185,7 @@ class CentreClient:
         try:
             return self._call(
                 infno, input_payload, message_id=message_id, sign_no=sign_no, insuplc=insuplc_admdvs,
-                attachment=attachment,
+                attachment=attachment, finish_later=finish_later,
             )
         except BusinessRejection as exc:
             if not (self._region.dialect.session_refused(exc.err_msg) or (idle and message_id is not None)):
@@ -185,7 +197,7 @@ class CentreClient:
             self.forget_session()
             return self._call(
                 infno, input_payload, message_id=message_id, sign_no=self.sign_no(),
-                insuplc=insuplc_admdvs, attachment=attachment,
+                insuplc=insuplc_admdvs, attachment=attachment, finish_later=finish_later,
             )
 
     def _call(
@@ -197,6 +209,7 @@ class CentreClient:
         sign_no: str,
         insuplc: str | None = None,
         attachment: tuple[str, bytes] | None = None,
+        finish_later: bool = False,
     ) -> tuple[str, CentreReply]:
         with self._ledger_lock, self._store.begin() as conn:
             msgid = allocate_msgid(conn, self._institution.fixmedins_code)
@@ -267,7 +280,11 @@ class CentreClient:
             except OutcomeUnknown as exc:
                 self._finish(msgid, "unknown", http.status, reply.infcode, str(exc))
                 raise
-            self._finish(msgid, "ok", http.status, reply.infcode, reply.err_msg, reply.inf_refmsgid)
+            finish = AttemptFinish(msgid, "ok", http.status, reply.infcode, reply.err_msg, reply.inf_refmsgid)
+            if finish_later:
+                self._finish_later[msgid] = finish
+            else:
+                self._finish(msgid, "ok", http.status, reply.infcode, reply.err_msg, reply.inf_refmsgid)
         return msgid, reply
 
     @staticmethod
@@ -284,13 +301,20 @@ class CentreClient:
         a lost message."""
         if not reply.inf_refmsgid:
             return
-        with self._store.begin() as conn:
-            earlier = conn.execute(
-                select(schema.attempt.c.msgid).where(
-                    schema.attempt.c.inf_refmsgid == reply.inf_refmsgid, schema.attempt.c.msgid != msgid
-                ).limit(1)
-            ).scalar()
-        if earlier is not None:
+        # Answers checked here whose attempt rows are not written yet (finish_later) count too.
+        earlier = self._answered.get(reply.inf_refmsgid)
+        if earlier is None or earlier == msgid:
+            with self._store.begin() as conn:
+                earlier = conn.execute(
+                    select(schema.attempt.c.msgid).where(
+                        schema.attempt.c.inf_refmsgid == reply.inf_refmsgid, schema.attempt.c.msgid != msgid
+                    ).limit(1)
+                ).scalar()
+        if earlier is None:
+            self._answered[reply.inf_refmsgid] = msgid
+            while len(self._answered) > ANSWERS_REMEMBERED:
+                self._answered.popitem(last=False)
+        else:
             raise OutcomeUnknown(
                 f"the answer carries inf_refmsgid {reply.inf_refmsgid}, which already answered {earlier}: "
                 "it is another request's answer, so this one's outcome is unknown"
@@ -301,15 +325,10 @@ class CentreClient:
         inf_refmsgid: str = "",
     ) -> None:
         with self._ledger_lock, self._store.begin() as conn:
-            conn.execute(
-                update(schema.attempt)
-                .where(schema.attempt.c.msgid == msgid)
-                .values(
-                    finished_at=utcnow(),
-                    outcome=outcome,
-                    http_status=http_status,
-                    infcode=None if infcode is None else str(infcode),
-                    err_msg=err,
-                    inf_refmsgid=inf_refmsgid or None,
-                )
-            )
+            finish_attempt(conn, AttemptFinish(msgid, outcome, http_status, infcode, err, inf_refmsgid))
+
+    def take_finish(self, msgid: str) -> AttemptFinish | None:
+        """The result of a ``finish_later`` call, for the caller to record with its own write
+        (None: already recorded)."""
+        with self._ledger_lock:
+            return self._finish_later.pop(msgid, None)

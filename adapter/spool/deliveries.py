@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from adapter.outbound.attempts import AttemptFinish
 from adapter.outbound.envelope import CentreReply
 
 
@@ -23,3 +24,5 @@ class Delivery:
     msgid: str = ""
     reply: CentreReply | None = None
     error: str = ""
+    #: the answered attempt's row, still to be written (with the ack, in one transaction)
+    finish: AttemptFinish | None = None

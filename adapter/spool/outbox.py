@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 
 from adapter import jsonio
 from adapter.errors import TakenElsewhere
+from adapter.outbound.attempts import AttemptFinish, finish_attempt
 from adapter.spool.states import UNSENT_MESSAGE_STATES, MessageStatus, ParkKind, RecordStatus
 from adapter.spool.visits import store_visit
 from adapter.state import schema
@@ -154,16 +155,20 @@ def _expected(message_id: int, expect: MessageStatus | None) -> Any:
 def mark_acked(
     store: StateStore, message_id: int, inf_refmsgid: str, note: str | None = None, *,
     expect: MessageStatus | None = None, visit: tuple[str, str, str] | None = None,
+    finish: AttemptFinish | None = None,
 ) -> int:
     """The centre accepted the message: it and its lines are done. Returns lines acked.
 
     ``note`` says how it was known when no reply said so (an inquiry after a lost reply).
     ``visit`` (group key, mdtrt_id, msgid): the registration's mdtrt_id, stored in the same
     transaction so the message is never acked without it. ``expect``: see :func:`_owned`.
+    ``finish``: the answered attempt's row, written in the same transaction.
     """
     now = utcnow()
     attempts = _message.c.attempts if note else _message.c.attempts + 1
     with store.begin() as conn:
+        if finish is not None:
+            finish_attempt(conn, finish)
         result = conn.execute(
             update(_message)
             .where(_expected(message_id, expect))
@@ -185,6 +190,12 @@ def mark_acked(
             .values(status=RecordStatus.SENT.value, updated_at=now)
         )
         return int(result.rowcount or 0)
+
+
+def record_finish(store: StateStore, finish: AttemptFinish) -> None:
+    """Write an attempt's result on its own (when it is not written with an ack)."""
+    with store.begin() as conn:
+        finish_attempt(conn, finish)
 
 
 def mark_retry(
@@ -355,13 +366,16 @@ def _take_back_later(conn: Any, message_id: int, now: datetime) -> int:
 
 
 def had_lost_reply(store: StateStore, message_id: int) -> bool:
-    """Whether an earlier attempt of the message may have reached the centre unanswered."""
+    """Whether an earlier attempt of the message may have reached the centre unanswered: one
+    never finished, one whose answer was not trusted, or one answered well whose ack was never
+    written (the daemon stopped between the two; the message is not acked, or this would not
+    be asked). The same attempts make :func:`recover_in_flight` call a message unknown."""
     attempt = schema.attempt
     with store.begin() as conn:
         return conn.execute(
             select(attempt.c.msgid).where(
                 attempt.c.message_id == message_id,
-                or_(attempt.c.outcome == "unknown", attempt.c.finished_at.is_(None)),
+                or_(attempt.c.outcome.in_(["unknown", "ok"]), attempt.c.finished_at.is_(None)),
             ).limit(1)
         ).first() is not None
 

@@ -1,0 +1,43 @@
+"""What one attempt came to, as its ``attempt`` row records it.
+
+The client writes it as soon as the answer is read, except for a business message sent by the
+send stage: there the settle stage writes it in the same transaction as the message's ack, so
+an acknowledged message costs one commit after its send, not two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+
+from adapter.state import schema
+from adapter.state.store import utcnow
+
+
+@dataclass(frozen=True)
+class AttemptFinish:
+    msgid: str
+    #: ok, rejected, busy, transient or unknown
+    outcome: str
+    http_status: int | None
+    infcode: int | None
+    err_msg: str
+    inf_refmsgid: str = ""
+
+
+def finish_attempt(conn: Any, finish: AttemptFinish) -> None:
+    """Record ``finish`` on its attempt row (inside the caller's transaction)."""
+    conn.execute(
+        update(schema.attempt)
+        .where(schema.attempt.c.msgid == finish.msgid)
+        .values(
+            finished_at=utcnow(),
+            outcome=finish.outcome,
+            http_status=finish.http_status,
+            infcode=None if finish.infcode is None else str(finish.infcode),
+            err_msg=finish.err_msg,
+            inf_refmsgid=finish.inf_refmsgid or None,
+        )
+    )

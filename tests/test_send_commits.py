@@ -1,0 +1,94 @@
+"""What one acknowledged message costs the state store: two write transactions.
+
+The attempt (its msgid) is committed before the request leaves, so a crash can never leave a
+request at the centre that the ledger does not know of; the answer's row and the ack are
+committed together after it. A claim fresh enough is not renewed once more per message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event, select, update
+
+from adapter.flow.report import CycleReport
+from adapter.outbound.attempts import AttemptFinish
+from adapter.spool import outbox
+from adapter.spool.deliveries import Delivery, DeliveryKind
+from adapter.spool.states import MessageStatus
+from adapter.state import schema
+from tests.conftest import import_sample_mapping
+
+
+class WriteCommits:
+    """Counts the commits of transactions that wrote something (reads commit too, for free)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.count = 0
+
+    def __enter__(self) -> WriteCommits:
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        event.listen(self.engine, "commit", self._commit)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+        event.remove(self.engine, "commit", self._commit)
+
+    def _statement(self, conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            conn.info["wrote"] = True
+
+    def _commit(self, conn: Any) -> None:
+        if conn.info.pop("wrote", False):
+            self.count += 1
+
+
+def _spooled_adapter(make_adapter: Any, sample_his: Any, centre: Any, state_url: str) -> Any:
+    adapter = make_adapter(his_url=sample_his.url, state_url=state_url, centre_url=centre.url,
+                           his_extra='transactions = ["2301"]')
+    import_sample_mapping(adapter, sample_his)
+    report = CycleReport()
+    for stage in (adapter.cycle.extract, adapter.cycle.check, adapter.cycle.build):  # spooled, not sent
+        stage.run(report)
+    return adapter
+
+
+def test_an_acked_message_costs_two_write_transactions(make_adapter, sample_his, centre, sqlite_state_url):
+    adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
+    with adapter.store.begin() as conn:
+        pending = len(conn.execute(select(schema.message.c.id)).all())
+    assert pending >= 5
+    adapter.client.sign_no()  # the session is not the messages' cost
+    report = CycleReport()
+    with WriteCommits(adapter.store.engine) as commits:
+        adapter.cycle.send_due(report)
+    assert report.messages_acked == pending
+    # per message: the attempt, then its answer with the ack; per pass: the claims of ten
+    # messages each and the recovery of expired leases
+    per_pass = -(-pending // 10) + 2
+    assert commits.count <= 2 * pending + per_pass, commits.count
+    with adapter.store.begin() as conn:
+        attempts = conn.execute(select(schema.attempt).where(schema.attempt.c.message_id.is_not(None))).all()
+    assert len(attempts) == pending
+    assert all(a.outcome == "ok" and a.finished_at is not None and a.inf_refmsgid for a in attempts)
+
+
+def test_an_answer_for_a_message_taken_elsewhere_still_records_its_attempt(
+        make_adapter, sample_his, centre, sqlite_state_url):
+    adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
+    message = outbox.claim_due(adapter.store, 1, outbox.timedelta(seconds=30))[0]
+    with adapter.store.begin() as conn:
+        conn.execute(schema.attempt.insert().values(msgid="M1", message_id=message.id, infno="2301",
+                                                    started_at=outbox.utcnow()))
+        # another worker reclaimed it meanwhile
+        conn.execute(update(schema.message).where(schema.message.c.id == message.id)
+                     .values(status=MessageStatus.UNKNOWN.value))
+    finish = AttemptFinish("M1", "ok", 200, 0, "", "REF1")
+    adapter.cycle.settle.delivered(message, Delivery(DeliveryKind.ACKED, msgid="M1", finish=finish), CycleReport())
+    with adapter.store.begin() as conn:
+        attempt = conn.execute(select(schema.attempt).where(schema.attempt.c.msgid == "M1")).one()
+        status = conn.execute(select(schema.message.c.status).where(schema.message.c.id == message.id)).scalar_one()
+    assert (attempt.outcome, attempt.inf_refmsgid) == ("ok", "REF1") and attempt.finished_at is not None
+    assert status == MessageStatus.UNKNOWN.value
