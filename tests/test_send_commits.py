@@ -1,8 +1,11 @@
-"""What one acknowledged message costs the state store: two write transactions.
+"""What one acknowledged message costs the state store: one write transaction, and two more
+per batch of ten.
 
-The attempt (its msgid) is committed before the request leaves, so a crash can never leave a
-request at the centre that the ledger does not know of; the answer's row and the ack are
-committed together after it. A claim fresh enough is not renewed once more per message.
+Every attempt (its msgid) is committed before its request leaves, so a crash can never leave a
+request at the centre that the ledger does not know of: the batch's first attempts are
+committed together, right after its claim. The answer's row and the ack are committed together
+after the send. A claim fresh enough is not renewed once more per message. An attempt
+registered and then not sent is closed as unsent (it is no lost reply).
 """
 
 from __future__ import annotations
@@ -55,20 +58,31 @@ def _spooled_adapter(make_adapter: Any, sample_his: Any, centre: Any, state_url:
     return adapter
 
 
-def test_an_acked_message_costs_two_write_transactions(make_adapter, sample_his, centre, sqlite_state_url):
+def test_an_acked_message_costs_one_write_transaction(make_adapter, sample_his, centre, sqlite_state_url,
+                                                      monkeypatch):
     adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
     with adapter.store.begin() as conn:
         pending = len(conn.execute(select(schema.message.c.id)).all())
     assert pending >= 5
     adapter.client.sign_no()  # the session is not the messages' cost
     report = CycleReport()
+    claims: list[int] = []
+    claim_due = outbox.claim_due
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        claimed = claim_due(*args, **kwargs)
+        claims.extend([len(claimed)] if claimed else [])
+        return claimed
+
+    monkeypatch.setattr(outbox, "claim_due", counted)
     with WriteCommits(adapter.store.engine) as commits:
         adapter.cycle.send_due(report)
     assert report.messages_acked == pending
-    # per message: the attempt, then its answer with the ack; per pass: the claims of ten
-    # messages each and the recovery of expired leases
-    per_pass = -(-pending // 10) + 2
-    assert commits.count <= 2 * pending + per_pass, commits.count
+    # per message: its answer with the ack; per batch claimed (at most ten, one a visit): the
+    # claim and the attempts registered before any of them leaves; per pass: the recovery of
+    # expired leases
+    assert sum(claims) == pending and max(claims) <= 10
+    assert commits.count <= pending + 2 * len(claims) + 1, (commits.count, claims)
     with adapter.store.begin() as conn:
         attempts = conn.execute(select(schema.attempt).where(schema.attempt.c.message_id.is_not(None))).all()
     assert len(attempts) == pending
@@ -92,3 +106,16 @@ def test_an_answer_for_a_message_taken_elsewhere_still_records_its_attempt(
         status = conn.execute(select(schema.message.c.status).where(schema.message.c.id == message.id)).scalar_one()
     assert (attempt.outcome, attempt.inf_refmsgid) == ("ok", "REF1") and attempt.finished_at is not None
     assert status == MessageStatus.UNKNOWN.value
+
+
+def test_an_attempt_registered_but_handed_back_is_closed_as_unsent(
+        make_adapter, sample_his, centre, sqlite_state_url):
+    adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
+    message = outbox.claim_due(adapter.store, 1, outbox.timedelta(seconds=30))[0]
+    msgid = adapter.client.register_attempts([(message.id, message.infno)])[message.id]
+    outbox.hand_back(adapter.store, message.id)
+    with adapter.store.begin() as conn:
+        attempt = conn.execute(select(schema.attempt).where(schema.attempt.c.msgid == msgid)).one()
+    assert attempt.outcome == "unsent" and attempt.finished_at is not None
+    assert not outbox.had_lost_reply(adapter.store, message.id)
+    assert not centre.ledger.requests.get("2301")

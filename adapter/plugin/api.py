@@ -81,6 +81,13 @@ class Dialect(Protocol):
         other lines, a registration answer names another visit), or None when it can be."""
         ...
 
+    def answer_names_its_request(self, infno: str) -> bool:
+        """Whether :meth:`answer_mismatch` always tells another request's infcode-0 answer from
+        this one's (2301 and 2204 answer a result line naming each line sent). Only then may the
+        answered attempt's row wait to be written with the ack: until it is written, a daemon
+        sharing the spool cannot see that its inf_refmsgid already answered a request."""
+        ...
+
     def mdtrt_id_from_output(self, infno: str, output: Mapping[str, Any]) -> str:
         """The centre's mdtrt_id in the reply to a registration (2401, 2201)."""
         ...

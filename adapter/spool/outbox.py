@@ -396,11 +396,19 @@ def bring_forward(store: StateStore) -> int:
 def hand_back(store: StateStore, message_id: int) -> None:
     """A claimed message that will not be sent now goes back unchanged (no attempt counted)."""
     with store.begin() as conn:
-        conn.execute(
+        result = conn.execute(
             update(_message)
             .where(_message.c.id == message_id, _message.c.status == MessageStatus.IN_FLIGHT.value)
             .values(status=MessageStatus.RETRY_WAIT.value, lease_until=None)
         )
+        if result.rowcount:
+            # An attempt registered for it with its claim never left: it must not count as a
+            # request that may have reached the centre.
+            conn.execute(
+                update(schema.attempt)
+                .where(schema.attempt.c.message_id == message_id, schema.attempt.c.finished_at.is_(None))
+                .values(finished_at=utcnow(), outcome="unsent", err_msg="claimed, then handed back unsent")
+            )
 
 
 def park_rejected(

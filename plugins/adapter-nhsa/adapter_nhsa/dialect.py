@@ -137,6 +137,10 @@ class NhsaDialect:
                         return f"the answer is for {name} {data[name]}, not {sent_data.get(name)}"
         return None
 
+    def answer_names_its_request(self, infno: str) -> bool:
+        # the result lines checked above name every line sent
+        return infno in ("2301", "2204")
+
     def confirmation(self, infno: str, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
         # 【2401】 answers only mdtrt_id, which cannot show whose stay it is: 【5303】 lists the
         # person's stays admitted that day with their ipt_otp_no.
