@@ -21,7 +21,7 @@ from adapter.catalog.reader import RowSource
 from adapter.errors import AdapterError, FileFormatError
 from adapter.plugin.catalogues import CatalogSpec
 from adapter.state import schema
-from adapter.state.store import StateStore, inserted_id, utcnow
+from adapter.state.store import StateStore, in_chunks, inserted_id, utcnow
 
 _version = schema.catalog_version
 #: what the duplicate check of a policy file's entries needs to know (the code is "column 1")
@@ -344,9 +344,9 @@ class CatalogStore:
                 elif changes:
                     result.changed.append({"code": code, "name": row.name, "changes": changes})
             touched = [d["code"] for d in result.changed + result.retired]
-            if touched:
+            for chunk in in_chunks(touched):  # a new edition may change every code of the catalogue
                 for national, his in conn.execute(select(schema.mapping.c.national_code, schema.mapping.c.his_code)
-                                                  .where(schema.mapping.c.national_code.in_(touched))):
+                                                  .where(schema.mapping.c.national_code.in_(chunk))):
                     result.affected.setdefault(national, []).append(his)
         return result
 

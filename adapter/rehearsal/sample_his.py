@@ -8,6 +8,7 @@ quantity pointing at the original). It is what ``demo`` and the tests extract fr
 from __future__ import annotations
 
 import csv
+import itertools
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -406,6 +407,31 @@ def create_schema(url: str) -> None:
     engine.dispose()
 
 
+class _Pending:
+    """Rows waiting to be inserted, per table, written with one executemany per table (in the
+    order the tables were first given, so a row's parent is always written before it)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.rows: dict[Table, list[dict[str, Any]]] = {}
+        self.added = 0
+
+    def add(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        self.rows.setdefault(table, []).extend(rows)
+        self.added += 1
+
+    def flush_every(self, adds: int) -> None:
+        if self.added >= adds:
+            self.flush()
+
+    def flush(self) -> None:
+        for table, rows in self.rows.items():
+            if rows:
+                self.conn.execute(insert(table), rows)
+        self.rows = {}
+        self.added = 0
+
+
 def generate_sample_his(
     url: str,
     visits: int = 20,
@@ -461,17 +487,17 @@ def generate_sample_his(
                 for c, n, cat, p, _ in _ITEMS
             ],
         )
+        # Rows are written a few hundred stays at a time (executemany), not a statement per
+        # row: the draws and so the data are the same, 1M lines take seconds, not minutes.
+        pending = _Pending(conn)
         for visit_no in range(1, visits + 1):
             patient_id = visit_no
-            conn.execute(
-                insert(patients),
-                {
-                    "patient_id": patient_id,
-                    "patient_name": rng.choice(_SURNAMES) + rng.choice(_GIVEN) + rng.choice(_GIVEN),
-                    "psn_no": f"{admdvs[:2]}{rng.randrange(10**17, 10**18)}",
-                    "insuplc_admdvs": admdvs,
-                },
-            )
+            patient = {
+                "patient_id": patient_id,
+                "patient_name": rng.choice(_SURNAMES) + rng.choice(_GIVEN) + rng.choice(_GIVEN),
+                "psn_no": f"{admdvs[:2]}{rng.randrange(10**17, 10**18)}",
+                "insuplc_admdvs": admdvs,
+            }
             doctor = rng.choice(doctor_rows)
             diag = rng.choice(_DIAGNOSES)
             admitted = start + timedelta(hours=rng.randrange(0, 24 * 20))
@@ -490,13 +516,14 @@ def generate_sample_his(
                 "adm_diag_dscr": f"{diag[1]}，收入院治疗",
                 "bed_no": f"{doctor['dept_code']}-{visit_no % 40 + 1:02d}",
                 "mdtrtarea_admvs": admdvs,
+                "discharged_at": None, "discharge_seq": None, "dscg_way": None,
             }
-            conn.execute(insert(inpatient_visits), stay)
             # the person's certificate is the one the stay was registered with (02 居民身份证)
-            conn.execute(patients.update().where(patients.c.patient_id == patient_id).values(
-                cert_type="01", certno=stay["certno"], psn_type=_PSN_TYPE[str(stay["insutype"])]))
-            conn.execute(
-                insert(diagnoses),
+            patient.update(cert_type="01", certno=stay["certno"], psn_type=_PSN_TYPE[str(stay["insutype"])])
+            pending.add(patients, [patient])
+            pending.add(inpatient_visits, [stay])
+            pending.add(
+                diagnoses,
                 [
                     {
                         "visit_id": visit_no, "diag_type": "1", "maindiag_flag": flag, "srt_no": srt,
@@ -563,27 +590,21 @@ def generate_sample_his(
                         "qty": str(-qty),
                         "amount": str((-qty * price).quantize(Decimal("0.01"))),
                         "charged_at": (
-                            datetime.strptime(original["charged_at"], "%Y-%m-%d %H:%M:%S")
-                            + timedelta(hours=2)
+                            datetime.fromisoformat(original["charged_at"]) + timedelta(hours=2)
                         ).strftime("%Y-%m-%d %H:%M:%S"),
                     }
                 )
                 summary.lines += 1
                 summary.refund_lines += 1
-            conn.execute(insert(fee_lines), rows)
+            pending.add(fee_lines, rows)
             if rng.random() < discharged_share:
                 discharged_seq += 1
-                last = max(datetime.strptime(r["charged_at"], "%Y-%m-%d %H:%M:%S") for r in rows)
-                conn.execute(
-                    inpatient_visits.update()
-                    .where(inpatient_visits.c.visit_id == visit_no)
-                    .values(
-                        discharged_at=(last + timedelta(hours=3)).strftime("%Y-%m-%d %H:%M:%S"),
-                        discharge_seq=discharged_seq,
-                        dscg_way="1",
-                    )
-                )
+                last = max(datetime.fromisoformat(r["charged_at"]) for r in rows)
+                stay.update(discharged_at=(last + timedelta(hours=3)).strftime("%Y-%m-%d %H:%M:%S"),
+                            discharge_seq=discharged_seq, dscg_way="1")
                 summary.discharges += 1
+            pending.flush_every(2000)  # about 500 stays
+        pending.flush()
         summary.stock_moves = _stock_moves(conn, rng, start, stock_items)
         summary.visits = visits
         # Drawn from their own generator so the inpatient data above stays as it always was.
@@ -681,10 +702,19 @@ def _settle_and_cancel(conn: Any, rng: random.Random, summary: SampleHis) -> Non
     ).all()
     cancels: list[dict[str, Any]] = []
     settled: list[dict[str, Any]] = []
+    # Every stay's lines in one ordered read (a query per stay cost more than the stays).
+    by_stay = itertools.groupby(
+        (dict(r._mapping) for r in conn.execute(select(fee_lines).order_by(fee_lines.c.visit_id,
+                                                                          fee_lines.c.line_id))),
+        key=lambda line: line["visit_id"])
+    next_group = next(by_stay, None)
     for stay in stays:
-        lines = [dict(r._mapping) for r in conn.execute(
-            select(fee_lines).where(fee_lines.c.visit_id == stay.visit_id).order_by(fee_lines.c.line_id)
-        )]
+        lines: list[dict[str, Any]] = []
+        while next_group is not None and next_group[0] < stay.visit_id:
+            next_group = next(by_stay, None)
+        if next_group is not None and next_group[0] == stay.visit_id:
+            lines = list(next_group[1])
+            next_group = next(by_stay, None)
         clean = [r for r in lines if _is_clean(r)]
         refunded = {r["init_feedetl_sn"] for r in lines if r["init_feedetl_sn"]}
         withdrawable = [r for r in clean if not r["init_feedetl_sn"] and r["feedetl_sn"] not in refunded]
@@ -707,7 +737,7 @@ def _settle_and_cancel(conn: Any, rng: random.Random, summary: SampleHis) -> Non
         # The centre's setl_id names the agency that settled: S + its admdvs + a serial.
         other_area = seq % _OTHER_AREA_EVERY == 2
         agency = OTHER_AREA_OPTINS if other_area else stay.mdtrt_id[:6]
-        settled_at = datetime.strptime(stay.discharged_at, "%Y-%m-%d %H:%M:%S")
+        settled_at = datetime.fromisoformat(stay.discharged_at)
         settled.append({
             "setl_id": f"S{agency}{stay.mdtrt_id[6:]}", "seq": seq, "visit_id": stay.visit_id,
             "psn_no": stay.psn_no, "insutype": stay.insutype, "clr_type": "21", "setl_time": stay.discharged_at,
@@ -824,7 +854,7 @@ def _settlement_lists(conn: Any, rng: random.Random, summary: SampleHis) -> None
         operation = _OPERATIONS.get(stay.main_diag_code)
         if operation is not None:
             code, name, minutes = operation
-            begin = datetime.strptime(stay.admitted_at, "%Y-%m-%d %H:%M:%S") + timedelta(hours=20)
+            begin = datetime.fromisoformat(stay.admitted_at) + timedelta(hours=20)
             done.append({
                 "visit_id": stay.visit_id, "oprn_oprt_type": "1", "oprn_oprt_code": code, "oprn_oprt_name": name,
                 "begntime": f"{begin:%Y-%m-%d %H:%M:%S}",
@@ -893,7 +923,7 @@ def _nurse(doctor_code: str, seq: int) -> str:
 
 
 def _later(moment: str, hours: int) -> str:
-    return f"{datetime.strptime(moment, '%Y-%m-%d %H:%M:%S') + timedelta(hours=hours):%Y-%m-%d %H:%M:%S}"
+    return f"{datetime.fromisoformat(moment) + timedelta(hours=hours):%Y-%m-%d %H:%M:%S}"
 
 
 def _is_clean(row: dict[str, object]) -> bool:
