@@ -9,6 +9,7 @@ option here is read by the flow; docs/writing-plugins.md describes each one.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -134,10 +135,14 @@ class TransactionSpec:
     def group_of(self, record: Mapping[str, Any]) -> str:
         return f"{self.group_prefix}:{record.get(self.group_field) or ''}"
 
+    @functools.cached_property
+    def _child_nodes(self) -> frozenset[str]:
+        return frozenset(child.node for child in self.children)
+
     def input_for(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """The transaction ``input``: the main node and its child lists."""
-        children = {child.node for child in self.children}
-        main = {k: v for k, v in record.items() if k not in children and not k.startswith("_")}
+        children = self._child_nodes
+        main = {k: v for k, v in record.items() if k not in children and k[:1] != "_"}
         payload: dict[str, Any] = {}
         for child in self.children:
             entries = list(record.get(child.node) or [])

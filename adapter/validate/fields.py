@@ -11,6 +11,7 @@ the reason; it never stops the rows beside it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -88,7 +89,7 @@ def unreadable_values(spec: TransactionSpec, raw: Mapping[str, Any], now: dateti
     area code that is none. Empty: the row can be checked (the field table, the rules) as it is."""
     problems = [f"column {where} holds {_character(text, index)}" for where, text, index in _unsafe_texts(raw)]
     now = now or datetime.now()
-    for where, item, value in _fields_of(spec, raw):
+    for where, item, value in _fields_of(spec, raw, _read_defensively(spec)):
         problem = _number_problem(item, value) if item.kind == "num" else None
         if problem is None and item.name in FEE_DATE_FIELDS:
             problem = _fee_date_problem(value, now)
@@ -103,7 +104,7 @@ def unreadable_values(spec: TransactionSpec, raw: Mapping[str, Any], now: dateti
 def plain(text: str) -> str:
     """``text`` with every control character and lone surrogate written as an escape (\\x00,
     \\ud800): storable in any database column, and readable in a log line or a park reason."""
-    if _UNSAFE.search(text) is None:
+    if text.isprintable() or _UNSAFE.search(text) is None:  # every unsafe character is unprintable
         return text
     return _UNSAFE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
 
@@ -111,8 +112,8 @@ def plain(text: str) -> str:
 def normalise(spec: TransactionSpec, row: Mapping[str, Any]) -> dict[str, Any]:
     """A HIS row as the national record: spec fields in order, numbers as exact decimals."""
     record: dict[str, Any] = {}
-    for item in spec.fields:
-        record[item.name] = _value(item, row.get(spec.his_columns.get(item.name, item.name)))
+    for column, item in _every_field_of(spec)[0]:
+        record[item.name] = _value(item, row.get(column))
     for child in spec.children:
         entries = row.get(child.node) or []
         record[child.node] = [
@@ -285,8 +286,7 @@ def _value(item: FieldSpec, raw: Any) -> Any:
         # Written with the spec's decimal places (12.5 -> 12.50 for a (16,2) amount); a value
         # with more places than the spec allows is left as it is for check_record to report,
         # unless the extra places are zeros (a REAL column's 2.5000000).
-        places = Decimal(1).scaleb(-item.scale)
-        exact = Context(prec=max(28, item.length + 1))  # the field's digits always fit
+        places, exact = _quantum(item.length, item.scale)
         if _decimals(number) <= item.scale or number == number.quantize(places, context=exact):
             return number.quantize(places, context=exact)
         return number
@@ -309,6 +309,12 @@ def _datetime_text(raw: Any) -> str:
         except ValueError:
             continue
     return text  # reported by check_record
+
+
+@functools.lru_cache(maxsize=256)
+def _quantum(length: int, scale: int) -> tuple[Decimal, Context]:
+    """A (length, scale) field's decimal places, and a context its digits always fit in."""
+    return Decimal(1).scaleb(-scale), Context(prec=max(28, length + 1))
 
 
 def _decimals(number: Decimal) -> int:
@@ -345,32 +351,37 @@ def _check_list(child: ChildSpec, entries: list[Mapping[str, Any]]) -> list[str]
 
 
 def _check_fields(fields: tuple[FieldSpec, ...], record: Mapping[str, Any], where: str) -> list[str]:
-    problems = []
+    problems: list[str] = []
     for item in fields:
         value = record.get(item.name)
-        name = where + item.name
-        if value in (None, ""):
+        if value is None or value == "":
             if item.required:
-                problems.append(f"{name} is required but empty")
+                problems.append(f"{where}{item.name} is required but empty")
             continue
-        before = len(problems)
-        if item.kind == "num":
+        kind = item.kind
+        if kind == "num":
             if not isinstance(value, Decimal) or not value.is_finite():
-                problems.append(f"{name} {value!r} is not a number")
+                problems.append(f"{where}{item.name} {value!r} is not a number")
                 continue
-            if _decimals(value) > item.scale:
-                problems.append(f"{name} {value} has more than {item.scale} decimal places")
+            places = _decimals(value) > item.scale
+            if places:
+                problems.append(f"{where}{item.name} {value} has more than {item.scale} decimal places")
             if _integer_digits(value) > item.length - item.scale:
-                problems.append(f"{name} {value} is too large ({item.length},{item.scale})")
-        elif item.kind in _FORMATS:
+                problems.append(f"{where}{item.name} {value} is too large ({item.length},{item.scale})")
+                continue
+            if places:
+                continue
+        elif kind in _FORMATS:
             try:
-                moments.parse(str(value), _FORMATS[item.kind])
+                moments.parse(str(value), _FORMATS[kind])
             except ValueError:
-                problems.append(f"{name} {value!r} is not a {item.kind} ({_FORMATS[item.kind]})")
+                problems.append(f"{where}{item.name} {value!r} is not a {kind} ({_FORMATS[kind]})")
+                continue
         elif len(str(value)) > item.length:
-            problems.append(f"{name} is {len(str(value))} characters, at most {item.length} allowed")
-        if len(problems) == before:  # one problem per field: the form only once the type fits
-            problems += _check_form(item, str(value), name)
+            problems.append(f"{where}{item.name} is {len(str(value))} characters, at most {item.length} allowed")
+            continue
+        if item.reserved or item.pattern:  # one problem per field: the form only once the type fits
+            problems += _check_form(item, str(value), where + item.name)
     return problems
 
 
@@ -402,6 +413,8 @@ def _storable(value: Any, where: str, problems: list[str]) -> Any:
                             f"{' ...' if len(data) > 12 else ''})")
             return data.decode("utf-8", "backslashreplace")
     if isinstance(value, str):
+        if value.isprintable():  # a lone surrogate is unprintable: nothing to look for
+            return value
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -443,30 +456,68 @@ def _child_list(value: Any, column: str, problems: list[str]) -> Any:
 def _unsafe_texts(raw: Mapping[str, Any], where: str = "") -> Iterator[tuple[str, str, int]]:
     """(column, text, index) of the first unsafe character of every text that has one."""
     for key, value in raw.items():
-        name = f"{where}{key}"
         if isinstance(value, str):
+            if value.isprintable():  # every unsafe character is unprintable
+                continue
             match = _UNSAFE.search(value)
             if match is not None:
-                yield name, value, match.start()
+                yield f"{where}{key}", value, match.start()
         elif isinstance(value, Mapping):
-            yield from _unsafe_texts(value, f"{name}.")
+            yield from _unsafe_texts(value, f"{where}{key}.")
         elif isinstance(value, list):
             for index, entry in enumerate(value, start=1):
                 if isinstance(entry, Mapping):
-                    yield from _unsafe_texts(entry, f"{name}[{index}].")
+                    yield from _unsafe_texts(entry, f"{where}{key}[{index}].")
 
 
-def _fields_of(spec: TransactionSpec, raw: Mapping[str, Any]) -> Iterator[tuple[str, FieldSpec, Any]]:
-    """(column, field, value) of every field of the record and of its child entries."""
-    for item in spec.fields:
-        column = spec.his_columns.get(item.name, item.name)
+def _fields_of(spec: TransactionSpec, raw: Mapping[str, Any], only: _Fields | None = None
+               ) -> Iterator[tuple[str, FieldSpec, Any]]:
+    """(column, field, value) of every field of the record and of its child entries (``only``:
+    of those fields)."""
+    top, children = only if only is not None else _every_field(spec)
+    for column, item in top:
         yield column, item, raw.get(column)
-    for child in spec.children:
-        entries = raw.get(child.node)
+    for node, fields in children:
+        entries = raw.get(node)
         for index, entry in enumerate(entries if isinstance(entries, list) else [], start=1):
             if isinstance(entry, Mapping):
-                for item in child.fields:
-                    yield f"{child.node}[{index}].{item.name}", item, entry.get(item.name)
+                for item in fields:
+                    value = entry.get(item.name)
+                    yield f"{node}[{index}].{item.name}", item, value
+
+
+#: (column, field) of the record, and (node, fields) of each child list
+_Fields = tuple[tuple[tuple[str, FieldSpec], ...], tuple[tuple[str, tuple[FieldSpec, ...]], ...]]
+#: per spec (by id, the spec kept alive beside it): the fields unreadable_values reads
+_DEFENSIVE: dict[int, tuple[TransactionSpec, _Fields]] = {}
+
+
+def _every_field(spec: TransactionSpec, keep: Any = None) -> _Fields:
+    wanted = keep or (lambda item: True)
+    return (tuple((spec.his_columns.get(item.name, item.name), item) for item in spec.fields if wanted(item)),
+            tuple((child.node, tuple(item for item in child.fields if wanted(item))) for child in spec.children))
+
+
+#: per spec (by id, the spec kept alive beside it): every field, with its HIS column
+_EVERY: dict[int, tuple[TransactionSpec, _Fields]] = {}
+
+
+def _every_field_of(spec: TransactionSpec) -> _Fields:
+    """:func:`_every_field`, worked out once per spec rather than per row."""
+    known = _EVERY.get(id(spec))
+    if known is None or known[0] is not spec:
+        known = _EVERY[id(spec)] = (spec, _every_field(spec))
+    return known[1]
+
+
+def _read_defensively(spec: TransactionSpec) -> _Fields:
+    """The fields whose values :func:`unreadable_values` reads (numbers and fee dates), worked
+    out once per spec rather than per row."""
+    known = _DEFENSIVE.get(id(spec))
+    if known is None or known[0] is not spec:
+        known = _DEFENSIVE[id(spec)] = (spec, _every_field(
+            spec, lambda item: item.kind == "num" or item.name in FEE_DATE_FIELDS))
+    return known[1]
 
 
 def _number_problem(item: FieldSpec, value: Any) -> str | None:
