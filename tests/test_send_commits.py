@@ -5,7 +5,7 @@ Every attempt (its msgid) is committed before its request leaves, so a crash can
 request at the centre that the ledger does not know of: the batch's first attempts are
 committed together, right after its claim. The answer's row and the ack are committed together
 after the send. A claim fresh enough is not renewed once more per message. An attempt
-registered and then not sent is closed as unsent (it is no lost reply).
+registered and then not sent is taken back (it is no lost reply, and no attempt in the reports).
 """
 
 from __future__ import annotations
@@ -108,14 +108,17 @@ def test_an_answer_for_a_message_taken_elsewhere_still_records_its_attempt(
     assert status == MessageStatus.UNKNOWN.value
 
 
-def test_an_attempt_registered_but_handed_back_is_closed_as_unsent(
+def test_an_attempt_registered_but_handed_back_is_taken_back(
         make_adapter, sample_his, centre, sqlite_state_url):
     adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
     message = outbox.claim_due(adapter.store, 1, outbox.timedelta(seconds=30))[0]
     msgid = adapter.client.register_attempts([(message.id, message.infno)])[message.id]
     outbox.hand_back(adapter.store, message.id)
     with adapter.store.begin() as conn:
-        attempt = conn.execute(select(schema.attempt).where(schema.attempt.c.msgid == msgid)).one()
-    assert attempt.outcome == "unsent" and attempt.finished_at is not None
+        attempt = conn.execute(select(schema.attempt).where(schema.attempt.c.msgid == msgid)).first()
+        last = conn.execute(select(schema.message.c.last_msgid).where(schema.message.c.id == message.id)).scalar()
+    assert attempt is None and last is None
     assert not outbox.had_lost_reply(adapter.store, message.id)
+    # the next attempt gets another msgid
+    assert adapter.client.register_attempts([(message.id, message.infno)])[message.id] != msgid
     assert not centre.ledger.requests.get("2301")

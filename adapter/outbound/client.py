@@ -325,7 +325,7 @@ class CentreClient:
     def register_attempts(self, messages: Sequence[tuple[int, str]]) -> dict[int, str]:
         """The first attempt of each (message id, infno), committed in one transaction before
         any of them is sent: {message id: its msgid} for :meth:`call`'s ``msgid``. An attempt
-        registered and then not sent must be closed as such (``outbox.hand_back``): until then it
+        registered and then not sent must be taken back (``outbox.hand_back``): until then it
         counts as a request that may have reached the centre."""
         with self._ledger_lock, self._store.begin() as conn:
             return {message_id: self._register(conn, message_id, infno) for message_id, infno in messages}

@@ -402,13 +402,14 @@ def hand_back(store: StateStore, message_id: int) -> None:
             .values(status=MessageStatus.RETRY_WAIT.value, lease_until=None)
         )
         if result.rowcount:
-            # An attempt registered for it with its claim never left: it must not count as a
-            # request that may have reached the centre.
-            conn.execute(
-                update(schema.attempt)
-                .where(schema.attempt.c.message_id == message_id, schema.attempt.c.finished_at.is_(None))
-                .values(finished_at=utcnow(), outcome="unsent", err_msg="claimed, then handed back unsent")
-            )
+            # The attempt registered for it with its claim never left: it is no attempt (not a
+            # request that may have reached the centre, nor one the reports show). Its msgid
+            # stays used: the counter never gives it again.
+            attempt = schema.attempt
+            conn.execute(delete(attempt).where(attempt.c.message_id == message_id, attempt.c.finished_at.is_(None)))
+            conn.execute(update(_message).where(_message.c.id == message_id).values(
+                last_msgid=select(attempt.c.msgid).where(attempt.c.message_id == message_id)
+                .order_by(attempt.c.started_at.desc()).limit(1).scalar_subquery()))
 
 
 def park_rejected(
