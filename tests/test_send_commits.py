@@ -122,3 +122,21 @@ def test_an_attempt_registered_but_handed_back_is_taken_back(
     # the next attempt gets another msgid
     assert adapter.client.register_attempts([(message.id, message.infno)])[message.id] != msgid
     assert not centre.ledger.requests.get("2301")
+
+
+def test_a_lease_renewed_only_while_it_is_still_this_workers(make_adapter, sample_his, centre, sqlite_state_url):
+    """Worker A claimed a message and was slow to reach it; its lease ran out, worker B
+    recovered it and claimed it again. A's renewal before sending must fail (B sends it), even
+    though the message is in flight again."""
+    adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
+    lease = outbox.timedelta(seconds=30)
+    (mine,) = outbox.claim_due(adapter.store, 1, lease)
+    with adapter.store.begin() as conn:
+        conn.execute(update(schema.message).where(schema.message.c.id == mine.id)
+                     .values(lease_until=outbox.utcnow() - outbox.timedelta(seconds=1)))
+    assert outbox.recover_in_flight(adapter.store, only_expired=True) == 1
+    theirs = [m for m in outbox.claim_due(adapter.store, 10, lease) if m.id == mine.id]
+    assert theirs and theirs[0].lease_until != mine.lease_until
+    assert not outbox.renew_lease(adapter.store, mine.id, lease, MessageStatus.IN_FLIGHT, held_until=mine.lease_until)
+    assert outbox.renew_lease(adapter.store, mine.id, lease, MessageStatus.IN_FLIGHT,
+                              held_until=theirs[0].lease_until)

@@ -131,7 +131,8 @@ class Send:
                 # on the way through a batch that goes quickly).
                 fresh = time.monotonic() - claimed_at < lease.total_seconds() / 6
                 wave = [m for m in due[start:start + wave_size]
-                        if fresh or outbox.renew_lease(self.store, m.id, lease, MessageStatus.IN_FLIGHT)]
+                        if fresh or outbox.renew_lease(self.store, m.id, lease, MessageStatus.IN_FLIGHT,
+                                                       held_until=m.lease_until)]
                 for message, (delivery, failures) in zip(wave, self._deliver_all(wave), strict=True):
                     report.transient_failures += failures
                     settle(message, delivery, report)

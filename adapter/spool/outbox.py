@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Exists, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Exists, and_, delete, exists, func, insert, or_, select, true, update
 from sqlalchemy.orm import aliased
 
 from adapter import jsonio
@@ -38,6 +38,9 @@ class SpooledMessage:
     payload: dict[str, Any]
     attempts: int
     last_msgid: str | None = None
+    #: the lease this worker's claim wrote: renewing it only while it is still this one shows
+    #: the message was not reclaimed (and claimed again) by another worker meanwhile
+    lease_until: datetime | None = None
 
 
 def spool_message(
@@ -117,16 +120,20 @@ def claim_due(
             .where(_message.c.id.in_([row.id for row in rows]))
             .values(status=MessageStatus.IN_FLIGHT.value, lease_until=now + lease)
         )
-    return [_spooled(row) for row in rows]
+    return [replace(_spooled(row), lease_until=now + lease) for row in rows]
 
 
-def renew_lease(store: StateStore, message_id: int, lease: timedelta, status: MessageStatus) -> bool:
+def renew_lease(store: StateStore, message_id: int, lease: timedelta, status: MessageStatus,
+                held_until: datetime | None = None) -> bool:
     """Extend the lease of a claimed message just before working on it: a batch is claimed at
     once but worked one by one, and another daemon must not reclaim the last of it while the
-    first are still being sent. False: the message is no longer ``status`` (reclaimed)."""
+    first are still being sent. False: the message is no longer ``status`` (reclaimed), or,
+    with ``held_until`` (the lease this worker's claim wrote), no longer under that lease: its
+    lease ran out and another worker claimed it again, so it is that worker's to send."""
+    owned = _message.c.lease_until == held_until if held_until is not None else true()
     with store.begin() as conn:
         result = conn.execute(
-            update(_message).where(_message.c.id == message_id, _message.c.status == status.value)
+            update(_message).where(_message.c.id == message_id, _message.c.status == status.value, owned)
             .values(lease_until=utcnow() + lease)
         )
     return int(result.rowcount or 0) == 1
