@@ -13,6 +13,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from adapter.state.sealing import Sealed
@@ -62,6 +63,11 @@ message = Table(
     Column("acked_at", DateTime),
 )
 Index("ix_message_due", message.c.status, message.c.next_attempt_at)
+#: the messages a claim may take, in id order: without it PostgreSQL takes them from message_pkey
+#: in id order, reading past every acked message of the ledger for each claim of ten (29 ms at
+#: 80,000 messages, and growing with the history; 0.1 ms with it). It holds only those rows.
+_CLAIMABLE = "status IN ('pending', 'retry_wait')"
+Index("ix_message_claimable", message.c.id, postgresql_where=text(_CLAIMABLE), sqlite_where=text(_CLAIMABLE))
 Index("ix_message_group", message.c.group_key, message.c.id)
 
 #: One row per send attempt, committed before the request leaves: msgid is never reused.
