@@ -140,3 +140,20 @@ def test_a_lease_renewed_only_while_it_is_still_this_workers(make_adapter, sampl
     assert not outbox.renew_lease(adapter.store, mine.id, lease, MessageStatus.IN_FLIGHT, held_until=mine.lease_until)
     assert outbox.renew_lease(adapter.store, mine.id, lease, MessageStatus.IN_FLIGHT,
                               held_until=theirs[0].lease_until)
+
+
+def test_a_hand_back_keeps_an_earlier_attempt_a_crash_left_unfinished(
+        make_adapter, sample_his, centre, sqlite_state_url):
+    adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
+    message = outbox.claim_due(adapter.store, 1, outbox.timedelta(seconds=30))[0]
+    with adapter.store.begin() as conn:  # an attempt a crash left unfinished, settled to resend since
+        conn.execute(schema.attempt.insert().values(msgid="CRASHED", message_id=message.id, infno="2301",
+                                                    started_at=outbox.utcnow() - outbox.timedelta(minutes=5)))
+    registered = adapter.client.register_attempts([(message.id, message.infno)])[message.id]
+    outbox.hand_back(adapter.store, message.id)
+    with adapter.store.begin() as conn:
+        left = set(conn.execute(select(schema.attempt.c.msgid).where(schema.attempt.c.message_id == message.id))
+                   .scalars())
+        last = conn.execute(select(schema.message.c.last_msgid).where(schema.message.c.id == message.id)).scalar()
+    assert left == {"CRASHED"} and last == "CRASHED" and registered not in left
+    assert outbox.had_lost_reply(adapter.store, message.id)

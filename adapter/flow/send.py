@@ -231,7 +231,7 @@ class Send:
         settings = self.settings
         failures = 0
         payload = bind_visit(self.store, message.group_key, message.payload)
-        registered = [msgid] if (msgid := self._registered.pop(message.id, None)) else []
+        registered = [first] if (first := self._registered.pop(message.id, None)) else []
         # The answered attempt's row waits for the ack's transaction only where no other
         # request's answer can pass for this one's meanwhile.
         finish_later = self.region.dialect.answer_names_its_request(message.infno)

@@ -348,8 +348,8 @@ def resend_shared(store: StateStore, message: SpooledMessage, infnos: frozenset[
 
 def _take_back_later(conn: Any, message_id: int, now: datetime) -> int:
     """Records requeued out of message ``message_id`` go out in a new message, which would be
-    queued behind the group's later messages: a 2302 withdrawing one of those lines would reach
-    the centre before the line and be refused. So the group's later messages that were never
+    queued behind the group's later messages: a refund of one of those lines would reach the
+    centre before the line and be refused. So the group's later messages that were never
     sent are taken apart too (their records READY again, the messages deleted: nothing of them
     left the adapter), and the next build spools all of it again in phase and ledger order.
     A later message cannot have been sent: it waited behind this one. Returns how many."""
@@ -412,8 +412,12 @@ def hand_back(store: StateStore, message_id: int) -> None:
             # The attempt registered for it with its claim never left: it is no attempt (not a
             # request that may have reached the centre, nor one the reports show). Its msgid
             # stays used: the counter never gives it again.
+            # Only that one (its last): an earlier attempt left unfinished by a crash may have
+            # reached the centre, and must keep saying so.
             attempt = schema.attempt
-            conn.execute(delete(attempt).where(attempt.c.message_id == message_id, attempt.c.finished_at.is_(None)))
+            registered = select(_message.c.last_msgid).where(_message.c.id == message_id).scalar_subquery()
+            conn.execute(delete(attempt).where(attempt.c.msgid == registered, attempt.c.message_id == message_id,
+                                               attempt.c.finished_at.is_(None)))
             conn.execute(update(_message).where(_message.c.id == message_id).values(
                 last_msgid=select(attempt.c.msgid).where(attempt.c.message_id == message_id)
                 .order_by(attempt.c.started_at.desc()).limit(1).scalar_subquery()))
