@@ -10,10 +10,12 @@ registered and then not sent is taken back (it is no lost reply, and no attempt 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import event, select, update
 
+from adapter.errors import TransientDeliveryError
 from adapter.flow.report import CycleReport
 from adapter.outbound.attempts import AttemptFinish
 from adapter.spool import outbox
@@ -157,3 +159,41 @@ def test_a_hand_back_keeps_an_earlier_attempt_a_crash_left_unfinished(
         last = conn.execute(select(schema.message.c.last_msgid).where(schema.message.c.id == message.id)).scalar()
     assert left == {"CRASHED"} and last == "CRASHED" and registered not in left
     assert outbox.had_lost_reply(adapter.store, message.id)
+
+
+def test_the_registered_attempt_carries_the_first_request_and_a_quick_retry_gets_its_own(
+        make_adapter, sample_his, centre, sqlite_state_url, monkeypatch):
+    adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
+    adapter.client.sign_no()
+    post = adapter.transport.post
+    sent: list[str] = []
+    refused = {"left": 1}
+
+    def first_refused(url: str, body: bytes, headers: Any) -> Any:
+        sent.append(json.loads(body)["msgid"])
+        if refused["left"]:
+            refused["left"] -= 1
+            raise TransientDeliveryError("connection failed: ConnectError (injected)")
+        return post(url, body, headers)
+
+    monkeypatch.setattr(adapter.transport, "post", first_refused)
+    registered: dict[int, str] = {}
+    register = adapter.client.register_attempts
+
+    def remember(messages: Any) -> dict[int, str]:
+        registered.update(result := register(messages))
+        return result
+
+    monkeypatch.setattr(adapter.client, "register_attempts", remember)
+    report = CycleReport()
+    adapter.cycle.send_due(report)
+
+    first = min(registered)  # the first message of the first batch met the refused connection
+    with adapter.store.begin() as conn:
+        rows = conn.execute(select(schema.attempt).where(schema.attempt.c.message_id == first)
+                            .order_by(schema.attempt.c.started_at)).all()
+        last = conn.execute(select(schema.message.c.last_msgid).where(schema.message.c.id == first)).scalar()
+    assert sent[0] == registered[first] == rows[0].msgid and rows[0].outcome == "transient"
+    assert len(rows) == 2 and rows[1].outcome == "ok" and rows[1].msgid != rows[0].msgid == sent[0]
+    assert last == rows[1].msgid == sent[1]
+    assert report.messages_acked == len(registered)
