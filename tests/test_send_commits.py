@@ -1,21 +1,18 @@
-"""What one acknowledged message costs the state store: one write transaction, and two more
-per batch of ten.
+"""What one acknowledged message costs the state store: two write transactions.
 
 Every attempt (its msgid) is committed before its request leaves, so a crash can never leave a
-request at the centre that the ledger does not know of: the batch's first attempts are
-committed together, right after its claim. The answer's row and the ack are committed together
-after the send. A claim fresh enough is not renewed once more per message. An attempt
-registered and then not sent is taken back (it is no lost reply, and no attempt in the reports).
+request at the centre that the ledger does not know of. For 2301 and 2204, whose answers name
+every line sent, the answer's row and the ack are committed together after the send. A claim
+fresh enough is not renewed once more per message, and a renewal holds only while the lease is
+still the one this worker's claim wrote.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import event, select, update
 
-from adapter.errors import TransientDeliveryError
 from adapter.flow.report import CycleReport
 from adapter.outbound.attempts import AttemptFinish
 from adapter.spool import outbox
@@ -60,7 +57,7 @@ def _spooled_adapter(make_adapter: Any, sample_his: Any, centre: Any, state_url:
     return adapter
 
 
-def test_an_acked_message_costs_one_write_transaction(make_adapter, sample_his, centre, sqlite_state_url,
+def test_an_acked_message_costs_two_write_transactions(make_adapter, sample_his, centre, sqlite_state_url,
                                                       monkeypatch):
     adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
     with adapter.store.begin() as conn:
@@ -88,11 +85,11 @@ def test_an_acked_message_costs_one_write_transaction(make_adapter, sample_his, 
     with WriteCommits(adapter.store.engine) as commits:
         adapter.cycle.send_due(report)
     assert report.messages_acked == pending
-    # per message: its answer with the ack; per batch claimed (at most ten, one a visit): the
-    # claim and the attempts registered before any of them leaves; per pass: the recovery of
-    # expired leases
+    # per message: its attempt before the request leaves, then its answer with the ack; per
+    # batch claimed (at most ten, one a visit): the claim; per pass: the recovery of expired
+    # leases
     assert sum(claims) == pending and max(claims) <= 10
-    assert commits.count <= pending + 2 * len(claims) + 1 + len(renewals), (commits.count, claims, renewals)
+    assert commits.count <= 2 * pending + len(claims) + 1 + len(renewals), (commits.count, claims, renewals)
     assert len(renewals) < pending
     with adapter.store.begin() as conn:
         attempts = conn.execute(select(schema.attempt).where(schema.attempt.c.message_id.is_not(None))).all()
@@ -119,22 +116,6 @@ def test_an_answer_for_a_message_taken_elsewhere_still_records_its_attempt(
     assert status == MessageStatus.UNKNOWN.value
 
 
-def test_an_attempt_registered_but_handed_back_is_taken_back(
-        make_adapter, sample_his, centre, sqlite_state_url):
-    adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
-    message = outbox.claim_due(adapter.store, 1, outbox.timedelta(seconds=30))[0]
-    msgid = adapter.client.register_attempts([(message.id, message.infno)])[message.id]
-    outbox.hand_back(adapter.store, message.id)
-    with adapter.store.begin() as conn:
-        attempt = conn.execute(select(schema.attempt).where(schema.attempt.c.msgid == msgid)).first()
-        last = conn.execute(select(schema.message.c.last_msgid).where(schema.message.c.id == message.id)).scalar()
-    assert attempt is None and last is None
-    assert not outbox.had_lost_reply(adapter.store, message.id)
-    # the next attempt gets another msgid
-    assert adapter.client.register_attempts([(message.id, message.infno)])[message.id] != msgid
-    assert not centre.ledger.requests.get("2301")
-
-
 def test_a_lease_renewed_only_while_it_is_still_this_workers(make_adapter, sample_his, centre, sqlite_state_url):
     """Worker A claimed a message and was slow to reach it; its lease ran out, worker B
     recovered it and claimed it again. A's renewal before sending must fail (B sends it), even
@@ -151,58 +132,3 @@ def test_a_lease_renewed_only_while_it_is_still_this_workers(make_adapter, sampl
     assert not outbox.renew_lease(adapter.store, mine.id, lease, MessageStatus.IN_FLIGHT, held_until=mine.lease_until)
     assert outbox.renew_lease(adapter.store, mine.id, lease, MessageStatus.IN_FLIGHT,
                               held_until=theirs[0].lease_until)
-
-
-def test_a_hand_back_keeps_an_earlier_attempt_a_crash_left_unfinished(
-        make_adapter, sample_his, centre, sqlite_state_url):
-    adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
-    message = outbox.claim_due(adapter.store, 1, outbox.timedelta(seconds=30))[0]
-    with adapter.store.begin() as conn:  # an attempt a crash left unfinished, settled to resend since
-        conn.execute(schema.attempt.insert().values(msgid="CRASHED", message_id=message.id, infno="2301",
-                                                    started_at=outbox.utcnow() - outbox.timedelta(minutes=5)))
-    registered = adapter.client.register_attempts([(message.id, message.infno)])[message.id]
-    outbox.hand_back(adapter.store, message.id)
-    with adapter.store.begin() as conn:
-        left = set(conn.execute(select(schema.attempt.c.msgid).where(schema.attempt.c.message_id == message.id))
-                   .scalars())
-        last = conn.execute(select(schema.message.c.last_msgid).where(schema.message.c.id == message.id)).scalar()
-    assert left == {"CRASHED"} and last == "CRASHED" and registered not in left
-    assert outbox.had_lost_reply(adapter.store, message.id)
-
-
-def test_the_registered_attempt_carries_the_first_request_and_a_quick_retry_gets_its_own(
-        make_adapter, sample_his, centre, sqlite_state_url, monkeypatch):
-    adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
-    adapter.client.sign_no()
-    post = adapter.transport.post
-    sent: list[str] = []
-    refused = {"left": 1}
-
-    def first_refused(url: str, body: bytes, headers: Any) -> Any:
-        sent.append(json.loads(body)["msgid"])
-        if refused["left"]:
-            refused["left"] -= 1
-            raise TransientDeliveryError("connection failed: ConnectError (injected)")
-        return post(url, body, headers)
-
-    monkeypatch.setattr(adapter.transport, "post", first_refused)
-    registered: dict[int, str] = {}
-    register = adapter.client.register_attempts
-
-    def remember(messages: Any) -> dict[int, str]:
-        registered.update(result := register(messages))
-        return result
-
-    monkeypatch.setattr(adapter.client, "register_attempts", remember)
-    report = CycleReport()
-    adapter.cycle.send_due(report)
-
-    first = min(registered)  # the first message of the first batch met the refused connection
-    with adapter.store.begin() as conn:
-        rows = conn.execute(select(schema.attempt).where(schema.attempt.c.message_id == first)
-                            .order_by(schema.attempt.c.started_at)).all()
-        last = conn.execute(select(schema.message.c.last_msgid).where(schema.message.c.id == first)).scalar()
-    assert sent[0] == registered[first] == rows[0].msgid and rows[0].outcome == "transient"
-    assert len(rows) == 2 and rows[1].outcome == "ok" and rows[1].msgid != rows[0].msgid == sent[0]
-    assert last == rows[1].msgid == sent[1]
-    assert report.messages_acked == len(registered)

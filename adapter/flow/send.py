@@ -86,8 +86,6 @@ class Send:
         self.pause_count = 0
         #: the threads of ``in_flight`` sends, started by the first wave of more than one
         self._pool: ThreadPoolExecutor | None = None
-        #: the first attempt registered for each message of the batch being sent, by message id
-        self._registered: dict[int, str] = {}
 
     def run(self, report: CycleReport, settle: Settle, resolve: Resolve) -> None:
         """One pass: inquiries about lost replies, then every message due at its start."""
@@ -115,9 +113,6 @@ class Send:
             if not due:
                 return
             claimed_at = time.monotonic()
-            # Each message's first attempt (its msgid) committed before any leaves: one commit
-            # for the batch instead of one a message.
-            self._registered = self.client.register_attempts([(m.id, m.infno) for m in due])
             for start in range(0, len(due), wave_size):
                 if self.stop_event.is_set() or failures_in_a_row >= BREAKER_FAILURES:
                     # Hand back what this worker claimed but will not send now.
@@ -226,12 +221,10 @@ class Send:
 
     def _send_one(self, message: outbox.SpooledMessage) -> tuple[Delivery, int]:
         """The message sent (in a sending thread when in flight with others): what came back,
-        and how many transient failures its quick retries met. Writes nothing but its attempts
-        (the first was registered with the batch; a quick retry registers its own)."""
+        and how many transient failures its quick retries met. Writes nothing but its attempts."""
         settings = self.settings
         failures = 0
         payload = bind_visit(self.store, message.group_key, message.payload)
-        registered = [first] if (first := self._registered.pop(message.id, None)) else []
         # The answered attempt's row waits for the ack's transaction only where no other
         # request's answer can pass for this one's meanwhile (a dialect written before the
         # hook existed keeps writing it at once, as it did).
@@ -243,7 +236,7 @@ class Send:
             try:
                 return self.client.call(
                     message.infno, payload, message_id=message.id, insuplc_admdvs=message.insuplc_admdvs,
-                    finish_later=finish_later, msgid=registered.pop() if registered else None,
+                    finish_later=finish_later,
                 )
             except TransientDeliveryError:
                 failures += 1

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -165,12 +165,8 @@ class CentreClient:
         insuplc_admdvs: str | None = None,
         attachment: tuple[str, bytes] | None = None,
         finish_later: bool = False,
-        msgid: str | None = None,
     ) -> tuple[str, CentreReply]:
         """Send one transaction; returns (msgid, reply) or raises a DeliveryError.
-
-        ``msgid``: an attempt :meth:`register_attempts` committed for this message, used for the
-        first request (a resend after a session renewal gets its own).
 
         ``finish_later``: an infcode-0 answer's attempt row is left for the caller to finish
         with its own write (:meth:`take_finish`), e.g. in the transaction that acks the message.
@@ -189,7 +185,7 @@ class CentreClient:
         try:
             return self._call(
                 infno, input_payload, message_id=message_id, sign_no=sign_no, insuplc=insuplc_admdvs,
-                attachment=attachment, finish_later=finish_later, msgid=msgid,
+                attachment=attachment, finish_later=finish_later,
             )
         except BusinessRejection as exc:
             if not (self._region.dialect.session_refused(exc.err_msg) or (idle and message_id is not None)):
@@ -214,11 +210,9 @@ class CentreClient:
         insuplc: str | None = None,
         attachment: tuple[str, bytes] | None = None,
         finish_later: bool = False,
-        msgid: str | None = None,
     ) -> tuple[str, CentreReply]:
-        if msgid is None:
-            with self._ledger_lock, self._store.begin() as conn:
-                msgid = self._register(conn, message_id, infno)
+        with self._ledger_lock, self._store.begin() as conn:
+            msgid = self._register(conn, message_id, infno)
         envelope = build_envelope(
             infno=infno,
             msgid=msgid,
@@ -321,14 +315,6 @@ class CentreClient:
     ) -> None:
         with self._ledger_lock, self._store.begin() as conn:
             finish_attempt(conn, AttemptFinish(msgid, outcome, http_status, infcode, err, inf_refmsgid))
-
-    def register_attempts(self, messages: Sequence[tuple[int, str]]) -> dict[int, str]:
-        """The first attempt of each (message id, infno), committed in one transaction before
-        any of them is sent: {message id: its msgid} for :meth:`call`'s ``msgid``. An attempt
-        registered and then not sent must be taken back (``outbox.hand_back``): until then it
-        counts as a request that may have reached the centre."""
-        with self._ledger_lock, self._store.begin() as conn:
-            return {message_id: self._register(conn, message_id, infno) for message_id, infno in messages}
 
     def _register(self, conn: Any, message_id: int | None, infno: str) -> str:
         msgid = allocate_msgid(conn, self._institution.fixmedins_code)

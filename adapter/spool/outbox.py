@@ -403,24 +403,11 @@ def bring_forward(store: StateStore) -> int:
 def hand_back(store: StateStore, message_id: int) -> None:
     """A claimed message that will not be sent now goes back unchanged (no attempt counted)."""
     with store.begin() as conn:
-        result = conn.execute(
+        conn.execute(
             update(_message)
             .where(_message.c.id == message_id, _message.c.status == MessageStatus.IN_FLIGHT.value)
             .values(status=MessageStatus.RETRY_WAIT.value, lease_until=None)
         )
-        if result.rowcount:
-            # The attempt registered for it with its claim never left: it is no attempt (not a
-            # request that may have reached the centre, nor one the reports show). Its msgid
-            # stays used: the counter never gives it again.
-            # Only that one (its last): an earlier attempt left unfinished by a crash may have
-            # reached the centre, and must keep saying so.
-            attempt = schema.attempt
-            registered = select(_message.c.last_msgid).where(_message.c.id == message_id).scalar_subquery()
-            conn.execute(delete(attempt).where(attempt.c.msgid == registered, attempt.c.message_id == message_id,
-                                               attempt.c.finished_at.is_(None)))
-            conn.execute(update(_message).where(_message.c.id == message_id).values(
-                last_msgid=select(attempt.c.msgid).where(attempt.c.message_id == message_id)
-                .order_by(attempt.c.started_at.desc()).limit(1).scalar_subquery()))
 
 
 def park_rejected(
