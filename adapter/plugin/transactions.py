@@ -139,6 +139,11 @@ class TransactionSpec:
     def _child_nodes(self) -> frozenset[str]:
         return frozenset(child.node for child in self.children)
 
+    @functools.cached_property
+    def field_columns(self) -> tuple[tuple[str, FieldSpec], ...]:
+        """(HIS column, field) of each field of the main record, worked out once per spec."""
+        return tuple((self.his_columns.get(item.name, item.name), item) for item in self.fields)
+
     def input_for(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """The transaction ``input``: the main node and its child lists."""
         children = self._child_nodes

@@ -414,14 +414,15 @@ class _Pending:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.rows: dict[Table, list[dict[str, Any]]] = {}
-        self.added = 0
+        self.waiting = 0
 
     def add(self, table: Table, rows: list[dict[str, Any]]) -> None:
         self.rows.setdefault(table, []).extend(rows)
-        self.added += 1
+        self.waiting += len(rows)
 
-    def flush_every(self, adds: int) -> None:
-        if self.added >= adds:
+    def flush_at(self, rows: int) -> None:
+        """Write what waits once it is ``rows`` rows or more."""
+        if self.waiting >= rows:
             self.flush()
 
     def flush(self) -> None:
@@ -429,7 +430,7 @@ class _Pending:
             if rows:
                 self.conn.execute(insert(table), rows)
         self.rows = {}
-        self.added = 0
+        self.waiting = 0
 
 
 def generate_sample_his(
@@ -603,7 +604,7 @@ def generate_sample_his(
                 stay.update(discharged_at=(last + timedelta(hours=3)).strftime("%Y-%m-%d %H:%M:%S"),
                             discharge_seq=discharged_seq, dscg_way="1")
                 summary.discharges += 1
-            pending.flush_every(2000)  # about 500 stays
+            pending.flush_at(10_000)  # about 600 stays
         pending.flush()
         summary.stock_moves = _stock_moves(conn, rng, start, stock_items)
         summary.visits = visits

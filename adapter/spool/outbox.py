@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -120,7 +120,7 @@ def claim_due(
             .where(_message.c.id.in_([row.id for row in rows]))
             .values(status=MessageStatus.IN_FLIGHT.value, lease_until=now + lease)
         )
-    return [replace(_spooled(row), lease_until=now + lease) for row in rows]
+    return [_spooled(row, lease_until=now + lease) for row in rows]
 
 
 def renew_lease(store: StateStore, message_id: int, lease: timedelta, status: MessageStatus,
@@ -139,10 +139,10 @@ def renew_lease(store: StateStore, message_id: int, lease: timedelta, status: Me
     return int(result.rowcount or 0) == 1
 
 
-def _spooled(row: Any) -> SpooledMessage:
+def _spooled(row: Any, lease_until: datetime | None = None) -> SpooledMessage:
     return SpooledMessage(
         row.id, row.infno, row.group_key, row.insuplc_admdvs, jsonio.loads(row.payload),
-        row.attempts, row.last_msgid,
+        row.attempts, row.last_msgid, lease_until,
     )
 
 

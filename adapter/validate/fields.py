@@ -89,7 +89,7 @@ def unreadable_values(spec: TransactionSpec, raw: Mapping[str, Any], now: dateti
     area code that is none. Empty: the row can be checked (the field table, the rules) as it is."""
     problems = [f"column {where} holds {_character(text, index)}" for where, text, index in _unsafe_texts(raw)]
     now = now or datetime.now()
-    for where, item, value in _fields_of(spec, raw, _read_defensively(spec)):
+    for where, item, value in _fields_of(raw, _read_defensively(spec)):
         problem = _number_problem(item, value) if item.kind == "num" else None
         if problem is None and item.name in FEE_DATE_FIELDS:
             problem = _fee_date_problem(value, now)
@@ -112,7 +112,7 @@ def plain(text: str) -> str:
 def normalise(spec: TransactionSpec, row: Mapping[str, Any]) -> dict[str, Any]:
     """A HIS row as the national record: spec fields in order, numbers as exact decimals."""
     record: dict[str, Any] = {}
-    for column, item in _every_field_of(spec)[0]:
+    for column, item in spec.field_columns:
         record[item.name] = _value(item, row.get(column))
     for child in spec.children:
         entries = row.get(child.node) or []
@@ -363,13 +363,13 @@ def _check_fields(fields: tuple[FieldSpec, ...], record: Mapping[str, Any], wher
             if not isinstance(value, Decimal) or not value.is_finite():
                 problems.append(f"{where}{item.name} {value!r} is not a number")
                 continue
-            places = _decimals(value) > item.scale
-            if places:
+            too_precise = _decimals(value) > item.scale
+            if too_precise:
                 problems.append(f"{where}{item.name} {value} has more than {item.scale} decimal places")
             if _integer_digits(value) > item.length - item.scale:
                 problems.append(f"{where}{item.name} {value} is too large ({item.length},{item.scale})")
                 continue
-            if places:
+            if too_precise:
                 continue
         elif kind in _FORMATS:
             try:
@@ -470,11 +470,9 @@ def _unsafe_texts(raw: Mapping[str, Any], where: str = "") -> Iterator[tuple[str
                     yield from _unsafe_texts(entry, f"{where}{key}[{index}].")
 
 
-def _fields_of(spec: TransactionSpec, raw: Mapping[str, Any], only: _Fields | None = None
-               ) -> Iterator[tuple[str, FieldSpec, Any]]:
-    """(column, field, value) of every field of the record and of its child entries (``only``:
-    of those fields)."""
-    top, children = only if only is not None else _every_field(spec)
+def _fields_of(raw: Mapping[str, Any], wanted: _Fields) -> Iterator[tuple[str, FieldSpec, Any]]:
+    """(column, field, value) of each ``wanted`` field in the record and in its child entries."""
+    top, children = wanted
     for column, item in top:
         yield column, item, raw.get(column)
     for node, fields in children:
@@ -482,8 +480,7 @@ def _fields_of(spec: TransactionSpec, raw: Mapping[str, Any], only: _Fields | No
         for index, entry in enumerate(entries if isinstance(entries, list) else [], start=1):
             if isinstance(entry, Mapping):
                 for item in fields:
-                    value = entry.get(item.name)
-                    yield f"{node}[{index}].{item.name}", item, value
+                    yield f"{node}[{index}].{item.name}", item, entry.get(item.name)
 
 
 #: (column, field) of the record, and (node, fields) of each child list
@@ -492,31 +489,16 @@ _Fields = tuple[tuple[tuple[str, FieldSpec], ...], tuple[tuple[str, tuple[FieldS
 _DEFENSIVE: dict[int, tuple[TransactionSpec, _Fields]] = {}
 
 
-def _every_field(spec: TransactionSpec, keep: Any = None) -> _Fields:
-    wanted = keep or (lambda item: True)
-    return (tuple((spec.his_columns.get(item.name, item.name), item) for item in spec.fields if wanted(item)),
-            tuple((child.node, tuple(item for item in child.fields if wanted(item))) for child in spec.children))
-
-
-#: per spec (by id, the spec kept alive beside it): every field, with its HIS column
-_EVERY: dict[int, tuple[TransactionSpec, _Fields]] = {}
-
-
-def _every_field_of(spec: TransactionSpec) -> _Fields:
-    """:func:`_every_field`, worked out once per spec rather than per row."""
-    known = _EVERY.get(id(spec))
-    if known is None or known[0] is not spec:
-        known = _EVERY[id(spec)] = (spec, _every_field(spec))
-    return known[1]
-
-
 def _read_defensively(spec: TransactionSpec) -> _Fields:
     """The fields whose values :func:`unreadable_values` reads (numbers and fee dates), worked
     out once per spec rather than per row."""
     known = _DEFENSIVE.get(id(spec))
     if known is None or known[0] is not spec:
-        known = _DEFENSIVE[id(spec)] = (spec, _every_field(
-            spec, lambda item: item.kind == "num" or item.name in FEE_DATE_FIELDS))
+        def read(item: FieldSpec) -> bool:
+            return item.kind == "num" or item.name in FEE_DATE_FIELDS
+        known = _DEFENSIVE[id(spec)] = (spec, (
+            tuple((column, item) for column, item in spec.field_columns if read(item)),
+            tuple((child.node, tuple(item for item in child.fields if read(item))) for child in spec.children)))
     return known[1]
 
 
