@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from adapter.catalog.store import CatalogStore
 from adapter.catalog.sync import CatalogSync
@@ -206,6 +207,7 @@ def build_adapter(
         base_url=centre.base_url,
         sign_in_input=region.dialect.sign_in_input(centre.opter, centre.mac or host_mac(), centre.ip),
         opter=centre.opter,
+        answer_clock_tolerance=timedelta(seconds=centre.answer_clock_tolerance_seconds),
     )
     specs = checked.specs
     send_settings = SendSettings(centre.timeout_seconds, schedule.in_process_attempts,

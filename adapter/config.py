@@ -117,6 +117,9 @@ class CentreConfig(_Model):
     mac: Annotated[str, Field(max_length=20)] = ""
     ip: Annotated[str, Field(max_length=20)] = "127.0.0.1"
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    #: how far an answer's refmsg_time may lag the newest one already accepted before it is
+    #: taken for an earlier request's answer replayed (0: the centre's clock is one clock)
+    answer_clock_tolerance_seconds: Annotated[float, Field(ge=0, le=60)] = 0.0
     lines_per_message: Annotated[int, Field(ge=1, le=1000)] = 50
     #: check the certificate of an https base_url (false: a warning is logged at every start)
     tls_verify: bool = True

@@ -132,3 +132,45 @@ def test_a_lease_renewed_only_while_it_is_still_this_workers(make_adapter, sampl
     assert not outbox.renew_lease(adapter.store, mine.id, lease, MessageStatus.IN_FLIGHT, held_until=mine.lease_until)
     assert outbox.renew_lease(adapter.store, mine.id, lease, MessageStatus.IN_FLIGHT,
                               held_until=theirs[0].lease_until)
+
+
+def test_the_send_loop_leaves_a_message_its_lease_lost_to_another_worker(make_adapter, sample_his, centre,
+                                                                          sqlite_state_url, monkeypatch):
+    """The send loop renews a claim gone stale only under the lease its own claim wrote: while
+    it sent the first message of its batch, the second's lease ran out and worker B claimed it
+    again. The loop must leave that one to B, although it is in flight again."""
+    import types
+
+    from adapter.flow import send as send_module
+
+    adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
+    adapter.client.sign_no()
+    clock = [0.0]
+    monkeypatch.setattr(send_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    taken_by_b: list[int] = []
+    send_one = adapter.cycle.send._send_one
+
+    def slow_first(message: outbox.SpooledMessage) -> Any:
+        if not taken_by_b:
+            with adapter.store.begin() as conn:
+                second = conn.execute(select(schema.message.c.id).where(
+                    schema.message.c.status == MessageStatus.IN_FLIGHT.value, schema.message.c.id != message.id)
+                    .order_by(schema.message.c.id).limit(1)).scalar_one()
+                conn.execute(update(schema.message).where(schema.message.c.id == second)
+                             .values(lease_until=outbox.utcnow() - outbox.timedelta(seconds=1)))
+            assert outbox.recover_in_flight(adapter.store, only_expired=True) == 1
+            claimed = outbox.claim_due(adapter.store, 1, outbox.timedelta(minutes=5))
+            assert [m.id for m in claimed] == [second]
+            taken_by_b.append(second)
+            clock[0] += 3600.0  # the first send took long: the rest of the claim is stale
+        return send_one(message)
+
+    monkeypatch.setattr(adapter.cycle.send, "_send_one", slow_first)
+    adapter.cycle.send_due(CycleReport())
+    with adapter.store.begin() as conn:
+        sent_by_a = conn.execute(select(schema.attempt.c.msgid).where(
+            schema.attempt.c.message_id == taken_by_b[0])).all()
+        status = conn.execute(select(schema.message.c.status).where(
+            schema.message.c.id == taken_by_b[0])).scalar_one()
+    assert sent_by_a == [], "worker A sent a message worker B had claimed again"
+    assert status == MessageStatus.IN_FLIGHT.value  # B's, to send

@@ -8,6 +8,7 @@ an acknowledged message costs one commit after its send, not two.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -25,6 +26,8 @@ class AttemptFinish:
     infcode: int | None
     err_msg: str
     inf_refmsgid: str = ""
+    #: when the centre received the request, on its clock (the answer's refmsg_time)
+    received_at: datetime | None = None
 
 
 def finish_attempt(conn: Any, finish: AttemptFinish) -> None:
@@ -39,5 +42,6 @@ def finish_attempt(conn: Any, finish: AttemptFinish) -> None:
             infcode=None if finish.infcode is None else str(finish.infcode),
             err_msg=finish.err_msg,
             inf_refmsgid=finish.inf_refmsgid or None,
+            refmsg_time=finish.received_at,
         )
     )

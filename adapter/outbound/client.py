@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from adapter.errors import (
     BusinessRejection,
@@ -51,6 +51,9 @@ SESSION_MAX_AGE = timedelta(hours=8)
 IDLE_RENEW_SECONDS = 30 * 60.0
 #: how many checked answers' inf_refmsgid are remembered in memory (the attempt table has all)
 ANSWERS_REMEMBERED = 10_000
+#: an answer time further ahead of this machine's clock is no time to judge answers by: taken
+#: as the newest, it would make every later answer look older
+ANSWER_TIME_AHEAD_LIMIT = timedelta(days=1)
 
 
 class CentreClient:
@@ -67,6 +70,7 @@ class CentreClient:
         base_url: str,
         sign_in_input: Mapping[str, Any],
         opter: str = "",
+        answer_clock_tolerance: timedelta = timedelta(0),
     ) -> None:
         self._store = store
         self._institution = institution
@@ -87,6 +91,11 @@ class CentreClient:
         self._finish_later: dict[str, AttemptFinish] = {}
         #: inf_refmsgid -> the msgid it answered, for the answers checked most recently
         self._answered: OrderedDict[str, str] = OrderedDict()
+        #: the newest refmsg_time of an answer accepted (the centre's clock; loaded from the
+        #: attempt table at the first call), and how far behind it an answer may still be
+        self._newest_answer: datetime | None = None
+        self._newest_answer_loaded = False
+        self._answer_clock_tolerance = answer_clock_tolerance
 
     # -- session -------------------------------------------------------------------------
     def sign_no(self) -> str:
@@ -213,6 +222,8 @@ class CentreClient:
     ) -> tuple[str, CentreReply]:
         with self._ledger_lock, self._store.begin() as conn:
             msgid = self._register(conn, message_id, infno)
+            # What the centre had answered before this request left: its answer cannot be older.
+            answered_before = self._newest_answer_before(conn)
         envelope = build_envelope(
             infno=infno,
             msgid=msgid,
@@ -235,6 +246,7 @@ class CentreClient:
                     url, {"jsonStr": body.decode("utf-8")}, {"file": attachment}, signed
                 )
             if http.content_type.split(";")[0].strip().lower() == "application/octet-stream":
+                # A file has no envelope, so no time to judge it by: it is read by its content.
                 self._finish(msgid, "ok", http.status, 0, "")
                 self._last_answer = time.monotonic()
                 return msgid, CentreReply(0, "", "", None, content=http.body)
@@ -255,11 +267,18 @@ class CentreClient:
             self._finish(msgid, outcome, None, None, str(exc))
             raise
         self._last_answer = time.monotonic()
+        stale = self._stale(reply, answered_before)
+        if stale:
+            unknown = self._unknown_if_sent(message_id, TransientDeliveryError(stale))
+            self._finish(msgid, "unknown" if isinstance(unknown, OutcomeUnknown) else "transient", http.status,
+                         reply.infcode, stale)
+            raise unknown
         if not reply.ok:
+            self._note_answer_time(reply)
             if not reply.err_msg.strip() or any(word in reply.err_msg for word in self._region.transient_answers):
-                self._finish(msgid, "busy", http.status, reply.infcode, reply.err_msg)
+                self._finish(msgid, "busy", http.status, reply.infcode, reply.err_msg, received_at=reply.received_at)
                 raise CentreBusy(f"the centre could not take it now: {reply.err_msg or '(infcode -1 without err_msg)'}")
-            self._finish(msgid, "rejected", http.status, reply.infcode, reply.err_msg)
+            self._finish(msgid, "rejected", http.status, reply.infcode, reply.err_msg, received_at=reply.received_at)
             raise BusinessRejection(reply.err_msg, reply.infcode)
         # The check and the write in one step: with messages in flight at once, a replayed
         # answer must not pass while the attempt it first answered is still being written.
@@ -269,11 +288,13 @@ class CentreClient:
             except OutcomeUnknown as exc:
                 self._finish(msgid, "unknown", http.status, reply.infcode, str(exc))
                 raise
-            finish = AttemptFinish(msgid, "ok", http.status, reply.infcode, reply.err_msg, reply.inf_refmsgid)
+            self._note_answer_time(reply)
+            finish = AttemptFinish(msgid, "ok", http.status, reply.infcode, reply.err_msg, reply.inf_refmsgid,
+                                   reply.received_at)
             if finish_later:
                 self._finish_later[msgid] = finish
             else:
-                self._finish(msgid, "ok", http.status, reply.infcode, reply.err_msg, reply.inf_refmsgid)
+                self._write_finish(finish)
         return msgid, reply
 
     @staticmethod
@@ -309,12 +330,46 @@ class CentreClient:
                 "it is another request's answer, so this one's outcome is unknown"
             )
 
+    def _newest_answer_before(self, conn: Any) -> datetime | None:
+        """The newest refmsg_time accepted so far; at the first call, the newest the attempt
+        table holds (a restart must not forget what the centre had already answered)."""
+        if not self._newest_answer_loaded:
+            self._newest_answer = conn.execute(select(func.max(schema.attempt.c.refmsg_time))).scalar()
+            self._newest_answer_loaded = True
+        return self._newest_answer
+
+    def _stale(self, reply: CentreReply, answered_before: datetime | None) -> str:
+        """Why an answer cannot be this request's because of its time ("" if it can be).
+
+        The centre received this request after every request whose answer had come back before
+        it left, so an answer that says it was received earlier than one of those is an earlier
+        request's answer handed back again (a proxy or gateway replaying what it kept). Read as
+        this request's, a replayed "not registered" to an inquiry would have a registration
+        sent twice; the answer a replay stands in for is unknown instead."""
+        if reply.received_at is None or answered_before is None or not _usable(reply.received_at):
+            return ""
+        if reply.received_at >= answered_before - self._answer_clock_tolerance:
+            return ""
+        return (f"the answer says the centre received its request at {_clock(reply.received_at)}, before it "
+                f"received one answered earlier ({_clock(answered_before)}): it is an earlier request's answer "
+                f"handed back again (inf_refmsgid {reply.inf_refmsgid or 'none'}), so this one's outcome is unknown "
+                "(if the centre's clocks disagree, raise [centre] answer_clock_tolerance_seconds)")
+
+    def _note_answer_time(self, reply: CentreReply) -> None:
+        if reply.received_at is not None and _usable(reply.received_at):
+            with self._ledger_lock:
+                if self._newest_answer is None or reply.received_at > self._newest_answer:
+                    self._newest_answer = reply.received_at
+
     def _finish(
         self, msgid: str, outcome: str, http_status: int | None, infcode: int | None, err: str,
-        inf_refmsgid: str = "",
+        inf_refmsgid: str = "", received_at: datetime | None = None,
     ) -> None:
+        self._write_finish(AttemptFinish(msgid, outcome, http_status, infcode, err, inf_refmsgid, received_at))
+
+    def _write_finish(self, finish: AttemptFinish) -> None:
         with self._ledger_lock, self._store.begin() as conn:
-            finish_attempt(conn, AttemptFinish(msgid, outcome, http_status, infcode, err, inf_refmsgid))
+            finish_attempt(conn, finish)
 
     def _register(self, conn: Any, message_id: int | None, infno: str) -> str:
         msgid = allocate_msgid(conn, self._institution.fixmedins_code)
@@ -329,3 +384,13 @@ class CentreClient:
         (None: already recorded)."""
         with self._ledger_lock:
             return self._finish_later.pop(msgid, None)
+
+
+def _clock(moment: datetime) -> str:
+    """A centre time as its envelope has it, to the millisecond."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _usable(received_at: datetime) -> bool:
+    """Whether an answer's time can be compared with others' (not absurdly far in the future)."""
+    return received_at < datetime.now() + ANSWER_TIME_AHEAD_LIMIT

@@ -91,6 +91,9 @@ class CentreReply:
     err_msg: str
     inf_refmsgid: str
     output: Any
+    #: when the centre received the request (refmsg_time, yyyyMMddHHmmssSSS on the centre's
+    #: clock); None when the answer gives none that can be read
+    received_at: datetime | None = None
     #: a file the centre answered with instead of JSON (9102: application/octet-stream)
     content: bytes | None = None
 
@@ -113,4 +116,21 @@ def parse_reply(document: Any) -> CentreReply:
         err_msg=str(document.get("err_msg") or ""),
         inf_refmsgid=str(document.get("inf_refmsgid") or ""),
         output=document.get("output"),
+        received_at=answer_time(document.get("refmsg_time")),
     )
+
+
+def answer_time(value: Any) -> datetime | None:
+    """An envelope time (refmsg_time, respond_time: yyyyMMddHHmmssSSS, or without the
+    milliseconds) as a datetime; None when absent or unreadable: such an answer is not judged
+    by its time."""
+    text = str(value or "").strip()
+    if not text.isdigit() or len(text) not in (14, 17):
+        return None
+    text = text.ljust(17, "0")
+    # By position: strptime would take "13" for a month of "1" and a day of "3".
+    try:
+        return datetime(int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]), int(text[10:12]),
+                        int(text[12:14]), int(text[14:17]) * 1000)
+    except ValueError:
+        return None

@@ -86,8 +86,13 @@ attempt = Table(
     #: the centre's 接收方报文ID of an answer read as infcode 0: an answer carrying one already
     #: seen belongs to another request
     Column("inf_refmsgid", String(30)),
+    #: when the centre received the request, on the centre's clock (the answer's refmsg_time):
+    #: an answer older than one already accepted is not the answer to a later request
+    Column("refmsg_time", DateTime),
 )
 Index("ix_attempt_refmsgid", attempt.c.inf_refmsgid)
+#: the newest answer time, read at each start
+Index("ix_attempt_refmsg_time", attempt.c.refmsg_time)
 #: a message's attempts (whether an earlier one may have reached the centre unanswered)
 Index("ix_attempt_message", attempt.c.message_id)
 
