@@ -326,3 +326,95 @@ def test_extra_trailing_columns_are_tolerated(tmp_path):
     from adapter.catalog.store import _RowChecker
     checker = _RowChecker(SERVICE_ITEMS, path.name, "")
     assert checker.check(*rows[0])["code"] == "001105000010000" and checker.total == 0
+
+
+def _refused_problems(store_url, spec, path, declared_rows=None):
+    from adapter.catalog.store import CatalogStore
+    from adapter.state.store import StateStore
+
+    store = StateStore(store_url)
+    try:
+        catalogs = CatalogStore(store)
+        with pytest.raises(CatalogRefused) as refused:
+            catalogs.ingest(spec, CatalogFile(path), source="test", declared_rows=declared_rows)
+        assert catalogs.active(spec.kind) is None
+        (version,) = catalogs.versions(spec.kind)
+        return refused.value, version, catalogs.report(version.id)
+    finally:
+        store.close()
+
+
+def test_problems_of_a_large_file_come_in_file_order_with_duplicates_where_they_were_found(tmp_path, state_url):
+    # Pins the report of a file with problems spread over more than one staging batch (5,000
+    # valid rows): each row's own problems as it is read; duplicates of a code within a batch
+    # name the batch's first line, duplicates of an earlier batch name the code's first line,
+    # and a batch's duplicates are reported when the batch is complete.
+    from adapter_nhsa.catalogues import SERVICE_ITEMS
+
+    codes = [f"{n:015d}" for n in range(12_000)]
+    rows = [CatalogRow(code, "项目", "1") for code in codes]
+    rows[2] = replace(rows[2], begin="2021/13/45")           # line 3: a bad date, not staged
+    rows[9] = replace(rows[9], code=codes[1])                # line 10: same batch as line 2
+    rows[5999] = replace(rows[5999], code=codes[4])          # line 6000: batch 2, first in batch 1
+    rows[6000] = replace(rows[6000], code=codes[4])          # line 6001: batch 2 again
+    rows[6999] = replace(rows[6999], end="someday")          # line 7000
+    rows[10_999] = replace(rows[10_999], code="NOT-A-CODE")  # line 11000
+    path = tmp_path / "1305_problems.txt.zip"
+    write_catalog(path, SERVICE_ITEMS, rows)
+
+    refused, version, report = _refused_problems(state_url, SERVICE_ITEMS, path, declared_rows=12_001)
+
+    name = "1305_problems.txt"
+    assert [str(p) for p in refused.problems] == report["problems"] == [
+        f"{name} line 3 column 12: '2021/13/45' is not a date (yyyy-MM-dd)",
+        f"{name} line 10 column 1: code {codes[1]} already on line 2",
+        f"{name} line 7000 column 13: 'someday' is not a date (yyyy-MM-dd)",
+        f"{name} line 6001 column 1: code {codes[4]} already on line 6000",
+        f"{name} line 6000 column 1: code {codes[4]} already on line 5",
+        f"{name} line 11000 column 1: code 'NOT-A-CODE' is not a 1305 national code",
+        f"{name} line 0: the file has 12000 rows but the centre declared data_cnt=12001",
+    ]
+    assert refused.total == report["total"] == 7
+    assert version.status == "refused" and version.rows_in_file == 12_000
+
+
+def test_report_keeps_the_first_fifty_problems_of_many(tmp_path, state_url):
+    from adapter_nhsa.catalogues import SERVICE_ITEMS
+
+    codes = [f"{n:015d}" for n in range(6_000)]
+    rows = [CatalogRow(code, "项目", "1") for code in codes]
+    for n in range(100, 130):  # 30 duplicates of line 1, reported when the first batch is staged
+        rows[n] = replace(rows[n], code=codes[0])
+    for n in range(200, 240):  # 40 bad dates, reported as they are read
+        rows[n] = replace(rows[n], begin="2021-02-30")
+    path = tmp_path / "1305_many.txt.zip"
+    write_catalog(path, SERVICE_ITEMS, rows)
+
+    refused, _, report = _refused_problems(state_url, SERVICE_ITEMS, path)
+
+    lines = [p.line for p in refused.problems]
+    assert lines == [*range(201, 241), *range(101, 111)]
+    assert len(report["problems"]) == 50 and refused.total == report["total"] == 70
+
+
+def test_a_policy_list_with_a_code_twice_is_refused(tmp_path, state_url):
+    from adapter.catalog.store import CatalogStore
+    from adapter.state.store import StateStore
+
+    def item(code, line):
+        return {"code": code, "name": "限价", "row_version": "2", "begin_date": None, "end_date": None,
+                "valid": "1", "restricted": "", "price_cap": "9.50", "line_no": line}
+
+    store = StateStore(state_url)
+    try:
+        catalogs = CatalogStore(store)
+        with pytest.raises(CatalogRefused) as refused:
+            catalogs.ingest_entries("policy:p", "2", [item("A1", 3), item("B2", 4), item("A1", 7)],
+                                    source="test", filename="prices.xml")
+        assert [str(p) for p in refused.value.problems] == ["prices.xml line 7 column 1: code A1 already on line 3"]
+        assert catalogs.active("policy:p") is None
+        version = catalogs.ingest_entries("policy:p", "2", [item("A1", 3), item("B2", 4)],
+                                          source="test", filename="prices.xml")
+        assert version.rows_total == 2 and catalogs.entry("policy:p", "B2")["price_cap"] == "9.50"
+    finally:
+        store.close()

@@ -1,24 +1,29 @@
 """Versioned catalogues in the state store: validate a file into a new version, switch it in
 atomically, list, roll back and compare versions.
 
-A file is checked row by row while it streams into a ``staging`` version (memory stays flat;
-the database's primary key finds duplicate codes). Any problem refuses the whole file: the
-version is marked ``refused`` with its report and the active version is untouched.
+A file is checked row by row while its good rows stream into a temporary table (memory stays
+flat; see :mod:`adapter.catalog.staging`), from which a file that passed is copied into its
+``staging`` version in one statement (the primary key finds duplicate codes). Any problem
+refuses the whole file: the version is marked ``refused`` with its report and the active
+version is untouched.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, literal, select, update
 
 from adapter import moments
 from adapter.catalog.reader import RowSource
-from adapter.errors import AdapterError, FileFormatError
+from adapter.catalog.staging import ENTRY_COLUMNS, Duplicate, Staging
+from adapter.errors import AdapterError, FileFormatError, StateStoreError
 from adapter.plugin.catalogues import CatalogSpec
 from adapter.state import schema
 from adapter.state.store import StateStore, in_chunks, inserted_id, utcnow
@@ -28,6 +33,7 @@ _version = schema.catalog_version
 _ENTRY_LIST = CatalogSpec(kind="entries", name="", columns=1, code_column=1, name_column=1, version_column=1,
                           code_pattern=".*")
 _entry = schema.catalog_entry
+#: rows staged a statement; also the batch the duplicates of a report are grouped by
 _BATCH = 5000
 #: problems kept in a report (the count of all of them is kept too)
 _REPORT_LIMIT = 50
@@ -141,39 +147,29 @@ class CatalogStore:
                 kind=spec.kind, ver=floor, status="staging", source=source[:300], created_at=now,
             )))
         checker = _RowChecker(spec, catalog_file.text_name, floor)
-        rows_in_file = 0
-        try:
-            batch: list[dict[str, Any]] = []
-            for line_no, fields in catalog_file.rows():
-                entry = checker.check(line_no, fields)
-                rows_in_file += 1
-                if entry is not None:
-                    batch.append({"version_id": version_id, **entry})
-                if len(batch) >= _BATCH:
-                    self._stage(batch, checker)
-                    batch = []
-                if progress is not None and rows_in_file % _PROGRESS_EVERY == 0:
-                    progress(_PROGRESS_EVERY)
-            self._stage(batch, checker)
-            if progress is not None:
-                progress(rows_in_file % _PROGRESS_EVERY)
-        except FileFormatError as exc:
-            checker.add(0, 0, str(exc))
-        except BaseException as exc:
-            # The download broke off (the centre stopped answering mid-way): nothing is used.
-            checker.add(0, 0, f"download interrupted: {exc}")
-            self._refuse(version_id, checker, rows_in_file, catalog_file.encoding, status="failed")
-            raise
-        if declared_rows is not None and rows_in_file != declared_rows:
-            checker.add(0, 0, f"the file has {rows_in_file} rows but the centre declared data_cnt={declared_rows}")
+        with self.store.connect() as conn:
+            staging = Staging(conn, version_id)
+            try:
+                fault = self._stage_rows(catalog_file, checker, staging, version_id, progress)
+                counted = declared_rows is None or checker.rows == declared_rows
+                # Only a file that passed every check is copied; the rows of any other one were
+                # staged only to find its duplicate codes (those of complete batches if it broke off).
+                self._copy_or_report(staging, checker, version_id, copy=fault is None and counted,
+                                     below=None if fault is None else checker.accepted // _BATCH * _BATCH)
+            finally:
+                staging.drop()
+        if fault is not None:
+            checker.add(0, 0, str(fault))
+        if not counted:
+            checker.add(0, 0, f"the file has {checker.rows} rows but the centre declared data_cnt={declared_rows}")
         if checker.total:
-            self._refuse(version_id, checker, rows_in_file, catalog_file.encoding)
+            self._refuse(version_id, checker, checker.rows, catalog_file.encoding)
             raise CatalogRefused(spec.kind, checker.problems, checker.total)
         ver = checker.max_version or floor
         with self.store.begin() as conn:
             self._merge(conn, version_id, previous)
             conn.execute(update(_version).where(_version.c.id == version_id).values(
-                ver=ver, rows_in_file=rows_in_file, encoding=catalog_file.encoding,
+                ver=ver, rows_in_file=checker.rows, encoding=catalog_file.encoding,
                 rows_total=conn.execute(select(func.count()).where(_entry.c.version_id == version_id)).scalar_one(),
             ))
         retired_share, retired = self._retire_share(version_id, previous)
@@ -217,8 +213,15 @@ class CatalogStore:
         if previous is not None and ver < previous.ver:
             checker.add(0, 0, f"version {ver} is below the active version {previous.ver} (a regression)")
         else:
-            for start in range(0, len(entries), _BATCH):
-                self._stage([{"version_id": version_id, **e} for e in entries[start:start + _BATCH]], checker)
+            with self.store.connect() as conn:
+                staging = Staging(conn, version_id)
+                try:
+                    for start in range(0, len(entries), _BATCH):
+                        staging.add([tuple(entry[name] for name in ENTRY_COLUMNS)
+                                     for entry in entries[start:start + _BATCH]])
+                    self._copy_or_report(staging, checker, version_id, copy=True)
+                finally:
+                    staging.drop()
         if checker.total:
             self._refuse(version_id, checker, len(entries), "utf-8")
             raise CatalogRefused(kind, checker.problems, checker.total)
@@ -227,27 +230,48 @@ class CatalogStore:
                 ver=ver, rows_in_file=len(entries), rows_total=len(entries), encoding="utf-8"))
         return self._activate(kind, version_id, previous)
 
-    def _stage(self, batch: list[dict[str, Any]], checker: _RowChecker) -> None:
-        if not batch:
+    def _stage_rows(self, source: RowSource, checker: _RowChecker, staging: Staging, version_id: int,
+                    progress: Callable[[int], None] | None) -> FileFormatError | None:
+        """Check every row and stage the good ones; returns what was wrong with the file
+        itself, if it could not be read to its end."""
+        batch: list[tuple[Any, ...]] = []
+        try:
+            for line_no, fields in source.rows():
+                entry = checker.entry(line_no, fields)
+                checker.rows += 1
+                if entry is not None:
+                    batch.append(entry)
+                    if len(batch) >= _BATCH:
+                        staging.add(batch)
+                        batch = []
+                if progress is not None and checker.rows % _PROGRESS_EVERY == 0:
+                    progress(_PROGRESS_EVERY)
+            staging.add(batch)
+            if progress is not None:
+                progress(checker.rows % _PROGRESS_EVERY)
+        except FileFormatError as exc:
+            return exc
+        except BaseException as exc:
+            # The download broke off (the centre stopped answering mid-way): nothing is used.
+            self._copy_or_report(staging, checker, version_id, copy=False,
+                                 below=checker.accepted // _BATCH * _BATCH)
+            checker.add(0, 0, f"download interrupted: {exc}")
+            self._refuse(version_id, checker, checker.rows, source.encoding, status="failed")
+            raise
+        return None
+
+    @staticmethod
+    def _copy_or_report(staging: Staging, checker: _RowChecker, version_id: int, *, copy: bool,
+                        below: int | None = None) -> None:
+        """Copy the staged rows into the version if ``copy`` and no code is staged twice;
+        otherwise report the duplicate codes among them (among the first ``below``)."""
+        refused = staging.copy_into(version_id) if copy else None
+        if copy and refused is None:
             return
-        unique: dict[str, dict[str, Any]] = {}
-        for entry in batch:
-            first = unique.get(entry["code"])
-            if first is not None:
-                checker.add(entry["line_no"], checker.spec.code_column,
-                            f"code {entry['code']} already on line {first['line_no']}")
-            else:
-                unique[entry["code"]] = entry
-        with self.store.begin() as conn:
-            added = self.store.insert_ignoring_duplicates(conn, _entry, list(unique.values()))
-            if added < len(unique):
-                version_id = batch[0]["version_id"]
-                held = dict(conn.execute(select(_entry.c.code, _entry.c.line_no).where(
-                    _entry.c.version_id == version_id, _entry.c.code.in_(list(unique)))).all())
-                for code, entry in unique.items():
-                    if held.get(code) != entry["line_no"]:
-                        checker.add(entry["line_no"], checker.spec.code_column,
-                                    f"code {code} already on line {held.get(code)}")
+        checker.add_duplicates(_duplicate_problems(staging.duplicates(below), checker.filename,
+                                                   checker.spec.code_column))
+        if refused is not None and not checker.total:  # the copy failed, and not for a duplicate
+            raise StateStoreError(f"state store failed: {refused}") from refused
 
     def _retire_share(self, version_id: int, previous: VersionInfo | None) -> tuple[float, int]:
         if previous is None:
@@ -352,25 +376,93 @@ class CatalogStore:
 
 
 class _RowChecker:
-    """Checks one row at a time; keeps the first problems and counts all of them."""
+    """Checks one row at a time; keeps the first problems and counts all of them.
+
+    Most rows of a real file are fine, so each row is first tried against the spec's checks
+    prepared once (the cells the spec names picked in one call, stripped once, dates and
+    numbers looked up in a small cache of values already judged). A row that fails any of
+    them goes through the checks one cell at a time, which say what is wrong; so a row is
+    accepted or refused, and explained, as before."""
 
     def __init__(self, spec: CatalogSpec, filename: str, floor: str) -> None:
         self.spec = spec
         self.filename = filename
         self.floor = floor
         self.problems: list[Problem] = []
+        #: for each kept problem, the staging batches complete when it was found (see add_duplicates)
+        self._found_after: list[int] = []
         self.total = 0
         self.max_version = ""
+        #: rows checked so far
+        self.rows = 0
+        #: rows accepted so far (the staging numbers them in this order)
+        self.accepted = 0
         # read once, not per row (a catalogue has up to millions of rows)
         self._required = tuple(self.spec.required_columns)
         self._dates = tuple(self.spec.all_date_columns)
+        self._prepare(spec)
+
+    def _prepare(self, spec: CatalogSpec) -> None:
+        optional = (spec.name_column, spec.begin_column, spec.end_column, spec.valid_column,
+                    spec.restricted_column, spec.price_column)
+        wanted = sorted({spec.code_column, spec.version_column, *self._required, *self._dates,
+                         *spec.number_columns, *(c for c in optional if c)})
+        self._pick = _picker([c - 1 for c in wanted])
+        # After the picked cells comes one empty cell: where a column the spec lacks is read.
+        place = {column: n for n, column in enumerate(wanted)}
+        empty = len(wanted)
+        self._entry_cells = itemgetter(*(place[c] if c else empty
+                                         for c in (spec.code_column, spec.version_column, *optional)))
+        self._required_cells = _picker([place[c] for c in self._required])
+        self._date_cells = _picker([place[c] for c in self._dates])
+        self._number_cells = _picker([place[c] for c in spec.number_columns])
 
     def add(self, line: int, column: int, message: str) -> None:
         self.total += 1
         if len(self.problems) < _REPORT_LIMIT:
             self.problems.append(Problem(self.filename, line, column, message))
+            self._found_after.append(self.accepted // _BATCH)
+
+    def add_duplicates(self, found: Iterable[tuple[int, Problem]]) -> None:
+        """Count and place the duplicates found once the file is staged. Each comes with the
+        number of staging batches complete when it is reported; it goes after the problems
+        found while those batches were read and before any found later (its place in the
+        report when each batch was checked for duplicates as soon as it was full)."""
+        early: list[tuple[int, int, Problem]] = []
+        for after, problem in found:
+            self.total += 1
+            if len(early) < _REPORT_LIMIT:
+                early.append((after, 0, problem))
+        if not early:
+            return
+        ours = [(after, 1, problem) for after, problem in zip(self._found_after, self.problems, strict=True)]
+        merged = sorted([*ours, *early], key=lambda item: item[:2])[:_REPORT_LIMIT]  # stable: each keeps its order
+        self.problems = [problem for *_, problem in merged]
+        self._found_after = [after for after, *_ in merged]
 
     def check(self, line_no: int, fields: list[str]) -> dict[str, Any] | None:
+        """The row as a catalogue entry, or None (its problems added)."""
+        values = self.entry(line_no, fields)
+        return None if values is None else dict(zip(ENTRY_COLUMNS, values, strict=True))
+
+    def entry(self, line_no: int, fields: list[str]) -> tuple[Any, ...] | None:
+        """The row's entry values (ENTRY_COLUMNS order), or None (its problems added)."""
+        if len(fields) >= self.spec.columns:
+            cells = (*map(str.strip, self._pick(fields)), "")
+            code, version, name, begin, end, valid, restricted, price = self._entry_cells(cells)
+            if (all(self._required_cells(cells)) and self.spec.code_ok(code)
+                    and all(map(_date_ok, self._date_cells(cells)))
+                    and all(map(_number_ok, self._number_cells(cells)))
+                    and not (version and self.floor and version < self.floor)):
+                self.accepted += 1
+                if version > self.max_version:
+                    self.max_version = version
+                return (code, name[:300], version, begin[:10] or None, end[:10] or None, valid or "1",
+                        restricted[:500], price or None, line_no)
+        return self._explain(line_no, fields)
+
+    def _explain(self, line_no: int, fields: list[str]) -> tuple[Any, ...] | None:
+        """The checks one cell at a time: every problem of the row, each with its column."""
         spec = self.spec
         if len(fields) < spec.columns:
             self.add(line_no, len(fields), f"{len(fields)} columns, {spec.kind} needs at least {spec.columns}")
@@ -396,17 +488,54 @@ class _RowChecker:
                      f"version {version} is below the active version {self.floor} (a regression)")
         if self.total > before:
             return None
+        self.accepted += 1
         self.max_version = max(self.max_version, version)
 
         def cell(number: int | None) -> str:
             return fields[number - 1].strip() if number else ""
 
-        return {
-            "code": code, "name": cell(spec.name_column)[:300], "row_version": version,
-            "begin_date": cell(spec.begin_column)[:10] or None, "end_date": cell(spec.end_column)[:10] or None,
-            "valid": cell(spec.valid_column) or "1", "restricted": cell(spec.restricted_column)[:500],
-            "price_cap": cell(spec.price_column) or None, "line_no": line_no,
-        }
+        return (code, cell(spec.name_column)[:300], version, cell(spec.begin_column)[:10] or None,
+                cell(spec.end_column)[:10] or None, cell(spec.valid_column) or "1",
+                cell(spec.restricted_column)[:500], cell(spec.price_column) or None, line_no)
+
+
+def _picker(places: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:
+    """The cells at ``places`` of a row, as a tuple, in one call (itemgetter gives a bare
+    value, not a tuple, for one place, and fails for none)."""
+    if len(places) > 1:
+        return itemgetter(*places)
+    return lambda row: tuple(row[place] for place in places)
+
+
+def _duplicate_problems(found: Iterable[Duplicate], filename: str, column: int) -> Iterator[tuple[int, Problem]]:
+    """The staged rows whose code came before, reported as the staging always has: batch by
+    batch of _BATCH accepted rows, a repeat within a batch names the batch's first line with
+    the code, then a code of an earlier batch names the code's first line. Each comes with the
+    number of batches complete when it is reported (see _RowChecker.add_duplicates)."""
+    batch, first_here, earlier = -1, dict[str, int](), list[Problem]()
+    for seq, line, code, first_line in found:
+        if seq // _BATCH != batch:
+            yield from ((batch + 1, problem) for problem in earlier)
+            batch, first_here, earlier = seq // _BATCH, {}, []
+        seen = first_here.get(code)
+        if seen is not None:
+            yield batch + 1, Problem(filename, line, column, f"code {code} already on line {seen}")
+            continue
+        first_here[code] = line
+        if first_line != line:
+            earlier.append(Problem(filename, line, column, f"code {code} already on line {first_line}"))
+    yield from ((batch + 1, problem) for problem in earlier)
+
+
+@lru_cache(maxsize=4096)
+def _date_ok(value: str) -> bool:
+    # A catalogue's dates repeat (a few thousand distinct ones in a million rows): judged once each.
+    return not value or _is_date(value)
+
+
+@lru_cache(maxsize=4096)
+def _number_ok(value: str) -> bool:
+    return not value or _is_number(value)
 
 
 def _is_date(value: str) -> bool:

@@ -134,6 +134,16 @@ class StateStore:
         except SQLAlchemyError as exc:
             raise StateStoreError(f"state store failed: {exc}") from exc
 
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """One connection for several transactions (each its own ``conn.begin()``), for work
+        that keeps a temporary table between them; SQLAlchemy errors become StateStoreError."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"state store failed: {exc}") from exc
+
     def insert_ignoring_duplicates(
         self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
     ) -> int:
