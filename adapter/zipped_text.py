@@ -8,8 +8,9 @@ An archive that could not be read safely is refused with a :class:`FileFormatErr
 from __future__ import annotations
 
 import io
+import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -39,6 +40,21 @@ def zip_members(members: Mapping[str, bytes]) -> bytes:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, content in members.items():
             archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def zip_chunks(member: str, chunks: Iterable[str]) -> bytes:
+    """The text ``chunks`` make, as UTF-8 in a zip with one member (deflated), compressed as the
+    chunks come: only the compressed bytes are held, never the whole text. The archive is the
+    one :func:`zip_text` makes of the joined text."""
+    # What ZipFile.writestr sets for a member named by a string (ZipFile.open names it 1980).
+    info = zipfile.ZipInfo(member, date_time=time.localtime(time.time())[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o600 << 16
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive, archive.open(info, "w") as out:
+        for chunk in chunks:
+            out.write(chunk.encode("utf-8"))
     return buffer.getvalue()
 
 

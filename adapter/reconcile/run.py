@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -24,11 +25,12 @@ from adapter.errors import BusinessRejection
 from adapter.outbound.client import CentreClient
 from adapter.outbound.files import FileTransfer
 from adapter.progress import SILENT, Reporter
-from adapter.reconcile.local import Group, HisSettlement, Period, Totals, money, read_settlements, totals_by_group
+from adapter.reconcile.local import PAGE_SIZE, Group, HisSettlement, Period, Totals, money, settlement_pages
+from adapter.reconcile.month import ACCT, FUND, MDTRT_ID, MEDFEE, MSGID, PSN_NO, REFD, SETL_ID, KeptSettlements, Month
 from adapter.records import Settlement
 from adapter.state import schema
 from adapter.state.store import StateStore, inserted_id, utcnow
-from adapter.zipped_text import text_from_zip, zip_text
+from adapter.zipped_text import text_from_zip, zip_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +117,8 @@ class ReconRun:
 class Reconciler:
     def __init__(self, *, client: CentreClient, files: FileTransfer, store: StateStore, his_url: str,
                  settlement_query: str, setl_optins: str, fixmedins_code: str,
-                 fund_of: Callable[[Settlement], Decimal] | None = None, progress: Reporter = SILENT) -> None:
+                 fund_of: Callable[[Settlement], Decimal] | None = None, progress: Reporter = SILENT,
+                 page_size: int = PAGE_SIZE) -> None:
         self.client = client
         self.progress = progress
         self.files = files
@@ -125,44 +128,65 @@ class Reconciler:
         self.setl_optins = setl_optins
         self.fixmedins_code = fixmedins_code
         self.fund_of = fund_of
+        #: settlements read from the HIS at a time
+        self.page_size = page_size
 
     def run(self, period: Period) -> ReconRun:
         with self.progress.start("reconcile", "HIS", unit="settlements") as task:
-            settlements = self._settlements(period, task.advance)
-        groups = totals_by_group(settlements)
+            month = self._month(period, task.advance)
         results = []
-        with self.progress.start("reconcile", "3201", unit="pairs", total=len(groups)) as task:
-            for group, total in sorted(groups.items()):
+        with self.progress.start("reconcile", "3201", unit="pairs", total=len(month.groups)) as task:
+            for group, total in sorted(month.groups.items()):
                 results.append(self._totals(period, group, total))
                 task.advance()
         unbalanced = sorted({(p.setl_optins, p.clr_type) for p in results if not p.balanced})
-        ours = self._our_msgids() if unbalanced else {}
+        drills = []
         with self.progress.start("reconcile", "3202", unit="drill-downs", total=len(unbalanced)) as task:
             for setl_optins, clr_type in unbalanced:
-                mine = [s for s in settlements if s.setl_optins == setl_optins and s.clr_type == clr_type]
-                differences = self._drill_down(period, setl_optins, clr_type, mine, ours)
-                pairs = [p for p in results if p.setl_optins == setl_optins and p.clr_type == clr_type]
-                results += place(pairs, differences, mine)
+                drills.append(self._drill_down(period, month, month.partitions[(setl_optins, clr_type)]))
                 task.advance()
-        run = ReconRun(period, results, _daily(settlements))
+        # One read of the adapter's 4101s for every drill-down, keeping only the settlements named.
+        ours = self._our_msgids({setl_id for drill in drills for setl_id in drill.setl_ids()})
+        for drill in drills:
+            differences = classify(drill.named, drill.result, ours)
+            where = (drill.kept.setl_optins, drill.kept.clr_type)
+            pairs = [p for p in results if (p.setl_optins, p.clr_type) == where]
+            results += place(pairs, differences, drill.nearby(differences))
+        run = ReconRun(period, results, month.daily())
         self._store(run)
         return run
 
-    def _settlements(self, period: Period, progress: Callable[[int], None] | None = None) -> list[HisSettlement]:
-        """The period's settlements as the centre knows them: a stay by the mdtrt_id the
-        adapter registered, no clearing agency meaning the configured one, and fund_pay_sumamt
-        as the region counts it (in the totals and the detail file alike)."""
-        with self.store.begin() as conn:
-            visits = dict(conn.execute(select(schema.visit.c.his_key, schema.visit.c.mdtrt_id)).all())
-        settlements = read_settlements(self.his_url, self.settlement_query, period, mdtrt_ids=visits,
-                                       setl_optins=self.setl_optins, progress=progress)
+    def _month(self, period: Period, progress: Callable[[int], None]) -> Month:
+        """The period's settlements as the centre knows them, in one pass over the HIS: a stay by
+        the mdtrt_id the adapter registered, no clearing agency meaning the configured one, and
+        fund_pay_sumamt as the region counts it (in the totals and the detail file alike)."""
+        month = Month()
+        for page in settlement_pages(self.his_url, self.settlement_query, period, mdtrt_ids_of=self._mdtrt_ids,
+                                     setl_optins=self.setl_optins, page_size=self.page_size):
+            month.add_page(self._regional(page))
+            progress(len(page))
+        return month
+
+    def _regional(self, page: list[HisSettlement]) -> list[HisSettlement]:
         if self.fund_of is None:
-            return settlements
+            return page
         prepared = []
-        for s in settlements:
+        for s in page:
             fund = self.fund_of(s)
             prepared.append(s if fund == s.fund_pay_sumamt else replace(s, fund_pay_sumamt=fund))
         return prepared
+
+    def _mdtrt_ids(self, stay_keys: set[str]) -> dict[str, str]:
+        """The centre's mdtrt_id of those of ``stay_keys`` the adapter registered (one page's: the
+        visit table can hold years of them)."""
+        visit = schema.visit
+        keys = sorted(stay_keys)
+        found: dict[str, str] = {}
+        with self.store.begin() as conn:
+            for at in range(0, len(keys), _IN_LIMIT):
+                found.update(conn.execute(select(visit.c.his_key, visit.c.mdtrt_id)
+                                          .where(visit.c.his_key.in_(keys[at:at + _IN_LIMIT]))).all())
+        return found
 
     def _totals(self, period: Period, group: Group, total: Totals) -> PairResult:
         setl_optins, insutype, clr_type = group
@@ -180,14 +204,13 @@ class Reconciler:
         return PairResult(setl_optins, insutype, clr_type, _local(total), code,
                           str(info.get("stmt_rslt_dscr") or RESULTS.get(code, code)))
 
-    def _drill_down(self, period: Period, setl_optins: str, clr_type: str, mine: list[HisSettlement],
-                    ours: Mapping[str, str]) -> list[Difference]:
-        lines = [_detail_line(s) for s in mine]
+    def _drill_down(self, period: Period, month: Month, kept: KeptSettlements) -> Drill:
+        """Detail file -> 9101 -> 3202 -> 9102 -> result.txt for one clearing agency x clearing
+        type, and the settlements result.txt names (classified once every drill-down is in)."""
+        setl_optins, clr_type = kept.setl_optins, kept.clr_type
         name = f"{self.fixmedins_code}_{setl_optins}_{clr_type}_{period.start:%Y%m%d}_{period.end:%Y%m%d}"
-        uploaded = self.files.upload(f"{name}.zip", zip_text(f"{name}.txt", "".join(f"{line}\n" for line in lines)))
-        total = Totals()
-        for s in mine:
-            total.add(s)
+        uploaded = self.files.upload(f"{name}.zip", zip_chunks(f"{name}.txt", _detail_chunks(kept)))
+        total = month.partition_totals(setl_optins, clr_type)
         _, reply = self.client.call("3202", {"data": {
             "setl_optins": setl_optins, "file_qury_no": uploaded.file_qury_no,
             "stmt_begndate": f"{period.start:%Y-%m-%d}", "stmt_enddate": f"{period.end:%Y-%m-%d}",
@@ -203,16 +226,26 @@ class Reconciler:
         )
         logger.info("3202 result for setl_optins %s clr_type %s read as %s", setl_optins, clr_type, result.encoding,
                     extra={"action": "reconcile_result"})
-        return classify(mine, _parse_result(result.text), ours)
+        rows = _parse_result(result.text)
+        return Drill(kept, rows, _named(kept, rows, month.seen.candidates))
 
-    def _our_msgids(self) -> dict[str, str]:
-        """setl_id -> the msgid of the adapter's message that carried it (4101A)."""
+    def _our_msgids(self, wanted: set[str]) -> dict[str, str]:
+        """setl_id -> the msgid of the adapter's message that carried it (4101A), for the setl_ids
+        ``wanted``. The ledger holds every settlement list ever sent, so it is read as a stream
+        and only the wanted ones are kept (the last record of one, as a dict of all would)."""
+        if not wanted:
+            return {}
         record, message = schema.record, schema.message
+        found: dict[str, str] = {}
         with self.store.begin() as conn:
-            rows = conn.execute(select(record.c.business_key, message.c.last_msgid)
-                                .join(message, message.c.id == record.c.message_id)
-                                .where(record.c.infno.like("4101%"))).all()
-        return {key: msgid or "" for key, msgid in rows}
+            rows = conn.execution_options(yield_per=_STREAM_ROWS).execute(
+                select(record.c.business_key, message.c.last_msgid)
+                .join(message, message.c.id == record.c.message_id)
+                .where(record.c.infno.like("4101%")))
+            for key, msgid in rows:
+                if key in wanted:
+                    found[key] = msgid or ""
+        return found
 
     def _store(self, run: ReconRun) -> None:
         now = utcnow()
@@ -225,6 +258,62 @@ class Reconciler:
             run.created_at = now
             conn.execute(schema.recon_run.update().where(schema.recon_run.c.id == run.id).values(
                 report=json.dumps(run.to_json(), ensure_ascii=False, default=str)))
+
+
+#: bound parameters in one IN (...), well inside every database's limit
+_IN_LIMIT = 500
+#: rows fetched at a time from a streamed query of the state
+_STREAM_ROWS = 10_000
+
+
+@dataclass
+class Drill:
+    """One clearing agency x clearing type's 3202: its settlements, result.txt's rows, and the
+    settlements those rows name (with every occurrence of a setl_id the HIS may repeat)."""
+
+    kept: KeptSettlements
+    result: list[dict[str, str]]
+    named: list[HisSettlement]
+
+    def setl_ids(self) -> set[str]:
+        """Every setl_id :func:`classify` may look up the adapter's 4101 of."""
+        return {s.setl_id for s in self.named} | {row["setl_id"] for row in self.result if row["setl_id"]}
+
+    def nearby(self, differences: list[Difference]) -> list[HisSettlement]:
+        """The settlements :func:`place` looks at for the differences that name no insurance type:
+        those of the same stay or the same person (none when every difference names one)."""
+        unnamed = [d for d in differences if not d.insutype]
+        mdtrt_ids = {d.mdtrt_id for d in unnamed if d.mdtrt_id}
+        psn_nos = {d.psn_no for d in unnamed if d.psn_no}
+        if not (mdtrt_ids or psn_nos):
+            return []
+        return self.kept.matching(lambda k: k[MDTRT_ID] in mdtrt_ids or k[PSN_NO] in psn_nos)
+
+
+def _named(kept: KeptSettlements, result: list[dict[str, str]], candidates: set[int]) -> list[HisSettlement]:
+    """The settlements of ``kept`` that :func:`classify` needs for ``result``: those it names by
+    setl_id or msgid, and every one whose setl_id the HIS may repeat (``candidates``: hashes
+    from :class:`SeenFilter`), so that classify finds the same duplicates as among them all."""
+    setl_ids = {row["setl_id"] for row in result if row["setl_id"]}
+    msgids = {row["msgid"] for row in result if row["msgid"]}
+    return kept.matching(lambda k: k[SETL_ID] in setl_ids or k[MSGID] in msgids or hash(k[SETL_ID]) in candidates)
+
+
+def _detail_chunks(kept: KeptSettlements) -> Iterator[str]:
+    """The detail file, a batch of lines at a time: each line's columns in DETAIL_COLUMNS' order,
+    amounts as 数值型 16,2."""
+    for batch in kept.batches():
+        yield "".join(f"{k[SETL_ID]}\t{k[MDTRT_ID]}\t{k[PSN_NO]}\t{_cents(k[MEDFEE])}\t{_cents(k[FUND])}\t"
+                      f"{_cents(k[ACCT])}\t{k[REFD]}\n" for k in batch)
+
+
+#: an amount already as money() writes it (the HIS's usual 2 decimals, no leading zeros)
+_CENTS = re.compile(r"-?(0|[1-9][0-9]{0,13})\.[0-9]{2}")
+
+
+def _cents(amount: str) -> str:
+    """str(money(Decimal(amount))), without the Decimal where ``amount`` is written so already."""
+    return amount if _CENTS.fullmatch(amount) else str(money(Decimal(amount)))
 
 
 def place(pairs: list[PairResult], differences: list[Difference], mine: Iterable[Settlement]) -> list[PairResult]:
@@ -287,23 +376,6 @@ def _local(total: Totals) -> dict[str, str]:
     """The hospital's figures of a group as the report shows them (amounts with two decimals)."""
     amounts = ("medfee_sumamt", "fund_pay_sumamt", "acct_pay", "cash_payamt")
     return {k: str(money(v)) if k in amounts else str(v) for k, v in asdict(total).items()}
-
-
-def _detail_line(s: Settlement) -> str:
-    """One line of the detail file, its columns in DETAIL_COLUMNS' order, amounts as 数值型 16,2."""
-    return (f"{s.setl_id}\t{s.mdtrt_id}\t{s.psn_no}\t{money(s.medfee_sumamt)}\t{money(s.fund_pay_sumamt)}\t"
-            f"{money(s.acct_pay)}\t{s.refd_setl_flag}")
-
-
-def _daily(settlements: Iterable[Settlement]) -> dict[str, list[str]]:
-    """day -> [count, medfee_sumamt, fund_pay_sumamt] of the hospital's settlements."""
-    days: dict[str, list[Decimal]] = {}
-    for s in settlements:
-        day = days.setdefault(s.setl_time[:10], [Decimal(0), Decimal(0), Decimal(0)])
-        day[0] += 1
-        day[1] += s.medfee_sumamt
-        day[2] += s.fund_pay_sumamt
-    return {day: [str(v) for v in values] for day, values in sorted(days.items())}
 
 
 def _parse_result(text: str) -> list[dict[str, str]]:

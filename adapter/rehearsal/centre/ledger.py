@@ -57,6 +57,8 @@ STATEMENT_AMOUNTS = ("medfee_sumamt", "fund_pay_sumamt", "acct_pay", "cash_payam
 #: a settlement id as the simulated centre issues them: S, the admdvs of the agency that settled
 #: it (6 digits) and a serial (9 digits); the sample HIS writes its settlements' ids this way
 _AGENCY_SETL_ID = re.compile(r"S([1-9][0-9]{5})[0-9]{9}")
+#: the only length such an id has (looked at first: a month's ledger asks a million times)
+_AGENCY_SETL_ID_LENGTH = 16
 
 
 def clearing_agency(row: Mapping[str, Any], home: str) -> str:
@@ -71,7 +73,8 @@ def clearing_agency(row: Mapping[str, Any], home: str) -> str:
     recorded = str(row.get("setl_optins") or "")
     if recorded:
         return recorded
-    issued = _AGENCY_SETL_ID.fullmatch(str(row.get("setl_id") or ""))
+    setl_id = str(row.get("setl_id") or "")
+    issued = _AGENCY_SETL_ID.fullmatch(setl_id) if len(setl_id) == _AGENCY_SETL_ID_LENGTH else None
     return issued.group(1) if issued else home
 
 
@@ -167,9 +170,11 @@ class CentreLedger:
 
     # -- reconciliation: the settlement ledger per clearing agency ---------------------------
     def reconciled_settlements(self, begin: str, end: str, home: str, setl_optins: str | None = None,
-                               clr_type: str | None = None) -> list[dict[str, Any]]:
+                               clr_type: str | None = None, *, copies: bool = True) -> list[dict[str, Any]]:
         """Copies of the settlements dated ``begin``..``end`` (yyyy-MM-dd), of one clearing
-        agency and clearing type if given, each with its clearing agency in ``setl_optins``."""
+        agency and clearing type if given, each with its clearing agency in ``setl_optins``.
+        ``copies=False``: the ledger's own rows (without ``setl_optins`` added), for a caller that
+        holds :attr:`lock` while it reads them (a month's copies would be a gigabyte)."""
         with self.lock:
             rows = []
             for row in self.settlements.values():
@@ -177,7 +182,7 @@ class CentreLedger:
                     continue
                 agency = clearing_agency(row, home)
                 if setl_optins is None or agency == setl_optins:
-                    rows.append({**row, "setl_optins": agency})
+                    rows.append({**row, "setl_optins": agency} if copies else row)
             return rows
 
     def statement_totals(self, begin: str, end: str, home: str) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -190,7 +195,9 @@ class CentreLedger:
                 if not begin <= str(row["setl_date"]) <= end:
                     continue
                 key = (clearing_agency(row, home), str(row["insutype"]), str(row["clr_type"]))
-                total = totals.setdefault(key, {**{name: Decimal(0) for name in STATEMENT_AMOUNTS}, "count": 0})
+                total = totals.get(key)
+                if total is None:
+                    total = totals[key] = {**{name: Decimal(0) for name in STATEMENT_AMOUNTS}, "count": 0}
                 for name in STATEMENT_AMOUNTS:
                     value = row.get(name)
                     total[name] += value if isinstance(value, Decimal) else Decimal(str(value or 0))

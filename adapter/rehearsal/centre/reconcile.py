@@ -234,9 +234,25 @@ def details(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan
     except Exception:  # any unreadable file is the institution's error
         raise Refusal("明细文件不是含一个文本文件的zip压缩包") from None
     sent = _detail_file(text)
-    mine = ledger.reconciled_settlements(str(data["stmt_begndate"]), str(data["stmt_enddate"]), _home(document),
-                                         setl_optins=str(data["setl_optins"]), clr_type=str(data["clr_type"]))
-    per_msgid = Counter(str(r.get("msgid") or "") for r in mine)
+    with ledger.lock:  # the ledger's rows are read in place
+        out = _compare(sent, ledger.reconciled_settlements(
+            str(data["stmt_begndate"]), str(data["stmt_enddate"]), _home(document),
+            setl_optins=str(data["setl_optins"]), clr_type=str(data["clr_type"]), copies=False))
+    body = "".join("\t".join(str(r[c]) for c in RESULT_FILE) + "\n" for r in out)
+    content = zip_members({"result.txt": body.encode(faults.result_encoding or "utf-8")})
+    file_qury_no = files.store(ledger, "result.zip", content)
+    with ledger.lock:
+        ledger.statements.append(("3202", dict(data)))
+    return {"fileinfo": {"file_qury_no": file_qury_no, "filename": "result.zip", "dld_endtime": "2099-12-31 23:59:59"}}
+
+
+#: (column of the detail file, ledger field) of the amounts 3202 compares
+_COMPARED = ((3, "medfee_sumamt"), (4, "fund_pay_sumamt"), (5, "acct_pay"))
+
+
+def _compare(sent: Mapping[str, list[str]], mine: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The lines of result.txt: the ledger's settlements ``mine`` against the detail file ``sent``."""
+    per_msgid = Counter(msgid for r in mine if (msgid := str(r.get("msgid") or "")))
     out = []
     seen: set[str] = set()
     for row in mine:
@@ -251,8 +267,8 @@ def details(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan
         if theirs is None:
             out.append(_result(row, "中心有, 医药机构无"))
             continue
-        memo = [f"{name}不一致" for index, name in ((3, "medfee_sumamt"), (4, "fund_pay_sumamt"), (5, "acct_pay"))
-                if _amount(theirs[index]) != _amount(row[name])]
+        # The file's amounts were checked as 数值型 16,2 above: they read as Decimals as they are.
+        memo = [f"{name}不一致" for index, name in _COMPARED if Decimal(theirs[index]) != _amount(row[name])]
         if theirs[6] != row["refd_setl_flag"]:
             memo.append("退费标志不一致")
         if memo:
@@ -262,12 +278,7 @@ def details(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan
             out.append({"psn_no": fields[2], "mdtrt_id": fields[1], "setl_id": setl_id, "msgid": "",
                         "stmt_rslt": UNBALANCED, "refd_setl_flag": fields[6], "memo": "医药机构有, 中心无",
                         "medfee_sumamt": "", "fund_pay_sumamt": "", "acct_pay": ""})
-    body = "".join("\t".join(str(r[c]) for c in RESULT_FILE) + "\n" for r in out)
-    content = zip_members({"result.txt": body.encode(faults.result_encoding or "utf-8")})
-    file_qury_no = files.store(ledger, "result.zip", content)
-    with ledger.lock:
-        ledger.statements.append(("3202", dict(data)))
-    return {"fileinfo": {"file_qury_no": file_qury_no, "filename": "result.zip", "dld_endtime": "2099-12-31 23:59:59"}}
+    return out
 
 
 def _result(row: Mapping[str, Any], memo: str) -> dict[str, Any]:
