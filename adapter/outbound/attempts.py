@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from adapter.state import schema
 from adapter.state.store import utcnow
@@ -30,18 +30,22 @@ class AttemptFinish:
     received_at: datetime | None = None
 
 
+#: built once: an attempt is finished for every request, and building the statement each
+#: time cost several times what running it does
+_FINISH = (update(schema.attempt).where(schema.attempt.c.msgid == bindparam("b_msgid"))
+           .values({name: bindparam(name) for name in ("finished_at", "outcome", "http_status", "infcode",
+                                                        "err_msg", "inf_refmsgid", "refmsg_time")}))
+
+
 def finish_attempt(conn: Any, finish: AttemptFinish) -> None:
     """Record ``finish`` on its attempt row (inside the caller's transaction)."""
-    conn.execute(
-        update(schema.attempt)
-        .where(schema.attempt.c.msgid == finish.msgid)
-        .values(
-            finished_at=utcnow(),
-            outcome=finish.outcome,
-            http_status=finish.http_status,
-            infcode=None if finish.infcode is None else str(finish.infcode),
-            err_msg=finish.err_msg,
-            inf_refmsgid=finish.inf_refmsgid or None,
-            refmsg_time=finish.received_at,
-        )
-    )
+    conn.execute(_FINISH, {
+        "b_msgid": finish.msgid,
+        "finished_at": utcnow(),
+        "outcome": finish.outcome,
+        "http_status": finish.http_status,
+        "infcode": None if finish.infcode is None else str(finish.infcode),
+        "err_msg": finish.err_msg,
+        "inf_refmsgid": finish.inf_refmsgid or None,
+        "refmsg_time": finish.received_at,
+    })

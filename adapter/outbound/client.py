@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from adapter.errors import (
     BusinessRejection,
@@ -51,6 +51,16 @@ SESSION_MAX_AGE = timedelta(hours=8)
 IDLE_RENEW_SECONDS = 30 * 60.0
 #: how many checked answers' inf_refmsgid are remembered in memory (the attempt table has all)
 ANSWERS_REMEMBERED = 10_000
+# Statements of every call, built once: building one each time cost several times what
+# running it does.
+_SESSION = (select(schema.session.c.sign_no, schema.session.c.signed_at)
+            .where(schema.session.c.fixmedins_code == bindparam("code")))
+_ANSWERED_BY = (select(schema.attempt.c.msgid).where(schema.attempt.c.inf_refmsgid == bindparam("refmsgid"),
+                                                     schema.attempt.c.msgid != bindparam("msgid")).limit(1))
+_REGISTER = insert(schema.attempt).values({name: bindparam(name)
+                                           for name in ("msgid", "message_id", "infno", "started_at")})
+_LAST_MSGID = (update(schema.message).where(schema.message.c.id == bindparam("b_id"))
+               .values(last_msgid=bindparam("last_msgid")))
 #: an answer time further ahead of this machine's clock is no time to judge answers by: taken
 #: as the newest, it would make every later answer look older
 ANSWER_TIME_AHEAD_LIMIT = timedelta(days=1)
@@ -133,11 +143,7 @@ class CentreClient:
 
     def _cached_session(self) -> tuple[str, datetime] | None:
         with self._store.begin() as conn:
-            row = conn.execute(
-                select(schema.session.c.sign_no, schema.session.c.signed_at).where(
-                    schema.session.c.fixmedins_code == self._institution.fixmedins_code
-                )
-            ).first()
+            row = conn.execute(_SESSION, {"code": self._institution.fixmedins_code}).first()
         return None if row is None else (row.sign_no, row.signed_at)
 
     def sign_out(self) -> bool:
@@ -315,11 +321,7 @@ class CentreClient:
         earlier = self._answered.get(reply.inf_refmsgid)
         if earlier is None or earlier == msgid:
             with self._store.begin() as conn:
-                earlier = conn.execute(
-                    select(schema.attempt.c.msgid).where(
-                        schema.attempt.c.inf_refmsgid == reply.inf_refmsgid, schema.attempt.c.msgid != msgid
-                    ).limit(1)
-                ).scalar()
+                earlier = conn.execute(_ANSWERED_BY, {"refmsgid": reply.inf_refmsgid, "msgid": msgid}).scalar()
         if earlier is None:
             self._answered[reply.inf_refmsgid] = msgid
             while len(self._answered) > ANSWERS_REMEMBERED:
@@ -373,10 +375,9 @@ class CentreClient:
 
     def _register(self, conn: Any, message_id: int | None, infno: str) -> str:
         msgid = allocate_msgid(conn, self._institution.fixmedins_code)
-        conn.execute(insert(schema.attempt).values(msgid=msgid, message_id=message_id, infno=infno,
-                                                   started_at=utcnow()))
+        conn.execute(_REGISTER, {"msgid": msgid, "message_id": message_id, "infno": infno, "started_at": utcnow()})
         if message_id is not None:
-            conn.execute(update(schema.message).where(schema.message.c.id == message_id).values(last_msgid=msgid))
+            conn.execute(_LAST_MSGID, {"b_id": message_id, "last_msgid": msgid})
         return msgid
 
     def take_finish(self, msgid: str) -> AttemptFinish | None:

@@ -12,12 +12,19 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from adapter.state import schema
 
 _STAMP = "%Y%m%d%H%M%S"
 _MAX_SEQ = 9999
+_counter = schema.msgid_counter
+# Built once: a msgid is taken for every request, and building these each time cost more than
+# running them.
+_READ = (select(_counter.c.stamp, _counter.c.seq).where(_counter.c.fixmedins_code == bindparam("code"))
+         .with_for_update())
+_WRITE = (update(_counter).where(_counter.c.fixmedins_code == bindparam("code"))
+          .values(stamp=bindparam("stamp"), seq=bindparam("seq")))
 
 
 def allocate_msgid(
@@ -28,16 +35,11 @@ def allocate_msgid(
     """Take the next msgid inside the caller's transaction (commit it before sending)."""
     if len(fixmedins_code) != 12:
         raise ValueError(f"fixmedins_code {fixmedins_code!r} must be 12 characters for a msgid")
-    table = schema.msgid_counter
     current = now().strftime(_STAMP)
-    row = conn.execute(
-        select(table.c.stamp, table.c.seq)
-        .where(table.c.fixmedins_code == fixmedins_code)
-        .with_for_update()
-    ).first()
+    row = conn.execute(_READ, {"code": fixmedins_code}).first()
     if row is None:
         stamp, seq = current, 1
-        conn.execute(insert(table).values(fixmedins_code=fixmedins_code, stamp=stamp, seq=seq))
+        conn.execute(insert(_counter).values(fixmedins_code=fixmedins_code, stamp=stamp, seq=seq))
         return fixmedins_code + stamp + f"{seq:04d}"
     if current > row.stamp:
         stamp, seq = current, 1
@@ -52,7 +54,5 @@ def allocate_msgid(
             wait = (datetime.strptime(stamp, _STAMP) - now()).total_seconds()
             if 0 < wait <= 1.0:
                 time.sleep(wait)
-    conn.execute(
-        update(table).where(table.c.fixmedins_code == fixmedins_code).values(stamp=stamp, seq=seq)
-    )
+    conn.execute(_WRITE, {"code": fixmedins_code, "stamp": stamp, "seq": seq})
     return fixmedins_code + stamp + f"{seq:04d}"

@@ -10,9 +10,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Exists, and_, delete, exists, func, insert, or_, select, true, update
+from sqlalchemy import Exists, and_, bindparam, delete, exists, func, insert, or_, select, true, update
 from sqlalchemy.orm import aliased
 
 from adapter import jsonio
@@ -100,27 +101,32 @@ def claim_due(
 ) -> list[SpooledMessage]:
     """Mark up to ``limit`` messages due by ``due_by`` (default now) in flight; oldest first."""
     now = utcnow()
-    due_by = due_by or now
+    with store.begin() as conn:
+        rows = conn.execute(_due_statement(skip_locked=store.supports_skip_locked),
+                            {"due_by": due_by or now, "limit": limit}).all()
+        if not rows:
+            return []
+        conn.execute(_TAKE, {"ids": [row.id for row in rows], "lease_until": now + lease})
+    return [_spooled(row, lease_until=now + lease) for row in rows]
+
+
+@cache
+def _due_statement(*, skip_locked: bool) -> Any:
+    """The oldest messages due (``due_by``, ``limit``), built once: a claim is made for every
+    few messages sent."""
     query = (
         select(_message)
         .where(_message.c.status.in_([MessageStatus.PENDING.value, MessageStatus.RETRY_WAIT.value]))
-        .where(or_(_message.c.next_attempt_at.is_(None), _message.c.next_attempt_at <= due_by))
+        .where(or_(_message.c.next_attempt_at.is_(None), _message.c.next_attempt_at <= bindparam("due_by")))
         .where(~_blocked_by_earlier())
         .order_by(_message.c.id)
-        .limit(limit)
+        .limit(bindparam("limit"))
     )
-    if store.supports_skip_locked:
-        query = query.with_for_update(skip_locked=True, of=_message)
-    with store.begin() as conn:
-        rows = conn.execute(query).all()
-        if not rows:
-            return []
-        conn.execute(
-            update(_message)
-            .where(_message.c.id.in_([row.id for row in rows]))
-            .values(status=MessageStatus.IN_FLIGHT.value, lease_until=now + lease)
-        )
-    return [_spooled(row, lease_until=now + lease) for row in rows]
+    return query.with_for_update(skip_locked=True, of=_message) if skip_locked else query
+
+
+_TAKE = (update(_message).where(_message.c.id.in_(bindparam("ids", expanding=True)))
+         .values(status=MessageStatus.IN_FLIGHT.value, lease_until=bindparam("lease_until")))
 
 
 def renew_lease(store: StateStore, message_id: int, lease: timedelta, status: MessageStatus,
@@ -172,31 +178,38 @@ def mark_acked(
     ``finish``: the answered attempt's row, written in the same transaction.
     """
     now = utcnow()
-    attempts = _message.c.attempts if note else _message.c.attempts + 1
     with store.begin() as conn:
         if finish is not None:
             finish_attempt(conn, finish)
-        result = conn.execute(
-            update(_message)
-            .where(_expected(message_id, expect))
-            .values(
-                status=MessageStatus.ACKED.value,
-                acked_at=now,
-                inf_refmsgid=inf_refmsgid,
-                attempts=attempts,
-                last_error=note,
-                lease_until=None,
-            )
-        )
+        result = conn.execute(_ack_statement(expecting=expect is not None, counted=not note), {
+            "b_id": message_id, "b_status": None if expect is None else expect.value,
+            "acked_at": now, "inf_refmsgid": inf_refmsgid, "last_error": note,
+        })
         _owned(result, message_id, expect)
         if visit is not None:
             store_visit(conn, *visit)
-        result = conn.execute(
-            update(_record)
-            .where(_record.c.message_id == message_id)
-            .values(status=RecordStatus.SENT.value, updated_at=now)
-        )
+        result = conn.execute(_RECORDS_SENT, {"b_message_id": message_id, "updated_at": now})
         return int(result.rowcount or 0)
+
+
+@cache
+def _ack_statement(*, expecting: bool, counted: bool) -> Any:
+    """The ack of one message, built once per kind (an ack is written for every message sent,
+    and building the statement each time cost several times what running it does).
+    ``expecting``: only while the message is still in the state ``b_status`` (see
+    :func:`_owned`); ``counted``: the ack answers an attempt (one known from an inquiry does not)."""
+    condition = _message.c.id == bindparam("b_id")
+    if expecting:
+        condition = and_(condition, _message.c.status == bindparam("b_status"))
+    return update(_message).where(condition).values(
+        status=MessageStatus.ACKED.value, acked_at=bindparam("acked_at"), inf_refmsgid=bindparam("inf_refmsgid"),
+        attempts=_message.c.attempts + 1 if counted else _message.c.attempts, last_error=bindparam("last_error"),
+        lease_until=None,
+    )
+
+
+_RECORDS_SENT = (update(_record).where(_record.c.message_id == bindparam("b_message_id"))
+                 .values(status=RecordStatus.SENT.value, updated_at=bindparam("updated_at")))
 
 
 def record_finish(store: StateStore, finish: AttemptFinish) -> None:

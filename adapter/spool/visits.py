@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from adapter.state import schema
 from adapter.state.store import StateStore, utcnow
 
 _PREFIX = "visit:"
+#: built once: looked up for every message sent
+_MDTRT_ID = select(schema.visit.c.mdtrt_id).where(schema.visit.c.his_key == bindparam("his_key"))
 
 
 def store_visit(conn: Any, group_key: str, mdtrt_id: str, msgid: str) -> None:
@@ -40,7 +42,7 @@ def bind_visit(store: StateStore, group_key: str, payload: dict[str, Any]) -> di
         return payload
     his_key = group_key[len(_PREFIX):]
     with store.begin() as conn:
-        mdtrt_id = conn.execute(select(schema.visit.c.mdtrt_id).where(schema.visit.c.his_key == his_key)).scalar()
+        mdtrt_id = conn.execute(_MDTRT_ID, {"his_key": his_key}).scalar()
     if mdtrt_id is None:
         return payload
     bound: dict[str, Any] = _replace_value(payload, "mdtrt_id", his_key, str(mdtrt_id))
