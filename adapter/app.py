@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 from adapter.catalog.store import CatalogStore
 from adapter.catalog.sync import CatalogSync
@@ -30,7 +31,7 @@ from adapter.outbound.client import CentreClient
 from adapter.outbound.envelope import Institution
 from adapter.outbound.files import FileTransfer
 from adapter.outbound.transport import HttpTransport, tls_context
-from adapter.plugin.api import RegionProfile, SignerSpec, TransactionSpec
+from adapter.plugin.api import RegionProfile, Settlement, SignerSpec, TransactionSpec, is_settled_figure
 from adapter.plugin.manager import PluginHost
 from adapter.policy.engine import ActiveRule, resolve
 from adapter.policy.stage import PolicyStage
@@ -93,7 +94,7 @@ class Adapter:
             client=self.client, files=self.files, store=self.store, his_url=self.settings.his.url,
             settlement_query=self.settings.require_settlement_query(),
             setl_optins=centre.setl_optins or centre.mdtrtarea_admvs, fixmedins_code=centre.fixmedins_code,
-            fund_of=self.region.dialect.fund_pay_sumamt, progress=self.progress,
+            fund_of=_fund_hook(self.region.dialect.fund_pay_sumamt), progress=self.progress,
         )
 
     @property
@@ -108,6 +109,12 @@ class Adapter:
         for source in self.sources.values():
             source.close()
         self.store.close()
+
+
+def _fund_hook(hook: Callable[[Settlement], Decimal]) -> Callable[[Settlement], Decimal] | None:
+    """The region's fund_pay_sumamt hook for reconciliation, or None where it is marked as the
+    settlement's own figure (no settlement object a row needs building for it then)."""
+    return None if is_settled_figure(hook) else hook
 
 
 def host_mac() -> str:

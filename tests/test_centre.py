@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
 
 from adapter.jsonio import dumps, loads
 from adapter.outbound.signing import TifSigner
+from adapter.rehearsal.centre.checks import Refusal
+from adapter.rehearsal.centre.ledger import CentreLedger
 from tests.conftest import PAASID, TOKEN, set_faults
 
 SINGLE = "/fsi/api/rsfComIfsService/callService"
@@ -390,3 +394,35 @@ def test_a_full_conformance_run_is_answered_in_the_editions_output_shapes(make_a
     asked = {"1312", "1318", "4103", "5201", "5204", "5303", *UPLOADS}
     assert asked <= set(ledger.accepted)
     assert {infno: sorted(problems) for infno, problems in ledger.output_problems.items() if problems} == {}
+
+
+def test_a_detail_file_read_at_once_is_the_file_read_line_by_line():
+    from adapter.rehearsal.centre.reconcile import _detail_file, _detail_file_at_once, _detail_file_by_line
+
+    def lists(sent: Any) -> Any:  # the lines as lists (read at once they are tuples)
+        return {setl_id: list(fields) for setl_id, fields in sent.items()}
+
+    good = "S1\tM1\tP1\t1.00\t0.5\t0\t0\nS2\tM2\tP2\t2\t1\t0\t1\nS1\tM1\tP1\t9.00\t0.5\t0\t0\n"
+    assert lists(_detail_file_at_once(good)) == _detail_file_by_line(good) == {
+        "S1": ["S1", "M1", "P1", "1.00", "0.5", "0", "0"], "S2": ["S2", "M2", "P2", "2", "1", "0", "1"]}
+    assert list(_detail_file_at_once(good) or {}) == ["S1", "S2"]
+    # a blank line, a line break splitlines() knows, a value right only once stripped: read line by line
+    for other in (good + "\n", good.replace("\n", "\r", 1), good.replace("\tM2\t", "\t " + "M" * 30 + "\t")):
+        assert _detail_file_at_once(other) is None
+        assert lists(_detail_file(other)) == lists(_detail_file_by_line(other))
+    with pytest.raises(Refusal, match="明细文件第2行"):
+        _detail_file(good.replace("\t2\t", "\t2.001\t"))
+
+
+def test_the_centre_totals_read_amounts_of_any_kind():
+    ledger = CentreLedger()
+    ledger.settlements = {
+        "S1": {"setl_id": "S1", "insutype": "310", "clr_type": "21", "setl_date": "2026-11-02", "medfee_sumamt": "1.10",
+               "fund_pay_sumamt": Decimal("1"), "acct_pay": None, "cash_payamt": 2, "refd_setl_flag": "0"},
+        "S2": {"setl_id": "S2", "insutype": "310", "clr_type": "21", "setl_date": "2026-11-03",
+               "medfee_sumamt": Decimal("2.20"), "fund_pay_sumamt": Decimal("0.5"), "acct_pay": Decimal("0"),
+               "cash_payamt": Decimal("1"), "refd_setl_flag": "0"},
+    }
+    totals = ledger.statement_totals("2026-11-01", "2026-11-30", "431199")
+    assert totals == {("431199", "310", "21"): {"medfee_sumamt": Decimal("3.30"), "fund_pay_sumamt": Decimal("1.5"),
+                                                "acct_pay": Decimal("0"), "cash_payamt": Decimal("3"), "count": 2}}

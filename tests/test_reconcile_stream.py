@@ -159,3 +159,77 @@ def test_a_month_read_a_few_settlements_at_a_time_reconciles_as_one_page(settled
     found = {(d["setl_id"], d["kind"]) for p in runs[0]["pairs"] for d in p["differences"]}
     assert found == {(ids[0], "only_hospital"), (ids[1], "amount"), (ids[2], "refund_flag"),
                      ("S-CENTRE-ONLY", "only_centre")}
+
+
+def test_the_columns_of_a_page_are_its_settlements(tmp_path):
+    from adapter.reconcile.local import Columns, settlement_columns
+
+    his = _his(tmp_path / "his.db", [_row(n) for n in range(7)] + [_row(3, medfee=" 7 ")])
+    pages = list(settlement_columns(his, QUERY, NOVEMBER, setl_optins="431199", page_size=3))
+    assert [s for page in pages for s in page.settlements()] == read_settlements(his, QUERY, NOVEMBER,
+                                                                                 setl_optins="431199")
+    assert Columns.of(pages[0].settlements()) == pages[0] and Columns.of([]).setl_id == []
+
+
+def test_a_month_of_columns_is_the_month_of_settlements():
+    # several agencies, insurance types and days in one page, the HIS's writing of amounts kept
+    everything = [_settlement(n, insutype="390" if n % 3 else "310", setl_optins="439900" if n % 4 else "431199",
+                              medfee_sumamt=Decimal(f"{n}.5"), setl_time=f"2026-11-{1 + n % 5:02d} 08:00:00")
+                  for n in range(40)]
+    by_page, by_row = Month(), Month()
+    by_page.add_page(everything)
+    for s in everything:
+        by_row.add_page([s])
+    assert by_page.groups == by_row.groups and by_page.daily() == by_row.daily()
+    for key, kept in by_page.partitions.items():
+        assert list(kept.batches()) == list(by_row.partitions[key].batches())
+        assert kept.having({0: {"S4", "S8"}}) == kept.matching(lambda k: k[0] in {"S4", "S8"})
+        assert kept.having({}, {hash("S5")}) == kept.matching(lambda k: hash(k[0]) == hash("S5"))
+
+
+def test_the_detail_file_writes_amounts_as_money_does():
+    from adapter.reconcile.run import _cents, _cents_column
+
+    column = ["1.00", "2", "3.5", "-0.00", "12.345", "0.00", "1E+2", "007.10"]
+    assert _cents_column(column) == [_cents(a) for a in column] == [
+        "1.00", "2.00", "3.50", "-0.00", "12.35", "0.00", "100.00", "7.10"]
+    usual = ["1.00", "20.50"]
+    assert _cents_column(usual) is usual
+
+
+def test_a_faster_zip_level_holds_the_same_text():
+    chunks = [f"S{n}\tM{n}\tP{n}\t1.00\t0.50\t0.00\t0\n" for n in range(500)]
+    assert text_from_zip(zip_chunks("d.txt", chunks, 1)).text == text_from_zip(zip_text("d.txt", "".join(chunks))).text
+
+
+def test_only_a_region_hook_of_its_own_is_asked_about_each_settlement():
+    from adapter_nhsa.dialect import NhsaDialect
+
+    from adapter.app import _fund_hook
+    from adapter.plugin.api import Settlement, settled_figure
+
+    class Deducting(NhsaDialect):
+        def fund_pay_sumamt(self, settlement: Settlement) -> Decimal:
+            return settlement.fund_pay_sumamt - 1
+
+    class Marked(NhsaDialect):
+        @settled_figure
+        def fund_pay_sumamt(self, settlement: Settlement) -> Decimal:
+            return settlement.fund_pay_sumamt
+
+    assert _fund_hook(NhsaDialect().fund_pay_sumamt) is None and _fund_hook(Marked().fund_pay_sumamt) is None
+    hook = Deducting().fund_pay_sumamt
+    assert _fund_hook(hook) == hook
+
+
+def test_a_region_hook_reads_fund_pay_sumamt_of_each_settlement():
+    from adapter.reconcile.local import Columns
+    from adapter.reconcile.run import Reconciler
+
+    page = Columns.of([_settlement(n, fund_pay_sumamt=Decimal("1.5")) for n in range(3)])
+    reconciler = Reconciler.__new__(Reconciler)
+    reconciler.fund_of = lambda s: Decimal("1.50") if s.setl_id == "S1" else s.fund_pay_sumamt - 1
+    # an equal figure keeps the HIS's writing of it, as replacing settlement by settlement did
+    assert [str(f) for f in reconciler._regional(page).fund_pay_sumamt] == ["0.5", "1.5", "0.5"]
+    reconciler.fund_of = None
+    assert reconciler._regional(page) is page

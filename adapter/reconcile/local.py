@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -45,6 +45,16 @@ class Totals:
         self.count += len(rows)
         self.refunds += sum(1 for r in rows if r.refd_setl_flag == "1")
 
+    def add_columns(self, medfee: Sequence[Decimal], fund: Sequence[Decimal], acct: Sequence[Decimal],
+                    cash: Sequence[Decimal], refd: Sequence[str]) -> None:
+        """:meth:`add_all` for settlements given a column each (the same Decimals)."""
+        self.medfee_sumamt = sum(medfee, self.medfee_sumamt)
+        self.fund_pay_sumamt = sum(fund, self.fund_pay_sumamt)
+        self.acct_pay = sum(acct, self.acct_pay)
+        self.cash_payamt = sum(cash, self.cash_payamt)
+        self.count += len(medfee)
+        self.refunds += refd.count("1")
+
     def merge(self, other: Totals) -> None:
         """Add another group's totals to these."""
         self.medfee_sumamt += other.medfee_sumamt
@@ -75,6 +85,50 @@ class HisSettlement(Settlement):
     #: the msgid of the settlement transaction (2207/2304) at the centre, when the HIS kept it
     msgid: str = ""
 
+
+class Columns(NamedTuple):
+    """A page of settlements a field at a time, the fields and values of :class:`HisSettlement`
+    (without an object a row: most of the time of reading a month went into those)."""
+
+    setl_id: Sequence[str]
+    mdtrt_id: Sequence[str]
+    psn_no: Sequence[str]
+    insutype: Sequence[str]
+    clr_type: Sequence[str]
+    setl_time: Sequence[str]
+    medfee_sumamt: Sequence[Decimal]
+    fund_pay_sumamt: Sequence[Decimal]
+    acct_pay: Sequence[Decimal]
+    psn_cash_pay: Sequence[Decimal]
+    refd_setl_flag: Sequence[str]
+    setl_optins: Sequence[str]
+    msgid: Sequence[str]
+
+    @classmethod
+    def of(cls, page: Sequence[HisSettlement]) -> Columns:
+        if not page:
+            return cls(*([] for _ in cls._fields))
+        return cls(*map(list, zip(*map(_fields_of, page), strict=True)))
+
+    def settlements(self) -> list[HisSettlement]:
+        return list(map(HisSettlement, *self))
+
+    def taking(self, rows: list[int] | None) -> Columns:
+        """The settlements at positions ``rows`` (all of them for None)."""
+        return self if rows is None else Columns(*(taken(column, rows) for column in self))
+
+
+
+def taken(column: Sequence[Any], rows: list[int] | None) -> Sequence[Any]:
+    """The values of ``column`` at ``rows`` (every value for None), picked in C."""
+    if rows is None:
+        return column
+    picked = operator.itemgetter(*rows)(column)
+    return [picked] if len(rows) == 1 else list(picked)
+
+
+#: a settlement's fields in :class:`Columns`' order
+_fields_of = operator.attrgetter(*Columns._fields)
 
 _CENT = Decimal("0.01")
 _MONEY_LIMIT = Decimal(10) ** 14
@@ -148,13 +202,22 @@ def settlement_pages(his_url: str, query: str, period: Period, *,
     """The period's settlements a page at a time, so a month of a million is never held at
     once. ``mdtrt_ids_of`` maps a page's stay keys to the centre's mdtrt_id (the visits the
     adapter registered), and ``setl_optins`` is the clearing agency of rows without one."""
+    for page in settlement_columns(his_url, query, period, mdtrt_ids_of=mdtrt_ids_of, setl_optins=setl_optins,
+                                   page_size=page_size):
+        yield page.settlements()
+
+
+def settlement_columns(his_url: str, query: str, period: Period, *,
+                       mdtrt_ids_of: Callable[[set[str]], Mapping[str, str]] | None = None, setl_optins: str = "",
+                       page_size: int = PAGE_SIZE) -> Iterator[Columns]:
+    """:func:`settlement_pages` a field at a time: the same values, without an object a row."""
     index = 0
     parse: _Parser | None = None
     for keys, rows in _row_pages(his_url, query, period, page_size):
         if parse is None:
             parse = _Parser(keys)
         mdtrt_ids = mdtrt_ids_of(parse.stay_keys(rows)) if mdtrt_ids_of is not None else {}
-        yield parse.page(rows, index + 1, mdtrt_ids, setl_optins)
+        yield parse.columns(rows, index + 1, mdtrt_ids, setl_optins)
         index += len(rows)
 
 
@@ -200,28 +263,26 @@ class _Parser:
         mdtrt = self.mdtrt
         return {str(row[mdtrt]) for row in rows}
 
-    def page(self, rows: Sequence[Sequence[Any]], first: int, mdtrt_ids: Mapping[str, str],
-             setl_optins: str) -> list[HisSettlement]:
+    def columns(self, rows: Sequence[Sequence[Any]], first: int, mdtrt_ids: Mapping[str, str],
+                setl_optins: str) -> Columns:
         """The settlements of ``rows`` (row ``first`` and on), read a column at a time so that the
         work per row runs in C; a page with a row that does not read that way goes row by row."""
         try:
             return self._columns(rows, mdtrt_ids, setl_optins)
         except (_Unusual, KeyError, IndexError, ArithmeticError, ValueError, TypeError):
-            return [self(row, first + n, mdtrt_ids, setl_optins) for n, row in enumerate(rows)]
+            return Columns.of([self(row, first + n, mdtrt_ids, setl_optins) for n, row in enumerate(rows)])
 
-    def _columns(self, rows: Sequence[Sequence[Any]], mdtrt_ids: Mapping[str, str],
-                 setl_optins: str) -> list[HisSettlement]:
+    def _columns(self, rows: Sequence[Sequence[Any]], mdtrt_ids: Mapping[str, str], setl_optins: str) -> Columns:
         if self.required is None or not rows:
             raise _Unusual
         setl, mdtrt, psn, insutype, clr, at, medfee, fund, acct, cash = (
             list(map(str, column)) for column in zip(*map(self.required, rows), strict=True))
         refd, optins, msgid = zip(*map(self.optional, map(_padded, rows) if self.pad else rows), strict=True)
-        return list(map(
-            HisSettlement, setl, [mdtrt_ids.get(m, m) for m in mdtrt] if mdtrt_ids else mdtrt, psn, insutype, clr,
-            at, map(Decimal, medfee), map(Decimal, fund), map(Decimal, acct), map(Decimal, cash),
-            ["1" if str(flag or "0") == "1" else "0" for flag in refd],
-            _optional(optins, "setl_optins", setl_optins), _optional(msgid, "msgid", ""),
-        ))
+        return Columns(
+            setl, [mdtrt_ids.get(m, m) for m in mdtrt] if mdtrt_ids else mdtrt, psn, insutype, clr, at,
+            list(map(Decimal, medfee)), list(map(Decimal, fund)), list(map(Decimal, acct)), list(map(Decimal, cash)),
+            _refund_flags(refd), _optional(optins, "setl_optins", setl_optins), _optional(msgid, "msgid", ""),
+        )
 
     def __call__(self, row: Sequence[Any], index: int, mdtrt_ids: Mapping[str, str], setl_optins: str) -> HisSettlement:
         try:
@@ -244,6 +305,14 @@ class _Parser:
             str(at), Decimal(str(medfee)), Decimal(str(fund)), Decimal(str(acct)), Decimal(str(cash)),
             "1" if str(refd or "0") == "1" else "0", optins or setl_optins, msgid,
         )
+
+
+def _refund_flags(flags: Sequence[Any]) -> list[str]:
+    """refd_setl_flag of a page as :func:`_settlement` reads each: "1", else "0". A column of
+    "0" and "1" only (the usual) is taken as it is."""
+    if set(flags) <= {"0", "1"}:
+        return list(flags)
+    return ["1" if str(flag or "0") == "1" else "0" for flag in flags]
 
 
 def _padded(row: Sequence[Any]) -> tuple[Any, ...]:

@@ -8,15 +8,15 @@ month of 1,000,000 is about 25 MB, plus the fixed 16 MB of the duplicate filter.
 
 from __future__ import annotations
 
+import itertools
 import marshal
-import operator
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from adapter.reconcile.local import Group, HisSettlement, Totals
+from adapter.reconcile.local import Columns, Group, HisSettlement, Totals, taken
 
 #: (setl_optins, clr_type): what one 3202 is about
 Partition = tuple[str, str]
@@ -27,6 +27,7 @@ Partition = tuple[str, str]
 Kept = tuple[str, str, str, str, str, str, str, str, str, str, str]
 #: where the fields of :data:`Kept` are
 SETL_ID, MDTRT_ID, PSN_NO, INSUTYPE, SETL_TIME, MEDFEE, FUND, ACCT, CASH, REFD, MSGID = range(11)
+_FIELDS = 11
 
 #: settlements compressed together (a batch is the unit read back)
 _BATCH = 4096
@@ -65,35 +66,61 @@ class SeenFilter:
 
 class KeptSettlements:
     """The settlements of one clearing agency x clearing type, in the HIS's order, kept as
-    compressed batches of :data:`Kept` tuples (marshal: exact, and fast to read back)."""
+    compressed batches, each batch the :data:`Kept` fields a column at a time (marshal: exact,
+    and fast to read back; a column of like values also compresses better than rows)."""
 
     def __init__(self, setl_optins: str, clr_type: str) -> None:
         self.setl_optins = setl_optins
         self.clr_type = clr_type
         self.count = 0
         self._batches: list[bytes] = []
-        self._pending: list[Kept] = []
+        self._pending: list[list[str]] = [[] for _ in range(_FIELDS)]
 
     def extend(self, kept: list[Kept]) -> None:
-        self._pending += kept
-        self.count += len(kept)
-        if len(self._pending) >= _BATCH:
+        """Settlements given as :data:`Kept` tuples."""
+        if kept:
+            self.extend_columns([list(column) for column in zip(*kept, strict=True)])
+
+    def extend_columns(self, columns: Sequence[Sequence[str]]) -> None:
+        """Settlements given as the :data:`Kept` fields, a column each, all of one length."""
+        for pending, column in zip(self._pending, columns, strict=True):
+            pending += column
+        self.count += len(columns[0])
+        if len(self._pending[0]) >= _BATCH:
             self._seal()
 
     def _seal(self) -> None:
-        if self._pending:
+        if self._pending[0]:
             self._batches.append(zlib.compress(marshal.dumps(self._pending), _LEVEL))
-            self._pending = []
+            self._pending = [[] for _ in range(_FIELDS)]
 
-    def batches(self) -> Iterator[list[Kept]]:
-        """Every settlement, a batch at a time, in the order they were added."""
+    def column_batches(self) -> Iterator[list[list[str]]]:
+        """Every settlement, a batch at a time, as the :data:`Kept` fields a column each."""
         self._seal()
         for batch in self._batches:
             yield marshal.loads(zlib.decompress(batch))
 
+    def batches(self) -> Iterator[list[Kept]]:
+        """Every settlement, a batch at a time, in the order they were added."""
+        for columns in self.column_batches():
+            yield list(zip(*columns, strict=True))
+
     def matching(self, wanted: Callable[[Kept], bool]) -> list[HisSettlement]:
         """The settlements ``wanted`` keeps, as settlements again, in the HIS's order."""
         return [self.settlement(kept) for batch in self.batches() for kept in batch if wanted(kept)]
+
+    def having(self, values: Mapping[int, Container[str]], hashes: Container[int] = ()) -> list[HisSettlement]:
+        """The settlements one of whose fields is among ``values`` (field of :data:`Kept` ->
+        the values wanted), or whose setl_id's hash is among ``hashes``, as settlements again,
+        in the HIS's order: :meth:`matching` for those tests, looked up a column at a time."""
+        found = []
+        for columns in self.column_batches():
+            hits = [map(wanted.__contains__, columns[at]) for at, wanted in values.items()]
+            if hashes:
+                hits.append(map(hashes.__contains__, map(hash, columns[SETL_ID])))
+            for row in itertools.compress(range(len(columns[SETL_ID])), map(any, zip(*hits, strict=True))):
+                found.append(self.settlement(tuple(column[row] for column in columns)))  # type: ignore[arg-type]
+        return found
 
     def settlement(self, kept: Kept) -> HisSettlement:
         return HisSettlement(
@@ -115,21 +142,29 @@ class Month:
 
     def add_page(self, page: Sequence[HisSettlement]) -> None:
         """One page of settlements whose clearing agency is resolved and whose fund_pay_sumamt is
-        the region's. The sums are taken a run of rows at a time, left to right in the HIS's
-        order, so every total is the very Decimal that adding row by row gives."""
-        for (setl_optins, clr_type), rows in _runs(page, _partition_of).items():
-            for insutype, group in _runs(rows, _insutype_of).items():
-                self._group(setl_optins, insutype, clr_type).add_all(group)
-            self._partition(setl_optins, clr_type).extend([
-                (s.setl_id, s.mdtrt_id, s.psn_no, s.insutype, s.setl_time, str(s.medfee_sumamt),
-                 str(s.fund_pay_sumamt), str(s.acct_pay), str(s.psn_cash_pay), s.refd_setl_flag, s.msgid)
-                for s in rows])
-        for day, rows in _runs(page, _day_of).items():
+        the region's (see :meth:`add_columns`)."""
+        self.add_columns(Columns.of(page))
+
+    def add_columns(self, page: Columns) -> None:
+        """One page of settlements, a column each (see :class:`Columns`). The sums are taken a
+        group of rows at a time, each group left to right in the HIS's order, so every total is
+        the very Decimal that adding row by row gives."""
+        for (setl_optins, clr_type), rows in _groups(list(zip(page.setl_optins, page.clr_type, strict=True))):
+            part = page.taking(rows)
+            for insutype, group in _groups(part.insutype):
+                mine = part.taking(group)
+                self._group(setl_optins, insutype, clr_type).add_columns(
+                    mine.medfee_sumamt, mine.fund_pay_sumamt, mine.acct_pay, mine.psn_cash_pay, mine.refd_setl_flag)
+            self._partition(setl_optins, clr_type).extend_columns([
+                part.setl_id, part.mdtrt_id, part.psn_no, part.insutype, part.setl_time,
+                list(map(str, part.medfee_sumamt)), list(map(str, part.fund_pay_sumamt)),
+                list(map(str, part.acct_pay)), list(map(str, part.psn_cash_pay)), part.refd_setl_flag, part.msgid])
+        for day, rows in _groups([at[:10] for at in page.setl_time]):
             figures = self.days.setdefault(day, [0, Decimal(0), Decimal(0)])
-            figures[0] += len(rows)
-            figures[1] = sum([s.medfee_sumamt for s in rows], figures[1])
-            figures[2] = sum([s.fund_pay_sumamt for s in rows], figures[2])
-        self.seen.add_all([s.setl_id for s in page])
+            figures[0] += len(rows) if rows is not None else len(page.setl_time)
+            figures[1] = sum(taken(page.medfee_sumamt, rows), figures[1])
+            figures[2] = sum(taken(page.fund_pay_sumamt, rows), figures[2])
+        self.seen.add_all(page.setl_id)
 
     def _group(self, setl_optins: str, insutype: str, clr_type: str) -> Totals:
         key = (setl_optins, insutype, clr_type)
@@ -159,25 +194,15 @@ class Month:
         return {day: [str(v) for v in figures] for day, figures in sorted(self.days.items())}
 
 
-#: the keys a page is split by (attrgetter: read in C)
-_partition_of = operator.attrgetter("setl_optins", "clr_type")
-_insutype_of = operator.attrgetter("insutype")
-
-
-def _day_of(s: HisSettlement) -> str:
-    return s.setl_time[:10]
-
-
-def _runs(page: Sequence[HisSettlement], key: Callable[[HisSettlement], Any]) -> dict[Any, list[HisSettlement]]:
-    """The page's settlements by ``key``, each list in the page's order."""
-    keys = list(map(key, page))
-    if keys and keys.count(keys[0]) == len(keys):  # most pages: one group
-        return {keys[0]: list(page)}
-    runs: dict[Any, list[HisSettlement]] = {}
-    for k, s in zip(keys, page, strict=True):
-        rows = runs.get(k)
-        if rows is None:
-            runs[k] = [s]
-        else:
-            rows.append(s)
-    return runs
+def _groups(keys: Sequence[Any]) -> Iterator[tuple[Any, list[int] | None]]:
+    """(key, the positions of the rows with that key, in the page's order) for each key of a
+    page; None for the positions where every row has the one key (most pages). The grouping is
+    a stable sort of the positions, so it runs in C however the keys are interleaved."""
+    if not keys:
+        return
+    if keys.count(keys[0]) == len(keys):
+        yield keys[0], None
+        return
+    ordered = sorted(range(len(keys)), key=keys.__getitem__)
+    for key, rows in itertools.groupby(ordered, key=keys.__getitem__):
+        yield key, list(rows)

@@ -3,6 +3,7 @@ settlement ledger reconciliation (3201/3202) compares against, per clearing agen
 
 from __future__ import annotations
 
+import operator
 import re
 import threading
 from collections import Counter, defaultdict
@@ -70,11 +71,15 @@ def clearing_agency(row: Mapping[str, Any], home: str) -> str:
     settlement: a settlement list (4101) puts the settlement the counter made in its ledger
     (:meth:`CentreLedger.settled_at_counter`), and where the counter did not name the agency it
     knows it from the settlement id, as the centre that issued the id would."""
-    recorded = str(row.get("setl_optins") or "")
+    recorded = row.get("setl_optins")
     if recorded:
-        return recorded
-    setl_id = str(row.get("setl_id") or "")
-    issued = _AGENCY_SETL_ID.fullmatch(setl_id) if len(setl_id) == _AGENCY_SETL_ID_LENGTH else None
+        return str(recorded)
+    setl_id = row.get("setl_id")
+    if type(setl_id) is not str:
+        setl_id = str(setl_id or "")
+    if len(setl_id) != _AGENCY_SETL_ID_LENGTH:
+        return home
+    issued = _AGENCY_SETL_ID.fullmatch(setl_id)
     return issued.group(1) if issued else home
 
 
@@ -188,21 +193,20 @@ class CentreLedger:
     def statement_totals(self, begin: str, end: str, home: str) -> dict[tuple[str, str, str], dict[str, Any]]:
         """(setl_optins, insutype, clr_type) -> medfee_sumamt, fund_pay_sumamt, acct_pay,
         cash_payamt and count of the settlements dated ``begin``..``end``: what 3201 compares
-        against."""
-        totals: dict[tuple[str, str, str], dict[str, Any]] = {}
+        against. The ledger is read in one pass that sorts its rows into their groups; each
+        group's amounts are then added up left to right, as a row at a time would."""
+        groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         with self.lock:
             for row in self.settlements.values():
                 if not begin <= str(row["setl_date"]) <= end:
                     continue
                 key = (clearing_agency(row, home), str(row["insutype"]), str(row["clr_type"]))
-                total = totals.get(key)
-                if total is None:
-                    total = totals[key] = {**{name: Decimal(0) for name in STATEMENT_AMOUNTS}, "count": 0}
-                for name in STATEMENT_AMOUNTS:
-                    value = row.get(name)
-                    total[name] += value if isinstance(value, Decimal) else Decimal(str(value or 0))
-                total["count"] += 1
-        return totals
+                rows = groups.get(key)
+                if rows is None:
+                    groups[key] = [row]
+                else:
+                    rows.append(row)
+            return {key: _statement_total(rows) for key, rows in groups.items()}
 
     def totals(self) -> dict[str, Any]:
         """Per-transaction counts and the fee-detail sums (what tests and demo read)."""
@@ -237,3 +241,19 @@ class CentreLedger:
                     "forgotten": self.forgotten_session_refusals,
                 },
             }
+
+
+def _statement_total(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The amounts of ``rows`` added up (see :meth:`CentreLedger.statement_totals`) and their count."""
+    total: dict[str, Any] = {name: _amount_sum(rows, name) for name in STATEMENT_AMOUNTS}
+    total["count"] = len(rows)
+    return total
+
+
+def _amount_sum(rows: list[dict[str, Any]], name: str) -> Decimal:
+    """The sum of one amount of ``rows``, each read as a Decimal (an absent or empty one as 0).
+    A column of Decimals (the ledger's own) is added in C; any other goes value by value."""
+    values = list(map(operator.methodcaller("get", name), rows))
+    if set(map(type, values)) <= {Decimal}:
+        return sum(values, Decimal(0))
+    return sum((value if isinstance(value, Decimal) else Decimal(str(value or 0)) for value in values), Decimal(0))

@@ -15,9 +15,10 @@ Tests change the ledger to create each kind of difference: ``lose_settlement``,
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -131,7 +132,7 @@ def _problem(spec: _Field, value: Any) -> str | None:
 def _number_shape(length: int, scale: int) -> re.Pattern[str]:
     """数值型 ``length,scale`` written plainly: at most length - scale integer digits and
     scale decimals."""
-    decimals = rf"(\.[0-9]{{1,{scale}}})?" if scale else ""
+    decimals = rf"(?:\.[0-9]{{1,{scale}}})?" if scale else ""
     return re.compile(rf"-?[0-9]{{1,{length - scale}}}{decimals}")
 
 
@@ -196,11 +197,40 @@ def _shape(spec: _Field) -> str:
 
 #: a detail-file line every column of which is right (the fast path of a month's file)
 _DETAIL_LINE = re.compile("\t".join(f"(?:{_shape(spec)})" for spec in DETAIL_FILE))
+#: the same, each column captured, for a whole file at once (a line of it, with re.M; no value
+#: may hold a line break then)
+_DETAIL_ROW = re.compile("^" + "\t".join(f"({_shape(spec)})".replace("[^\t]", "[^\t\n]") for spec in DETAIL_FILE)
+                         + "$", re.M)
+#: what str.splitlines() breaks a line at besides \n (a file with one is read line by line)
+_OTHER_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
-def _detail_file(text: str) -> dict[str, list[str]]:
+def _detail_file(text: str) -> dict[str, Sequence[str]]:
     """setl_id -> the first line naming it, every line checked against 输入文件参数说明."""
-    sent: dict[str, list[str]] = {}
+    sent = _detail_file_at_once(text)
+    return sent if sent is not None else _detail_file_by_line(text)
+
+
+def _detail_file_at_once(text: str) -> dict[str, Sequence[str]] | None:
+    """:func:`_detail_file` of a file every line of which is right, in a few calls that run in C;
+    None for any other file (blank lines, a wrong line, other line breaks), which is then read
+    line by line, to be refused at its first wrong line."""
+    if not text or _OTHER_BREAKS.search(text):
+        return None
+    rows = _DETAIL_ROW.findall(text)
+    # Each match is one whole line (no value holds a \n), so as many matches as lines: all right.
+    if len(rows) != text.count("\n") + (not text.endswith("\n")):
+        return None
+    sent: dict[str, Sequence[str]] = dict(zip(map(operator.itemgetter(0), rows), rows, strict=True))
+    if len(sent) != len(rows):  # a setl_id repeated: the first line naming it counts
+        sent = {}
+        for fields in rows:
+            sent.setdefault(fields[0], fields)
+    return sent
+
+
+def _detail_file_by_line(text: str) -> dict[str, Sequence[str]]:
+    sent: dict[str, Sequence[str]] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if _DETAIL_LINE.fullmatch(line):
             fields = line.split("\t")
@@ -250,22 +280,24 @@ def details(document: Mapping[str, Any], ledger: CentreLedger, faults: FaultPlan
 _COMPARED = ((3, "medfee_sumamt"), (4, "fund_pay_sumamt"), (5, "acct_pay"))
 
 
-def _compare(sent: Mapping[str, list[str]], mine: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _compare(sent: Mapping[str, Sequence[str]], mine: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The lines of result.txt: the ledger's settlements ``mine`` against the detail file ``sent``."""
-    per_msgid = Counter(msgid for r in mine if (msgid := str(r.get("msgid") or "")))
+    repeated = _repeated_msgids(mine)
     out = []
     seen: set[str] = set()
     for row in mine:
-        if row["setl_id"] in seen:
+        setl_id = row["setl_id"]
+        if setl_id in seen:
             continue
-        seen.add(row["setl_id"])
-        msgid = str(row.get("msgid") or "")
-        if msgid and per_msgid[msgid] > 1:
+        seen.add(setl_id)
+        if repeated and str(row.get("msgid") or "") in repeated:
             out.append({**_result(row, "中心端有多条明细"), "setl_id": "", "mdtrt_id": ""})
             continue
-        theirs = sent.get(row["setl_id"])
+        theirs = sent.get(setl_id)
         if theirs is None:
             out.append(_result(row, "中心有, 医药机构无"))
+            continue
+        if _same_text(theirs, row):
             continue
         # The file's amounts were checked as 数值型 16,2 above: they read as Decimals as they are.
         memo = [f"{name}不一致" for index, name in _COMPARED if Decimal(theirs[index]) != _amount(row[name])]
@@ -279,6 +311,24 @@ def _compare(sent: Mapping[str, list[str]], mine: list[dict[str, Any]]) -> list[
                         "stmt_rslt": UNBALANCED, "refd_setl_flag": fields[6], "memo": "医药机构有, 中心无",
                         "medfee_sumamt": "", "fund_pay_sumamt": "", "acct_pay": ""})
     return out
+
+
+def _same_text(theirs: Sequence[str], row: Mapping[str, Any]) -> bool:
+    """Whether the file's line writes each compared amount and the refund flag exactly as the
+    ledger's value prints: then they are equal (Decimal(str(x)) == x), and no Decimal is made.
+    Any other line is compared as numbers."""
+    return (theirs[3] == str(row["medfee_sumamt"]) and theirs[4] == str(row["fund_pay_sumamt"])
+            and theirs[5] == str(row["acct_pay"]) and theirs[6] == row["refd_setl_flag"])
+
+
+def _repeated_msgids(mine: list[dict[str, Any]]) -> set[str]:
+    """The settlement msgids the centre holds more than one detail of (result.txt names those by
+    msgid alone), counted in C where every msgid is text, as the ledger keeps them."""
+    counted = Counter(map(operator.methodcaller("get", "msgid"), mine))
+    if set(map(type, counted)) <= {str}:
+        return {msgid for msgid, times in counted.items() if msgid and times > 1}
+    per_msgid = Counter(msgid for r in mine if (msgid := str(r.get("msgid") or "")))
+    return {msgid for msgid, times in per_msgid.items() if times > 1}
 
 
 def _result(row: Mapping[str, Any], memo: str) -> dict[str, Any]:

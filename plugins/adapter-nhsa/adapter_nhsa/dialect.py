@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from adapter.errors import BusinessRejection
-from adapter.plugin.api import InquiryAnswer, MappedFeeLine, RefusalMeaning, Settlement, Verdict
+from adapter.plugin.api import InquiryAnswer, MappedFeeLine, RefusalMeaning, Settlement, Verdict, settled_figure
 
 
 class NhsaDialect:
@@ -184,9 +184,11 @@ class NhsaDialect:
                 return str(value)
         raise BusinessRejection(f"{infno} answered without output.result.mdtrt_id")
 
+    @settled_figure
     def fund_pay_sumamt(self, settlement: Settlement) -> Decimal:
         """What this region counts as fund_pay_sumamt in reconciliation (reference §3.10: some
-        regions subtract parts); nationally the settlement's own figure."""
+        regions subtract parts); nationally the settlement's own figure (marked so: a region
+        that overrides this without the mark is asked about every settlement)."""
         return settlement.fund_pay_sumamt
 
     def exp_content(self, line: MappedFeeLine) -> str:
