@@ -52,6 +52,7 @@ FEE_DATE_FIELDS = frozenset({"fee_ocur_time"})
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 #: the column every transaction's messages take the insured person's area from (build stage)
 _AREA_COLUMN = "insuplc_admdvs"
+_AREA = re.compile(r"[0-9]{6}")
 
 MappingTables = Mapping[MappingKind, Mapping[str, Any]]
 
@@ -100,7 +101,7 @@ def unreadable_values(spec: TransactionSpec, raw: Mapping[str, Any], now: dateti
         if problem is not None:
             problems.append(f"column {where} {problem}")
     area = raw.get(_AREA_COLUMN)
-    if area not in (None, "") and not re.fullmatch(r"[0-9]{6}", str(area).strip()):
+    if area not in (None, "") and not _AREA.fullmatch(str(area).strip()):
         problems.append(f"column {_AREA_COLUMN} {_shown(area)} is not a 6-digit area code (参保地医保区划)")
     return problems
 
@@ -533,6 +534,8 @@ def _child_list(value: Any, column: str, problems: list[str]) -> Any:
 def _unsafe_texts(raw: Mapping[str, Any], where: str = "") -> Iterator[tuple[str, str, int]]:
     """(column, text, index) of the first unsafe character of every text that has one."""
     for key, value in raw.items():
+        if value is None or type(value) is int:  # most values: nothing to look for, no ABC check
+            continue
         if isinstance(value, str):
             if value.isprintable():  # every unsafe character is unprintable
                 continue
