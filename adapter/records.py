@@ -8,6 +8,7 @@ region dialect turns those into the centre's field names.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -144,6 +145,9 @@ class MappedFeeLine:
         )
 
 
+#: every field of a FeeLine, in order (read once, not per line)
+_FIELDS = tuple(FeeLine.__dataclass_fields__)
+
 _REQUIRED_TEXT = (
     "mdtrt_id",
     "psn_no",
@@ -156,7 +160,8 @@ _REQUIRED_TEXT = (
 
 def fee_line_from_row(row: dict[str, Any], source_key: str) -> FeeLine:
     """Build a :class:`FeeLine` from a HIS row; :class:`MalformedRow` names the bad field."""
-    text = {key: _text(row.get(key)) for key in FeeLine.__dataclass_fields__}
+    # inline rather than _text per field: this runs for every line in extract and in check
+    text = {key: "" if (value := row.get(key)) is None else str(value).strip() for key in _FIELDS}
     missing = [key for key in _REQUIRED_TEXT if not text[key]]
     if missing:
         raise MalformedRow(f"HIS row has no value for {', '.join(missing)}")
@@ -221,9 +226,19 @@ def _datetime(value: Any, field: str) -> datetime:
     text = _text(value)
     if not text:
         raise MalformedRow(f"HIS row has no value for {field}")
+    moment = _moment(text)
+    if moment is None:
+        raise MalformedRow(f"{field} {text!r} is not a date-time (expected yyyy-MM-dd HH:mm:ss)")
+    return moment
+
+
+@functools.lru_cache(maxsize=4096)
+def _moment(text: str) -> datetime | None:
+    """The date-time a text holds, in the first form that reads it; None: none does. Cached (a
+    datetime is immutable): a stay's admission and discharge come with each of its lines."""
     for fmt in _DATETIME_FORMATS:
         try:
             return moments.parse(text, fmt).replace(microsecond=0)
         except ValueError:
             continue
-    raise MalformedRow(f"{field} {text!r} is not a date-time (expected yyyy-MM-dd HH:mm:ss)")
+    return None

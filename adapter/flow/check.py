@@ -345,8 +345,12 @@ class Check:
 
     def _add_to_stay(self, row: Any, history: dict[str, list[tuple[int, MappedFeeLine]]],
                      known: dict[str, set[str]], record: dict[str, Any] | None) -> None:
-        spec, raw, stay = self.specs[row.infno], json.loads(row.raw), _stay_key(row.group_key)
-        if row.status in _CHARGED and row.payload:
+        spec, stay = self.specs[row.infno], _stay_key(row.group_key)
+        charged = row.status in _CHARGED and row.payload
+        # The HIS row is read only where it is needed: a record of this chunk (``record``) was
+        # read from the same raw moments ago, and its feedetl_sn values are in the record.
+        raw = json.loads(row.raw) if charged or record is None else {}
+        if charged:
             record = spec.record_from_input(jsonio.loads(row.payload))
             try:
                 history[stay] += [(row.id, m) for m in fee_lines_of(spec, record, raw, row.business_key)]

@@ -55,32 +55,28 @@ def spool_message(
 ) -> int:
     """Commit a message and tie its records to it (inside the caller's transaction)."""
     now = utcnow()
-    message_id = conn.execute(
-        insert(_message)
-        .values(
-            infno=infno,
-            status=MessageStatus.PENDING.value,
-            group_key=group_key,
-            insuplc_admdvs=insuplc_admdvs,
-            payload=jsonio.dumps(payload),
-            line_count=len(record_ids),
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        .returning(_message.c.id)
-    ).scalar_one()
+    message_id = conn.execute(_NEW_MESSAGE, {
+        "infno": infno, "status": MessageStatus.PENDING.value, "group_key": group_key,
+        "insuplc_admdvs": insuplc_admdvs, "payload": jsonio.dumps(payload), "line_count": len(record_ids),
+        "attempts": 0, "next_attempt_at": now, "created_at": now,
+    }).scalar_one()
     # Only records still waiting: two daemons sharing a database may both have read them
     # READY. The second one's update finds them taken and its message is rolled back.
-    taken = conn.execute(
-        update(_record)
-        .where(_record.c.id.in_(list(record_ids)), unindexed(_record.c.status) == RecordStatus.READY.value,
-               _record.c.message_id.is_(None))
-        .values(status=RecordStatus.QUEUED.value, message_id=message_id, updated_at=now)
-    )
+    taken = conn.execute(_TAKE_RECORDS, {"b_ids": list(record_ids), "b_message_id": message_id, "b_now": now})
     if int(taken.rowcount or 0) != len(record_ids):
         raise TakenElsewhere(f"records of this {infno} message were put in another message meanwhile")
     return int(message_id)
+
+
+# The two statements of spool_message, built once with their values as parameters: built per
+# message, SQLAlchemy's statement construction and cache key cost more than the statements.
+_NEW_MESSAGE = insert(_message).returning(_message.c.id)
+_TAKE_RECORDS = (
+    update(_record)
+    .where(_record.c.id.in_(bindparam("b_ids", expanding=True)),
+           unindexed(_record.c.status) == RecordStatus.READY.value, _record.c.message_id.is_(None))
+    .values(status=RecordStatus.QUEUED.value, message_id=bindparam("b_message_id"), updated_at=bindparam("b_now"))
+)
 
 
 def _blocked_by_earlier() -> Exists:

@@ -15,7 +15,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
@@ -52,6 +52,7 @@ FEE_DATE_FIELDS = frozenset({"fee_ocur_time"})
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 #: the column every transaction's messages take the insured person's area from (build stage)
 _AREA_COLUMN = "insuplc_admdvs"
+_AREA = re.compile(r"[0-9]{6}")
 
 MappingTables = Mapping[MappingKind, Mapping[str, Any]]
 
@@ -75,7 +76,11 @@ def read_his_row(spec: TransactionSpec, row: Mapping[str, Any]) -> HisRow:
     problems: list[str] = []
     for key, value in row.items():
         column = str(key)
-        value = _storable(value, column, problems)
+        # Nearly every value is printable text, an integer or none, storable as it is: only
+        # the others go through _storable's checks (the same answer, at a fraction of the cost).
+        kind = type(value)
+        if not (value is None or kind is int or (kind is str and value.isprintable())):
+            value = _storable(value, column, problems)
         if column in children:
             value = _child_list(value, column, problems)
         values[column] = value
@@ -96,7 +101,7 @@ def unreadable_values(spec: TransactionSpec, raw: Mapping[str, Any], now: dateti
         if problem is not None:
             problems.append(f"column {where} {problem}")
     area = raw.get(_AREA_COLUMN)
-    if area not in (None, "") and not re.fullmatch(r"[0-9]{6}", str(area).strip()):
+    if area not in (None, "") and not _AREA.fullmatch(str(area).strip()):
         problems.append(f"column {_AREA_COLUMN} {_shown(area)} is not a 6-digit area code (参保地医保区划)")
     return problems
 
@@ -111,15 +116,12 @@ def plain(text: str) -> str:
 
 def normalise(spec: TransactionSpec, row: Mapping[str, Any]) -> dict[str, Any]:
     """A HIS row as the national record: spec fields in order, numbers as exact decimals."""
-    record: dict[str, Any] = {}
-    for column, item in spec.field_columns:
-        record[item.name] = _value(item, row.get(column))
-    for child in spec.children:
-        entries = row.get(child.node) or []
-        record[child.node] = [
-            {item.name: _value(item, entry.get(item.name)) for item in child.fields}
-            for entry in entries if isinstance(entry, Mapping)
-        ]
+    top, children = _readers(spec)
+    record = {name: read(row.get(column)) for column, name, read in top}
+    for node, fields in children:
+        entries = row.get(node) or []
+        record[node] = [{name: read(entry.get(name)) for name, read in fields}
+                        for entry in entries if isinstance(entry, Mapping)]
     return record
 
 
@@ -235,22 +237,41 @@ def fee_lines_of(
     facts (category, standard price, diagnosis, stay dates) come from the HIS row; ``names``
     gives the national item names (hilist_name) by national code. Raises MalformedRow when a
     line cannot be read (a missing code, a quantity that is not a number, a bad date)."""
+    his_codes, facts = _fee_columns(spec)
+    outpatient = spec.fee_lines != "."
     lines = []
     for entry, his in fee_entries(spec, record, raw):
         row: dict[str, Any] = {name: entry.get(national) for name, national in _NATIONAL.items()}
-        for name, national in _HIS_CODES.items():
-            column = spec.his_columns.get(national, national)
-            row[name] = his.get(column) if his.get(column) not in (None, "") else entry.get(national)
-        for name, column in {**_IDENTITY_FACTS, **spec.facts}.items():
+        for name, column, national in his_codes:
+            value = his.get(column)
+            row[name] = value if value not in (None, "") else entry.get(national)
+        for name, column in facts:
             if his.get(column) not in (None, ""):
                 row[name] = his[column]
-        if spec.fee_lines != "." and not row.get("med_type"):
+        if outpatient and not row.get("med_type"):
             row["med_type"] = "11"  # an outpatient batch: general outpatient
         line = fee_line_from_row(row, source_key=f"{spec.infno}:{key}:{entry.get('feedetl_sn')}")
         code = str(entry.get("med_list_codg") or "")
         lines.append(MappedFeeLine(line, code, str(entry.get("bilg_dept_codg") or ""),
                                    str(entry.get("bilg_dr_codg") or ""), (names or {}).get(code, "")))
     return lines
+
+
+#: (FeeLine field, HIS column, national field) of each HIS code; (FeeLine field, HIS column) of each fact
+_FeeColumns = tuple[tuple[tuple[str, str, str], ...], tuple[tuple[str, str], ...]]
+#: per spec (by id, the spec kept alive beside it): the HIS columns fee_lines_of reads
+_FEE_COLUMNS: dict[int, tuple[TransactionSpec, _FeeColumns]] = {}
+
+
+def _fee_columns(spec: TransactionSpec) -> _FeeColumns:
+    """(FeeLine field, HIS column, national field) of each HIS code, and (FeeLine field, HIS
+    column) of each fact, worked out once per spec rather than per line."""
+    known = _FEE_COLUMNS.get(id(spec))
+    if known is None or known[0] is not spec:
+        his_codes = tuple((name, spec.his_columns.get(national, national), national)
+                          for name, national in _HIS_CODES.items())
+        known = _FEE_COLUMNS[id(spec)] = (spec, (his_codes, tuple({**_IDENTITY_FACTS, **spec.facts}.items())))
+    return known[1]
 
 
 _IDENTITY_FACTS = {name: name for name in (
@@ -271,36 +292,85 @@ def unreadable_fee_line(spec: TransactionSpec, record: Mapping[str, Any], raw: M
     return None
 
 
-def _value(item: FieldSpec, raw: Any) -> Any:
-    if raw is None:
-        return "" if item.kind != "num" else None
+#: (HIS column, field name, reader) of the record, and (node, (field name, reader)) of each child
+_Readers = tuple[tuple[tuple[str, str, Callable[[Any], Any]], ...],
+                 tuple[tuple[str, tuple[tuple[str, Callable[[Any], Any]], ...]], ...]]
+#: per spec (by id, the spec kept alive beside it): how normalise reads each field
+_READERS: dict[int, tuple[TransactionSpec, _Readers]] = {}
+
+
+def _readers(spec: TransactionSpec) -> _Readers:
+    """Each field's reader, chosen once per spec by its kind: a row is read without asking
+    every field's kind again for every value."""
+    known = _READERS.get(id(spec))
+    if known is None or known[0] is not spec:
+        known = _READERS[id(spec)] = (spec, (
+            tuple((column, item.name, _reader(item)) for column, item in spec.field_columns),
+            tuple((child.node, tuple((item.name, _reader(item)) for item in child.fields))
+                  for child in spec.children)))
+    return known[1]
+
+
+def _reader(item: FieldSpec) -> Callable[[Any], Any]:
     if item.kind == "num":
-        if not str(raw).strip():
-            return None  # an empty number, however the HIS wrote it (see fill_empty_numbers)
-        try:
-            number = Decimal(str(raw).strip())
-        except InvalidOperation:
-            return str(raw)  # reported by check_record
-        if not number.is_finite() or _integer_digits(number) > item.length - item.scale:
-            return number  # reported by check_record (1E+400 cannot even be written with places)
-        # Written with the spec's decimal places (12.5 -> 12.50 for a (16,2) amount); a value
-        # with more places than the spec allows is left as it is for check_record to report,
-        # unless the extra places are zeros (a REAL column's 2.5000000).
-        places, exact = _quantum(item.length, item.scale)
-        if _decimals(number) <= item.scale or number == number.quantize(places, context=exact):
-            return number.quantize(places, context=exact)
-        return number
+        return functools.partial(_number_value, item.length, item.scale)
     if item.kind == "datetime":
-        return _datetime_text(raw)
-    if item.kind == "date" and isinstance(raw, datetime):
-        return raw.strftime("%Y-%m-%d")
-    return str(raw).strip()
+        return _datetime_value
+    if item.kind == "date":
+        return _date_value
+    return _text_value
+
+
+def _text_value(raw: Any) -> str:
+    return "" if raw is None else str(raw).strip()
+
+
+def _date_value(raw: Any) -> str:
+    if raw is None:
+        return ""
+    return raw.strftime("%Y-%m-%d") if isinstance(raw, datetime) else str(raw).strip()
+
+
+def _datetime_value(raw: Any) -> str:
+    return "" if raw is None else _datetime_text(raw)
+
+
+def _number_value(length: int, scale: int, raw: Any) -> Any:
+    return None if raw is None else _number_of_text(str(raw), length, scale)
+
+
+@functools.lru_cache(maxsize=8192)
+def _number_of_text(text: str, length: int, scale: int) -> Any:
+    """A number field's value from its text (``str`` of what the HIS gave). Cached: quantities,
+    prices and many amounts repeat from line to line, and a Decimal is immutable."""
+    stripped = text.strip()
+    if not stripped:
+        return None  # an empty number, however the HIS wrote it (see fill_empty_numbers)
+    try:
+        number = Decimal(stripped)
+    except InvalidOperation:
+        return text  # reported by check_record
+    if not number.is_finite() or _integer_digits(number) > length - scale:
+        return number  # reported by check_record (1E+400 cannot even be written with places)
+    # Written with the spec's decimal places (12.5 -> 12.50 for a (16,2) amount); a value
+    # with more places than the spec allows is left as it is for check_record to report,
+    # unless the extra places are zeros (a REAL column's 2.5000000).
+    places, exact = _quantum(length, scale)
+    if _decimals(number) <= scale or number == number.quantize(places, context=exact):
+        return number.quantize(places, context=exact)
+    return number
 
 
 def _datetime_text(raw: Any) -> str:
     if isinstance(raw, datetime):
         return raw.strftime("%Y-%m-%d %H:%M:%S")
-    text = str(raw).strip()
+    return _datetime_of_text(str(raw))
+
+
+@functools.lru_cache(maxsize=4096)
+def _datetime_of_text(text: str) -> str:
+    """A date-time's text in the national form (cached: a stay's lines share their times)."""
+    text = text.strip()
     if moments.is_canonical(text):
         return text  # already as the interface writes it
     for fmt in _DATETIME_INPUTS:
@@ -372,9 +442,7 @@ def _check_fields(fields: tuple[FieldSpec, ...], record: Mapping[str, Any], wher
             if too_precise:
                 continue
         elif kind in _FORMATS:
-            try:
-                moments.parse(str(value), _FORMATS[kind])
-            except ValueError:
+            if not _reads_as(str(value), _FORMATS[kind]):
                 problems.append(f"{where}{item.name} {value!r} is not a {kind} ({_FORMATS[kind]})")
                 continue
         elif len(str(value)) > item.length:
@@ -383,6 +451,16 @@ def _check_fields(fields: tuple[FieldSpec, ...], record: Mapping[str, Any], wher
         if item.reserved or item.pattern:  # one problem per field: the form only once the type fits
             problems += _check_form(item, str(value), where + item.name)
     return problems
+
+
+@functools.lru_cache(maxsize=4096)
+def _reads_as(text: str, fmt: str) -> bool:
+    """Whether ``text`` is a date or date-time of ``fmt`` (cached: a stay's times repeat)."""
+    try:
+        moments.parse(text, fmt)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_form(item: FieldSpec, text: str, name: str) -> list[str]:
@@ -456,6 +534,8 @@ def _child_list(value: Any, column: str, problems: list[str]) -> Any:
 def _unsafe_texts(raw: Mapping[str, Any], where: str = "") -> Iterator[tuple[str, str, int]]:
     """(column, text, index) of the first unsafe character of every text that has one."""
     for key, value in raw.items():
+        if value is None or type(value) is int:  # most values: nothing to look for, no ABC check
+            continue
         if isinstance(value, str):
             if value.isprintable():  # every unsafe character is unprintable
                 continue
@@ -503,20 +583,29 @@ def _read_defensively(spec: TransactionSpec) -> _Fields:
 
 
 def _number_problem(item: FieldSpec, value: Any) -> str | None:
-    if value is None or isinstance(value, bool) or not str(value).strip():
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (Mapping, list)):
         return f"holds {type(value).__name__}, not a number"
+    return _number_text_problem(str(value), item.length, item.scale)
+
+
+@functools.lru_cache(maxsize=8192)
+def _number_text_problem(text: str, length: int, scale: int) -> str | None:
+    """What is wrong with a number's text (``str`` of the value) for a (length, scale) field;
+    cached, as the same quantities and prices come again and again."""
+    if not text.strip():
+        return None
     try:
-        number = Decimal(str(value).strip())
+        number = Decimal(text.strip())
     except InvalidOperation:
-        return f"{_shown(value)} is not a number"
+        return f"{_shown(text)} is not a number"
     if not number.is_finite():
-        return f"{_shown(value)} is not a finite number"
-    digits, allowed = _integer_digits(number), item.length - item.scale
+        return f"{_shown(text)} is not a finite number"
+    digits, allowed = _integer_digits(number), length - scale
     if digits > allowed:
-        return (f"{_shown(value)} has {digits} digits before the decimal point, at most {allowed} allowed "
-                f"({item.length},{item.scale})")
+        return (f"{_shown(text)} has {digits} digits before the decimal point, at most {allowed} allowed "
+                f"({length},{scale})")
     return None
 
 
@@ -526,14 +615,25 @@ def _fee_date_problem(value: Any, now: datetime) -> str | None:
     if value is None or isinstance(value, (Mapping, list)):
         return None
     try:
-        when = value if isinstance(value, datetime) else moments.parse(_datetime_text(value), _FORMATS["datetime"])
-    except ValueError:
+        when = value if isinstance(value, datetime) else _moment_of_text(str(value))
+    except ValueError:  # an integer too long to write out: no date-time either
+        return None
+    if when is None:
         return None
     if when < EARLIEST_FEE_DATE:
         return f"{_shown(value)} is before {EARLIEST_FEE_DATE:%Y-%m-%d}: no charge is that old (a placeholder date?)"
     if when > now + FEE_DATE_LEEWAY:
         return f"{_shown(value)} is more than a day in the future: no charge has happened yet then"
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _moment_of_text(text: str) -> datetime | None:
+    """The date-time a text holds, read as the field table reads it; None: it is none."""
+    try:
+        return moments.parse(_datetime_of_text(text), _FORMATS["datetime"])
+    except ValueError:
+        return None
 
 
 def _character(text: str, index: int) -> str:
