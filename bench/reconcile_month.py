@@ -40,13 +40,16 @@ def _centre(count: int, urls: Any, stop: Any) -> None:
 
     centre = SimulatedCentre(secrets={benchkit.PAASID: benchkit.TOKEN},
                              region=PluginHost.load().region("nhsa")).start()
-    ledger = centre.ledger.settlements
+    # Through the centre's own methods for tests (the ledger is not a plain dict to change in place).
     for setl_id, day, medfee, fund, acct, cash in _rows(count):
-        ledger[setl_id] = {"setl_id": setl_id, "mdtrt_id": f"M{setl_id}", "psn_no": f"P{setl_id}", "insutype": "310",
-                           "clr_type": "21", "setl_date": str(day), "medfee_sumamt": medfee, "fund_pay_sumamt": fund,
-                           "acct_pay": acct, "cash_payamt": cash, "refd_setl_flag": "0", "msgid": ""}
+        centre.add_settlement({"setl_id": setl_id, "mdtrt_id": f"M{setl_id}", "psn_no": f"P{setl_id}",
+                               "insutype": "310", "clr_type": "21", "setl_date": str(day), "medfee_sumamt": medfee,
+                               "fund_pay_sumamt": fund, "acct_pay": acct, "cash_payamt": cash, "refd_setl_flag": "0",
+                               "msgid": ""})
     for n in range(0, count, max(1, count // 300)):  # plant differences: altered amounts
-        ledger[f"S{n:010d}"]["fund_pay_sumamt"] += Decimal("1.00")
+        setl_id = f"S{n:010d}"
+        centre.alter_settlement(setl_id, fund_pay_sumamt=centre.ledger.settlements[setl_id]["fund_pay_sumamt"]
+                                + Decimal("1.00"))
     urls.put(centre.url)
     stop.wait()
     centre.stop()

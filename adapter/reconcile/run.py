@@ -10,6 +10,7 @@ are reconciled under their own agency."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -19,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Dialect, bindparam, insert, select
 
 from adapter.errors import BusinessRejection
 from adapter.outbound.client import CentreClient
@@ -186,7 +187,10 @@ class Reconciler:
         found: dict[str, str] = {}
         with self.store.begin() as conn:
             for at in range(0, len(keys), _IN_LIMIT):
-                found.update(conn.execute(_VISITS_OF, {"keys": keys[at:at + _IN_LIMIT]}).all())
+                chunk = keys[at:at + _IN_LIMIT]
+                sql, names = _visits_of(conn.dialect, len(chunk))
+                found.update(conn.exec_driver_sql(sql, tuple(chunk[int(n[1:])] for n in names) if names is not None
+                                                  else {f"k{i}": key for i, key in enumerate(chunk)}).all())
         return found
 
     def _totals(self, period: Period, group: Group, total: Totals) -> PairResult:
@@ -267,10 +271,19 @@ class Reconciler:
 _DETAIL_LEVEL = 1
 #: bound parameters in one IN (...), well inside every database's limit
 _IN_LIMIT = 500
-#: the visits of some stay keys: one statement, compiled once (its IN list is expanded when it
-#: runs), instead of a statement of 500 literals to build and compile for every page
-_VISITS_OF = (select(schema.visit.c.his_key, schema.visit.c.mdtrt_id)
-              .where(schema.visit.c.his_key.in_(bindparam("keys", expanding=True))))
+
+
+@functools.lru_cache(maxsize=16)
+def _visits_of(dialect: Dialect, count: int) -> tuple[str, tuple[str, ...] | None]:
+    """The visits of ``count`` stay keys: the statement's SQL for the dialect (parameters k0,
+    k1, ...), compiled once for each count, and the order of its parameters where the dialect's
+    are positional (None: by name). Run with the driver's own parameters, it costs no
+    statement made, compiled or expanded for every page (SQLAlchemy's expanding IN rendered
+    a month's million keys one by one)."""
+    statement = (select(schema.visit.c.his_key, schema.visit.c.mdtrt_id)
+                 .where(schema.visit.c.his_key.in_([bindparam(f"k{i}") for i in range(count)])))
+    compiled = statement.compile(dialect=dialect)
+    return compiled.string, (tuple(compiled.positiontup or ()) if compiled.positional else None)
 #: rows fetched at a time from a streamed query of the state
 _STREAM_ROWS = 10_000
 

@@ -7,9 +7,10 @@ import operator
 import re
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import Decimal, Inexact, localcontext
+from types import MappingProxyType
 from typing import Any
 
 
@@ -71,6 +72,13 @@ def clearing_agency(row: Mapping[str, Any], home: str) -> str:
     settlement: a settlement list (4101) puts the settlement the counter made in its ledger
     (:meth:`CentreLedger.settled_at_counter`), and where the counter did not name the agency it
     knows it from the settlement id, as the centre that issued the id would."""
+    agency = own_agency(row)
+    return home if agency is None else agency
+
+
+def own_agency(row: Mapping[str, Any]) -> str | None:
+    """The clearing agency the settlement itself names (recorded, or in its setl_id); None
+    where it names none, so that it is the requesting institution's (see :func:`clearing_agency`)."""
     recorded = row.get("setl_optins")
     if recorded:
         return str(recorded)
@@ -78,9 +86,9 @@ def clearing_agency(row: Mapping[str, Any], home: str) -> str:
     if type(setl_id) is not str:
         setl_id = str(setl_id or "")
     if len(setl_id) != _AGENCY_SETL_ID_LENGTH:
-        return home
+        return None
     issued = _AGENCY_SETL_ID.fullmatch(setl_id)
-    return issued.group(1) if issued else home
+    return issued.group(1) if issued else None
 
 
 class CentreLedger:
@@ -130,8 +138,10 @@ class CentreLedger:
         #: setl_id -> the centre's settlement ledger row (what 3201/3202 compare against): setl_id,
         #: mdtrt_id, psn_no, insutype, clr_type, setl_date, medfee_sumamt, fund_pay_sumamt,
         #: acct_pay, cash_payamt, refd_setl_flag, msgid (of the settlement transaction) and,
-        #: where the centre recorded it, setl_optins (see :func:`clearing_agency`)
-        self.settlements: dict[str, dict[str, Any]] = {}
+        #: where the centre recorded it, setl_optins (see :func:`clearing_agency`); read it as
+        #: :attr:`settlements`, write it with :meth:`record_settlement`, :meth:`change_settlement`
+        #: and :meth:`remove_settlement`
+        self._settlements = SettlementBook()
         #: (infno, data) of every 3201/3202 the centre answered, in order
         self.statements: list[tuple[str, dict[str, Any]]] = []
         #: file_qury_no -> (filename, bytes) uploaded with 9101 or published for 9102
@@ -168,6 +178,37 @@ class CentreLedger:
             for row in rows:
                 self.counter_settlements[str(row["setl_id"])] = dict(row)
 
+    # -- the settlement ledger: every write through these, so that its totals stay its rows' ----
+    @property
+    def settlements(self) -> SettlementBook:
+        """setl_id -> the settlement ledger row, read-only (see :class:`SettlementBook`)."""
+        return self._settlements
+
+    @settlements.setter
+    def settlements(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
+        """The ledger replaced by ``rows`` (setl_id -> row), each recorded in their order."""
+        with self.lock:
+            book = SettlementBook()
+            for setl_id, row in rows.items():
+                book.record(row, setl_id=setl_id)
+            self._settlements = book
+
+    def record_settlement(self, row: Mapping[str, Any]) -> None:
+        """A settlement in the ledger under its setl_id (a copy of ``row``), replacing one of that
+        id in its place."""
+        with self.lock:
+            self._settlements.record(row)
+
+    def change_settlement(self, setl_id: str, **changes: Any) -> None:
+        """Fields of the settlement ``setl_id`` changed (KeyError if the ledger has none)."""
+        with self.lock:
+            self._settlements.change(setl_id, **changes)
+
+    def remove_settlement(self, setl_id: str) -> None:
+        """The settlement ``setl_id`` out of the ledger (KeyError if it has none)."""
+        with self.lock:
+            self._settlements.remove(setl_id)
+
     def next_serial(self) -> int:
         with self.lock:
             self._serial += 1
@@ -181,8 +222,19 @@ class CentreLedger:
         ``copies=False``: the ledger's own rows (without ``setl_optins`` added), for a caller that
         holds :attr:`lock` while it reads them (a month's copies would be a gigabyte)."""
         with self.lock:
+            if setl_optins is not None and clr_type is not None and not copies:
+                held = self._settlements.partition(begin, end, home, setl_optins, clr_type)
+                if held is not None:
+                    return held
+            return self.scanned_settlements(begin, end, home, setl_optins, clr_type, copies=copies)
+
+    def scanned_settlements(self, begin: str, end: str, home: str, setl_optins: str | None = None,
+                            clr_type: str | None = None, *, copies: bool = True) -> list[dict[str, Any]]:
+        """:meth:`reconciled_settlements` read from every row of the ledger (the definition the
+        kept partitions of :class:`SettlementBook` answer for)."""
+        with self.lock:
             rows = []
-            for row in self.settlements.values():
+            for row in self._settlements.rows():
                 if not begin <= str(row["setl_date"]) <= end or (clr_type is not None and row["clr_type"] != clr_type):
                     continue
                 agency = clearing_agency(row, home)
@@ -194,10 +246,17 @@ class CentreLedger:
         """(setl_optins, insutype, clr_type) -> medfee_sumamt, fund_pay_sumamt, acct_pay,
         cash_payamt and count of the settlements dated ``begin``..``end``: what 3201 compares
         against. The ledger is read in one pass that sorts its rows into their groups; each
-        group's amounts are then added up left to right, as a row at a time would."""
+        group's amounts are then added up left to right, as a row at a time would. The totals
+        kept as settlements are recorded answer for it (see :class:`SettlementBook`)."""
+        with self.lock:
+            kept = self._settlements.totals(begin, end, home)
+            return kept if kept is not None else self.scanned_totals(begin, end, home)
+
+    def scanned_totals(self, begin: str, end: str, home: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """:meth:`statement_totals` read from every row of the ledger in one pass."""
         groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         with self.lock:
-            for row in self.settlements.values():
+            for row in self._settlements.rows():
                 if not begin <= str(row["setl_date"]) <= end:
                     continue
                 key = (clearing_agency(row, home), str(row["insutype"]), str(row["clr_type"]))
@@ -206,7 +265,7 @@ class CentreLedger:
                     groups[key] = [row]
                 else:
                     rows.append(row)
-            return {key: _statement_total(rows) for key, rows in groups.items()}
+            return {key: statement_total(rows) for key, rows in groups.items()}
 
     def totals(self) -> dict[str, Any]:
         """Per-transaction counts and the fee-detail sums (what tests and demo read)."""
@@ -243,7 +302,7 @@ class CentreLedger:
             }
 
 
-def _statement_total(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def statement_total(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The amounts of ``rows`` added up (see :meth:`CentreLedger.statement_totals`) and their count."""
     total: dict[str, Any] = {name: _amount_sum(rows, name) for name in STATEMENT_AMOUNTS}
     total["count"] = len(rows)
@@ -256,4 +315,242 @@ def _amount_sum(rows: list[dict[str, Any]], name: str) -> Decimal:
     values = list(map(operator.methodcaller("get", name), rows))
     if set(map(type, values)) <= {Decimal}:
         return sum(values, Decimal(0))
-    return sum((value if isinstance(value, Decimal) else Decimal(str(value or 0)) for value in values), Decimal(0))
+    return sum(map(_amount_of, values), Decimal(0))
+
+
+def _amount_of(value: Any) -> Decimal:
+    """A ledger amount as a Decimal (an absent or empty one as 0)."""
+    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
+
+
+#: where a settlement is kept in :class:`SettlementBook`: the clearing agency it names itself
+#: (None: the requesting institution's, see :func:`own_agency`), insutype, clr_type, setl_date
+_BucketKey = tuple[str | None, str, str, str]
+#: the settlements of one 3202: the clearing agency as above, and clr_type as the row holds it
+_PartitionKey = tuple[str | None, Any]
+
+
+class _Bucket:
+    """The settlements of one :data:`_BucketKey` (setl_id -> None, in the order they came) and
+    their totals, the very Decimals :func:`statement_total` gives for its rows: kept as rows
+    come and go (each amount added or taken away exactly, and the sum then written with the
+    exponent a sum of the rows has, the least of their amounts'), or None until they are
+    added up again from the rows (an amount that does not read as a finite Decimal, a sum
+    that would round)."""
+
+    __slots__ = ("exponents", "key", "members", "total")
+
+    def __init__(self, key: _BucketKey) -> None:
+        self.key = key
+        self.members: dict[str, None] = {}
+        self.total: dict[str, Any] | None = {**{name: Decimal(0) for name in STATEMENT_AMOUNTS}, "count": 0}
+        #: amount -> exponent -> how many of the rows' amounts have it
+        self.exponents: dict[str, Counter[int]] = {name: Counter() for name in STATEMENT_AMOUNTS}
+
+    def count_in(self, row: Mapping[str, Any], sign: int) -> None:
+        """The row's amounts added to the kept totals (``sign`` 1) or taken away from them (-1)."""
+        if self.total is None:
+            return
+        try:
+            amounts = [_amount_of(row.get(name)) for name in STATEMENT_AMOUNTS]
+            exponents = [e for amount in amounts if isinstance(e := amount.as_tuple().exponent, int)]
+            if len(exponents) != len(amounts):  # NaN, Infinity
+                raise ValueError("not a finite amount")
+            with localcontext() as context:
+                context.traps[Inexact] = True
+                total = {}
+                for name, amount, exponent in zip(STATEMENT_AMOUNTS, amounts, exponents, strict=True):
+                    held = self.exponents[name]
+                    held[exponent] += sign
+                    if held[exponent] <= 0:
+                        del held[exponent]
+                    value = self.total[name] + amount if sign > 0 else self.total[name] - amount
+                    total[name] = value.quantize(Decimal(1).scaleb(min(0, *held)))
+        except (ArithmeticError, ValueError, TypeError):
+            self.total = None  # added up again from the rows (and refused there, if it must be) when asked for
+            return
+        self.total.update(total)
+        self.total["count"] += sign
+
+    def recount(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """The totals added up again from the bucket's rows (and kept, where every amount is a
+        finite Decimal)."""
+        total = statement_total(rows)
+        exponents: dict[str, Counter[int]] = {}
+        for name in STATEMENT_AMOUNTS:
+            counted = Counter(_amount_of(row.get(name)).as_tuple().exponent for row in rows)
+            if not all(type(e) is int for e in counted):
+                return total
+            exponents[name] = counted  # type: ignore[assignment]
+        self.total, self.exponents = total, exponents
+        return total
+
+
+class SettlementBook(Mapping[str, Mapping[str, Any]]):
+    """The centre's settlement ledger: setl_id -> row, in the order a dict of them keeps (a new
+    setl_id at the end, a replaced row in its place), written only through :meth:`record`,
+    :meth:`change` and :meth:`remove`.
+
+    So the book keeps, as settlements come, the totals per clearing agency x insurance type x
+    clearing type x day, and the settlements of each clearing agency x clearing type in the
+    ledger's order: a 3201 adds up a month's days instead of reading every row of the ledger
+    again, and a 3202 reads only its own settlements. What they answer is what a pass over the
+    rows gives (:meth:`CentreLedger.scanned_totals`, :meth:`CentreLedger.scanned_settlements`);
+    while the ledger holds a row without the fields that place it (insutype, clr_type,
+    setl_date), they answer None and that pass is made instead.
+
+    A row read through the mapping is a read-only view (one changed in place would leave the
+    totals behind); :meth:`rows` gives the rows themselves to code that only reads them."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, dict[str, Any]] = {}
+        #: setl_id -> its place in the order of ``_rows`` (a removed setl_id's place is not reused)
+        self._place: dict[str, int] = {}
+        self._next_place = 0
+        #: setl_id -> (its bucket, its partition)
+        self._where: dict[str, tuple[_Bucket, _PartitionKey]] = {}
+        self._buckets: dict[_BucketKey, _Bucket] = {}
+        #: partition -> setl_id -> row, and whether it is in the order of ``_rows``
+        self._partitions: dict[_PartitionKey, dict[str, dict[str, Any]]] = {}
+        self._in_order: dict[_PartitionKey, bool] = {}
+        #: setl_ids of rows that cannot be placed (a field missing or unhashable)
+        self._unplaced: set[str] = set()
+
+    # -- the mapping, read-only ------------------------------------------------------------
+    def __getitem__(self, setl_id: str) -> Mapping[str, Any]:
+        return MappingProxyType(self._rows[setl_id])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def rows(self) -> Iterable[dict[str, Any]]:
+        """The rows themselves in the ledger's order, to be read (not changed) under the lock."""
+        return self._rows.values()
+
+    # -- writes ----------------------------------------------------------------------------
+    def record(self, row: Mapping[str, Any], *, setl_id: str | None = None) -> None:
+        """A copy of ``row`` under ``setl_id`` (default: its own setl_id), replacing a row of that
+        setl_id in its place."""
+        key = str(row["setl_id"]) if setl_id is None else setl_id
+        was = None
+        if key in self._rows:
+            was = self._leave(key)
+        else:
+            self._place[key] = self._next_place
+            self._next_place += 1
+        self._rows[key] = copy = dict(row)
+        self._join(key, copy, was)
+
+    def change(self, setl_id: str, **changes: Any) -> None:
+        """Fields of the row ``setl_id`` changed (KeyError if there is none)."""
+        row = self._rows[setl_id]
+        was = self._leave(setl_id)
+        row.update(changes)
+        self._join(setl_id, row, was)
+
+    def remove(self, setl_id: str) -> None:
+        """The row ``setl_id`` gone (KeyError if there is none)."""
+        if setl_id not in self._rows:
+            raise KeyError(setl_id)
+        self._out_of_partition(setl_id, self._leave(setl_id))
+        del self._rows[setl_id], self._place[setl_id]
+
+    def _join(self, setl_id: str, row: dict[str, Any], was: _PartitionKey | None) -> None:
+        """The row placed; ``was``: the partition it is still in (it keeps its place there)."""
+        agency = own_agency(row)
+        try:
+            key: _BucketKey = (agency, str(row["insutype"]), str(row["clr_type"]), str(row["setl_date"]))
+            partition: _PartitionKey = (agency, row["clr_type"])
+            hash(partition)
+        except (KeyError, TypeError):
+            self._out_of_partition(setl_id, was)
+            self._unplaced.add(setl_id)
+            return
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(key)
+        bucket.members[setl_id] = None
+        bucket.count_in(row, 1)
+        if partition != was:
+            self._out_of_partition(setl_id, was)
+            rows = self._partitions.get(partition)
+            if rows is None:
+                rows = self._partitions[partition] = {}
+                self._in_order[partition] = True
+            elif self._in_order[partition]:
+                self._in_order[partition] = self._place[next(reversed(rows))] < self._place[setl_id]
+        else:
+            rows = self._partitions[partition]
+        rows[setl_id] = row
+        self._where[setl_id] = (bucket, partition)
+
+    def _leave(self, setl_id: str) -> _PartitionKey | None:
+        """The row out of its bucket (its fields as they were); returns its partition, which
+        still holds it (None: it had none)."""
+        if setl_id in self._unplaced:
+            self._unplaced.discard(setl_id)
+            return None
+        bucket, partition = self._where.pop(setl_id)
+        del bucket.members[setl_id]
+        bucket.count_in(self._rows[setl_id], -1)
+        if not bucket.members:
+            del self._buckets[bucket.key]
+        return partition
+
+    def _out_of_partition(self, setl_id: str, partition: _PartitionKey | None) -> None:
+        if partition is None:
+            return
+        rows = self._partitions[partition]
+        del rows[setl_id]
+        if not rows:
+            del self._partitions[partition], self._in_order[partition]
+
+    # -- what 3201 and 3202 read -----------------------------------------------------------
+    def totals(self, begin: str, end: str, home: str) -> dict[tuple[str, str, str], dict[str, Any]] | None:
+        """:meth:`CentreLedger.scanned_totals` from the kept totals (None: make that pass)."""
+        if self._unplaced:
+            return None
+        groups: dict[tuple[str, str, str], list[_Bucket]] = {}
+        for (agency, insutype, clr_type, day), bucket in self._buckets.items():
+            if begin <= day <= end:
+                groups.setdefault((home if agency is None else agency, insutype, clr_type), []).append(bucket)
+        return {group: self._total(buckets) for group, buckets in groups.items()}
+
+    def _total(self, buckets: list[_Bucket]) -> dict[str, Any]:
+        """The totals of some buckets: their kept totals added up. The amounts are Decimals
+        added exactly (a few decimals each), so that is the sum of their rows, in any order; a
+        sum that would round (Inexact) is not taken, and the rows are added up instead."""
+        totals = [bucket.total if bucket.total is not None
+                  else bucket.recount([self._rows[setl_id] for setl_id in bucket.members]) for bucket in buckets]
+        try:
+            with localcontext() as context:
+                context.traps[Inexact] = True
+                total = {name: sum((t[name] for t in totals), Decimal(0)) for name in STATEMENT_AMOUNTS}
+        except Inexact:
+            members = {setl_id for bucket in buckets for setl_id in bucket.members}
+            return statement_total([row for setl_id, row in self._rows.items() if setl_id in members])
+        total["count"] = sum(t["count"] for t in totals)
+        return total
+
+    def partition(self, begin: str, end: str, home: str, setl_optins: str,
+                  clr_type: str) -> list[dict[str, Any]] | None:
+        """:meth:`CentreLedger.scanned_settlements` of one clearing agency and clearing type (the
+        rows themselves) from the kept partitions (None: make that pass)."""
+        if self._unplaced:
+            return None
+        keys: list[_PartitionKey] = [(setl_optins, clr_type)] + ([(None, clr_type)] if setl_optins == home else [])
+        held = [key for key in keys if key in self._partitions]
+        rows: Iterable[dict[str, Any]]
+        if not held:
+            return []
+        if len(held) == 1 and self._in_order[held[0]]:
+            rows = self._partitions[held[0]].values()
+        else:  # rows of two partitions, or that joined out of the ledger's order: in its order
+            place = self._place
+            rows = [row for _, row in sorted(((place[setl_id], row) for key in held
+                                              for setl_id, row in self._partitions[key].items()),
+                                             key=operator.itemgetter(0))]
+        return [row for row in rows if begin <= str(row["setl_date"]) <= end]

@@ -136,16 +136,13 @@ class SimulatedCentre:
 
     # -- the settlement ledger, changed by tests to create differences ------------------------
     def lose_settlement(self, setl_id: str) -> None:
-        with self.ledger.lock:
-            del self.ledger.settlements[setl_id]
+        self.ledger.remove_settlement(setl_id)
 
     def alter_settlement(self, setl_id: str, **changes: Any) -> None:
-        with self.ledger.lock:
-            self.ledger.settlements[setl_id].update(changes)
+        self.ledger.change_settlement(setl_id, **changes)
 
     def add_settlement(self, row: Mapping[str, Any]) -> None:
-        with self.ledger.lock:
-            self.ledger.settlements[str(row["setl_id"])] = dict(row)
+        self.ledger.record_settlement(row)
 
     def publish_file(self, filename: str, content: bytes) -> str:
         """Offer a file for 9102 (catalogues, 3202 results); returns its file_qury_no."""

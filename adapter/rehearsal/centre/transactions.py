@@ -197,7 +197,7 @@ def cancel_batch(document: Mapping[str, Any], ledger: CentreLedger, _faults: Fau
         keys = [key for key, line in ledger.fee_lines.items() if key[0] == mdtrt_id and line.chrg_bchno == bchno]
         if not keys:
             raise Refusal(f"收费批次号[{bchno}]不存在或已撤销")
-        if any(str(row.get("mdtrt_id")) == mdtrt_id for row in ledger.settlements.values()):
+        if any(str(row.get("mdtrt_id")) == mdtrt_id for row in ledger.settlements.rows()):
             raise Refusal(f"收费批次号[{bchno}]的明细已参与结算, 已参与结算的明细不能撤销")
         for key in keys:
             del ledger.fee_lines[key]
@@ -286,7 +286,7 @@ def settlement_list(document: Mapping[str, Any], ledger: CentreLedger, faults: F
         counter = ledger.counter_settlements.get(setl_id)
         ledger.settlement_lists[setl_id] = _held_list(document, serial, counter, ledger)
         if counter is not None:
-            ledger.settlements[setl_id] = _settlement_of(counter, info)
+            ledger.record_settlement(_settlement_of(counter, info))
     return {"data": {"setl_list_id": serial}}
 
 
