@@ -171,6 +171,43 @@ def test_the_columns_of_a_page_are_its_settlements(tmp_path):
     assert Columns.of(pages[0].settlements()) == pages[0] and Columns.of([]).setl_id == []
 
 
+def test_the_amount_texts_of_a_page_are_str_of_its_decimals(tmp_path):
+    from adapter.reconcile.local import settlement_columns
+
+    # amounts written as str() writes them (kept as the HIS wrote them) and not (printed again)
+    odd = ["7", "007.10", "1E+2", "+1.5", " 2.50 ", "0.0000001", "0.000001", "-0.00", "1_0.5", "3.5\n", "0.1234567"]
+    rows = [_row(n) for n in range(8)] + [_row(8 + n, medfee=a, fund=a, acct=a, cash=a) for n, a in enumerate(odd)]
+    his = _his(tmp_path / "his.db", rows)
+    for page_size in (1, 4, 100):
+        pages = list(settlement_columns(his, QUERY, NOVEMBER, setl_optins="431199", page_size=page_size))
+        assert sum(len(page.setl_id) for page in pages) == len(rows)
+        for page in pages:
+            for amounts, texts in ((page.medfee_sumamt, page.medfee_text), (page.fund_pay_sumamt, page.fund_text),
+                                   (page.acct_pay, page.acct_text), (page.psn_cash_pay, page.cash_text)):
+                assert list(texts) == [str(a) for a in amounts]
+    assert [str(a) for page in pages for a in page.medfee_sumamt][8:] == [
+        "7", "7.10", "1E+2", "1.5", "2.50", "1E-7", "0.000001", "-0.00", "10.5", "3.5", "0.1234567"]
+
+
+def test_an_amount_text_is_kept_only_where_it_is_how_str_writes_the_decimal():
+    import itertools
+
+    from adapter.reconcile.local import amount_texts
+
+    usual = ["1.00", "20.5", "-3", "0", "0.000001", "0.000000", "123456789012345.678"]
+    assert amount_texts(usual, [Decimal(t) for t in usual]) is usual
+    # every text of up to 8 characters of 0, 1, "." and "-" that reads as a Decimal
+    for length in range(1, 9):
+        for chars in itertools.product("01.-", repeat=length):
+            text = "".join(chars)
+            try:
+                amount = Decimal(text)
+            except ArithmeticError:
+                continue
+            column = ["1.5", text]
+            assert amount_texts(column, [Decimal("1.5"), amount]) == ["1.5", str(amount)]
+
+
 def test_a_month_of_columns_is_the_month_of_settlements():
     # several agencies, insurance types and days in one page, the HIS's writing of amounts kept
     everything = [_settlement(n, insutype="390" if n % 3 else "310", setl_optins="439900" if n % 4 else "431199",
@@ -231,5 +268,6 @@ def test_a_region_hook_reads_fund_pay_sumamt_of_each_settlement():
     reconciler.fund_of = lambda s: Decimal("1.50") if s.setl_id == "S1" else s.fund_pay_sumamt - 1
     # an equal figure keeps the HIS's writing of it, as replacing settlement by settlement did
     assert [str(f) for f in reconciler._regional(page).fund_pay_sumamt] == ["0.5", "1.5", "0.5"]
+    assert list(reconciler._regional(page).fund_text) == ["0.5", "1.5", "0.5"]
     reconciler.fund_of = None
     assert reconciler._regional(page) is page

@@ -4,6 +4,7 @@ agency x insurance type x clearing type, computed the way the region defines the
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -88,7 +89,10 @@ class HisSettlement(Settlement):
 
 class Columns(NamedTuple):
     """A page of settlements a field at a time, the fields and values of :class:`HisSettlement`
-    (without an object a row: most of the time of reading a month went into those)."""
+    (without an object a row: most of the time of reading a month went into those), then the
+    text of each amount: ``str()`` of its Decimal, always (the kept partitions and the detail
+    file want the text; where the HIS wrote the amount that way already it is the HIS's own
+    text, so no Decimal is printed again)."""
 
     setl_id: Sequence[str]
     mdtrt_id: Sequence[str]
@@ -103,15 +107,21 @@ class Columns(NamedTuple):
     refd_setl_flag: Sequence[str]
     setl_optins: Sequence[str]
     msgid: Sequence[str]
+    #: str() of each medfee_sumamt, fund_pay_sumamt, acct_pay and psn_cash_pay
+    medfee_text: Sequence[str]
+    fund_text: Sequence[str]
+    acct_text: Sequence[str]
+    cash_text: Sequence[str]
 
     @classmethod
     def of(cls, page: Sequence[HisSettlement]) -> Columns:
         if not page:
             return cls(*([] for _ in cls._fields))
-        return cls(*map(list, zip(*map(_fields_of, page), strict=True)))
+        fields = list(map(list, zip(*map(_fields_of, page), strict=True)))
+        return cls(*fields, *(list(map(str, fields[at])) for at in _AMOUNT_AT))
 
     def settlements(self) -> list[HisSettlement]:
-        return list(map(HisSettlement, *self))
+        return list(map(HisSettlement, *self[:_SETTLEMENT_FIELDS]))
 
     def taking(self, rows: list[int] | None) -> Columns:
         """The settlements at positions ``rows`` (all of them for None)."""
@@ -127,8 +137,29 @@ def taken(column: Sequence[Any], rows: list[int] | None) -> Sequence[Any]:
     return [picked] if len(rows) == 1 else list(picked)
 
 
+#: how many of :class:`Columns`' fields are a settlement's (the amount texts follow)
+_SETTLEMENT_FIELDS = 13
 #: a settlement's fields in :class:`Columns`' order
-_fields_of = operator.attrgetter(*Columns._fields)
+_fields_of = operator.attrgetter(*Columns._fields[:_SETTLEMENT_FIELDS])
+#: where the amounts are among them (medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay)
+_AMOUNT_AT = (6, 7, 8, 9)
+
+#: an amount written as str() of its Decimal writes it: no sign but a minus, no leading zeros,
+#: no exponent, and with an integer part of 0 a digit other than 0 among the first 6 decimals,
+#: or at most 6 zeros (str() writes an exponent otherwise)
+_PLAIN = r"-?(?:[1-9][0-9]*(?:\.[0-9]+)?|0(?:\.(?:0{0,5}[1-9][0-9]*|0{1,6}))?)"
+#: a line of a column of amounts that is not written so (looked for in one call)
+_NOT_PLAIN_LINE = re.compile(rf"^(?!(?:{_PLAIN})$)", re.M)
+
+
+def amount_texts(texts: list[str], amounts: list[Decimal]) -> list[str]:
+    """str() of each of ``amounts``, which were read from ``texts`` (``Decimal(texts[i])``): the
+    texts themselves where every one is written as str() writes its Decimal, found in one call
+    over the column. Decimal reads only a number with blanks around it, so a text with a line
+    break leaves a line that is not an amount, and the column is printed again."""
+    if _NOT_PLAIN_LINE.search("\n".join(texts)) is None:
+        return texts
+    return list(map(str, amounts))
 
 _CENT = Decimal("0.01")
 _MONEY_LIMIT = Decimal(10) ** 14
@@ -308,10 +339,13 @@ class _Parser:
         setl, mdtrt, psn, insutype, clr, at, medfee, fund, acct, cash = (
             list(map(str, column)) for column in zip(*map(self.required, rows), strict=True))
         refd, optins, msgid = zip(*map(self.optional, map(_padded, rows) if self.pad else rows), strict=True)
+        medfees, funds, accts, cashes = (list(map(Decimal, texts)) for texts in (medfee, fund, acct, cash))
         return Columns(
             setl, [mdtrt_ids.get(m, m) for m in mdtrt] if mdtrt_ids else mdtrt, psn, insutype, clr, at,
-            list(map(Decimal, medfee)), list(map(Decimal, fund)), list(map(Decimal, acct)), list(map(Decimal, cash)),
+            medfees, funds, accts, cashes,
             _refund_flags(refd), _optional(optins, "setl_optins", setl_optins), _optional(msgid, "msgid", ""),
+            amount_texts(medfee, medfees), amount_texts(fund, funds), amount_texts(acct, accts),
+            amount_texts(cash, cashes),
         )
 
     def __call__(self, row: Sequence[Any], index: int, mdtrt_ids: Mapping[str, str], setl_optins: str) -> HisSettlement:

@@ -157,8 +157,7 @@ class Month:
                     mine.medfee_sumamt, mine.fund_pay_sumamt, mine.acct_pay, mine.psn_cash_pay, mine.refd_setl_flag)
             self._partition(setl_optins, clr_type).extend_columns([
                 part.setl_id, part.mdtrt_id, part.psn_no, part.insutype, part.setl_time,
-                list(map(str, part.medfee_sumamt)), list(map(str, part.fund_pay_sumamt)),
-                list(map(str, part.acct_pay)), list(map(str, part.psn_cash_pay)), part.refd_setl_flag, part.msgid])
+                part.medfee_text, part.fund_text, part.acct_text, part.cash_text, part.refd_setl_flag, part.msgid])
         for day, rows in _groups([at[:10] for at in page.setl_time]):
             figures = self.days.setdefault(day, [0, Decimal(0), Decimal(0)])
             figures[0] += len(rows) if rows is not None else len(page.setl_time)

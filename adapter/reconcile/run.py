@@ -178,7 +178,9 @@ class Reconciler:
         # A figure the hook leaves equal keeps the HIS's own writing of it (1.5 stays 1.5, not 1.50).
         funds = [own if own == fund else fund
                  for own, fund in zip(page.fund_pay_sumamt, map(fund_of, page.settlements()), strict=True)]
-        return page._replace(fund_pay_sumamt=funds)
+        texts = [text if own is fund else str(fund)
+                 for own, fund, text in zip(page.fund_pay_sumamt, funds, page.fund_text, strict=True)]
+        return page._replace(fund_pay_sumamt=funds, fund_text=texts)
 
     def _mdtrt_ids(self, stay_keys: set[str]) -> dict[str, str]:
         """The centre's mdtrt_id of those of ``stay_keys`` the adapter registered (one page's: the
