@@ -161,40 +161,32 @@ _REQUIRED_TEXT = (
 def fee_line_from_row(row: dict[str, Any], source_key: str) -> FeeLine:
     """Build a :class:`FeeLine` from a HIS row; :class:`MalformedRow` names the bad field."""
     # inline rather than _text per field: this runs for every line in extract and in check
-    text = {key: "" if (value := row.get(key)) is None else str(value).strip() for key in _FIELDS}
-    missing = [key for key in _REQUIRED_TEXT if not text[key]]
+    values: dict[str, Any] = {key: "" if (value := row.get(key)) is None else str(value).strip() for key in _FIELDS}
+    missing = [key for key in _REQUIRED_TEXT if not values[key]]
     if missing:
         raise MalformedRow(f"HIS row has no value for {', '.join(missing)}")
-    return FeeLine(
-        source_key=source_key,
-        mdtrt_id=text["mdtrt_id"],
-        psn_no=text["psn_no"],
-        feedetl_sn=text["feedetl_sn"],
-        fee_ocur_time=_datetime(row.get("fee_ocur_time"), "fee_ocur_time"),
-        his_item_code=text["his_item_code"],
-        his_item_name=text["his_item_name"],
-        cnt=_decimal(row.get("cnt"), "cnt"),
-        pric=_decimal(row.get("pric"), "pric"),
-        det_item_fee_sumamt=_decimal(row.get("det_item_fee_sumamt"), "det_item_fee_sumamt"),
-        his_dept_code=text["his_dept_code"],
-        his_dept_name=text["his_dept_name"],
-        his_doctor_code=text["his_doctor_code"],
-        his_doctor_name=text["his_doctor_name"],
-        med_type=text["med_type"] or "21",
-        init_feedetl_sn=text["init_feedetl_sn"],
-        drord_no=text["drord_no"],
-        insuplc_admdvs=text["insuplc_admdvs"],
-        his_item_category=text["his_item_category"],
-        his_std_price=_optional(row.get("his_std_price"), "his_std_price", _decimal),
-        rxno=text["rxno"],
-        prd_days=_optional(row.get("prd_days"), "prd_days", _decimal),
-        dscg_tkdrug_flag=text["dscg_tkdrug_flag"],
-        er_flag=text["er_flag"],
-        main_diag_code=text["main_diag_code"],
-        injury_cause=text["injury_cause"],
-        adm_time=_optional(row.get("adm_time"), "adm_time", _datetime),
-        dscg_time=_optional(row.get("dscg_time"), "dscg_time", _datetime),
-    )
+    # The typed fields over their texts, in field order (so the first bad one is the one named).
+    values["source_key"] = source_key
+    values["fee_ocur_time"] = _datetime(row.get("fee_ocur_time"), "fee_ocur_time")
+    values["cnt"] = _decimal(row.get("cnt"), "cnt")
+    values["pric"] = _decimal(row.get("pric"), "pric")
+    values["det_item_fee_sumamt"] = _decimal(row.get("det_item_fee_sumamt"), "det_item_fee_sumamt")
+    values["med_type"] = values["med_type"] or "21"
+    values["his_std_price"] = _optional(row.get("his_std_price"), "his_std_price", _decimal)
+    values["prd_days"] = _optional(row.get("prd_days"), "prd_days", _decimal)
+    values["adm_time"] = _optional(row.get("adm_time"), "adm_time", _datetime)
+    values["dscg_time"] = _optional(row.get("dscg_time"), "dscg_time", _datetime)
+    return _fee_line(values)
+
+
+def _fee_line(values: dict[str, Any]) -> FeeLine:
+    """A FeeLine of every one of its fields' values. Not through the frozen dataclass's
+    ``__init__``, which sets its 29 fields with one ``object.__setattr__`` call each and cost
+    more than reading the line; the instance is the same, as FeeLine has no ``__post_init__``
+    (tests/test_records.py compares both ways)."""
+    line: FeeLine = object.__new__(FeeLine)
+    line.__dict__.update(values)
+    return line
 
 
 def _optional(value: Any, field: str, parse: Any) -> Any:
@@ -209,6 +201,8 @@ def _text(value: Any) -> str:
 
 
 def _decimal(value: Any, field: str) -> Decimal:
+    if type(value) is Decimal and value.is_finite():
+        return value  # what Decimal(str(value)) would give: a Decimal's text reads back exactly
     if value is None or (isinstance(value, str) and not value.strip()):
         raise MalformedRow(f"HIS row has no value for {field}")
     try:

@@ -75,6 +75,9 @@ class _Checked:
     lines: list[MappedFeeLine]
     #: the columns of the ledger row to write
     changes: dict[str, Any]
+    #: the record's transaction input as the dictionary check read it, written as its payload
+    #: unless the record changed since (None: built again when it is written)
+    kept_input: dict[str, Any] | None = None
 
 
 class Check:
@@ -164,7 +167,8 @@ class Check:
 
     def _payload(self, item: _Checked, report: CycleReport) -> None:
         try:
-            item.changes["payload"] = jsonio.dumps(item.spec.input_for(item.record))
+            payload = item.kept_input if item.kept_input is not None else item.spec.input_for(item.record)
+            item.changes["payload"] = jsonio.dumps(payload)
         except DATA_ERRORS as exc:
             _unreadable(item, "cannot be written as its message input", exc, report)
         else:
@@ -225,7 +229,9 @@ class Check:
             return _park(item, ParkKind.UNMAPPED, unmapped_reason(missing))
         problems = check_record(spec, record)
         if not problems and self.dictionaries is not None:
-            problems = self.dictionaries.problems(spec.infno, spec.input_for(record))
+            # Kept for the payload: input_for per record cost as much as the check itself.
+            item.kept_input = spec.input_for(record)
+            problems = self.dictionaries.problems(spec.infno, item.kept_input)
         if problems:
             report.invalid += 1
             return _park(item, ParkKind.INVALID, f"{spec.infno} {row.business_key}: " + "; ".join(problems))
@@ -270,7 +276,10 @@ class Check:
             problems += [f"[{p.rule_id}] {p.message}" for p in blocking(findings)]
             entry = entries[index] if index < len(entries) else None
             if isinstance(entry, dict) and "exp_content" in entry and not entry["exp_content"]:
-                entry["exp_content"] = self.exp_content(mapped)
+                written = self.exp_content(mapped)
+                if written != entry["exp_content"] or type(written) is not type(entry["exp_content"]):
+                    item.kept_input = None  # the input kept holds a copy of the record's own fields
+                entry["exp_content"] = written
         return problems
 
     def _check_policy(self, ready: list[_Checked], now: Any, report: CycleReport) -> Callable[[Any], None]:

@@ -53,6 +53,9 @@ REPLACEABLE = (ParkKind.MALFORMED, ParkKind.INVALID, ParkKind.UNMAPPED)
 _KEY_LENGTH, _GROUP_LENGTH = 200, 64
 #: how much of each value an unreadable row keeps in the ledger, for a person to look at
 _KEPT = 1000
+#: how a HIS row is written as the ledger's raw, built once: json.dumps with any option builds
+#: an encoder per call (this writes what json.dumps(raw, ensure_ascii=False, default=str) does, for less)
+_RAW = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 def watermark_source(infno: str) -> str:
@@ -242,7 +245,7 @@ def _read(spec: TransactionSpec, row: Mapping[str, Any], position: str, now: Any
     raw = his.values
     record = normalise(spec, raw)
     key, group = plain(spec.key_of(record)), plain(spec.group_of(record))
-    base = _base(spec, key, group, json.dumps(raw, ensure_ascii=False, default=str), now)
+    base = _base(spec, key, group, _RAW.encode(raw), now)
     problems = his.problems + unreadable_values(spec, raw)
     if not problems:
         fee_line = unreadable_fee_line(spec, record, raw, key)

@@ -422,35 +422,50 @@ def _check_list(child: ChildSpec, entries: list[Mapping[str, Any]]) -> list[str]
 
 def _check_fields(fields: tuple[FieldSpec, ...], record: Mapping[str, Any], where: str) -> list[str]:
     problems: list[str] = []
-    for item in fields:
-        value = record.get(item.name)
+    for item, name, kind, required, formed in _checked_fields(fields):
+        value = record.get(name)
         if value is None or value == "":
-            if item.required:
-                problems.append(f"{where}{item.name} is required but empty")
+            if required:
+                problems.append(f"{where}{name} is required but empty")
             continue
-        kind = item.kind
         if kind == "num":
             if not isinstance(value, Decimal) or not value.is_finite():
-                problems.append(f"{where}{item.name} {value!r} is not a number")
+                problems.append(f"{where}{name} {value!r} is not a number")
                 continue
             too_precise = _decimals(value) > item.scale
             if too_precise:
-                problems.append(f"{where}{item.name} {value} has more than {item.scale} decimal places")
+                problems.append(f"{where}{name} {value} has more than {item.scale} decimal places")
             if _integer_digits(value) > item.length - item.scale:
-                problems.append(f"{where}{item.name} {value} is too large ({item.length},{item.scale})")
+                problems.append(f"{where}{name} {value} is too large ({item.length},{item.scale})")
                 continue
             if too_precise:
                 continue
         elif kind in _FORMATS:
             if not _reads_as(str(value), _FORMATS[kind]):
-                problems.append(f"{where}{item.name} {value!r} is not a {kind} ({_FORMATS[kind]})")
+                problems.append(f"{where}{name} {value!r} is not a {kind} ({_FORMATS[kind]})")
                 continue
         elif len(str(value)) > item.length:
-            problems.append(f"{where}{item.name} is {len(str(value))} characters, at most {item.length} allowed")
+            problems.append(f"{where}{name} is {len(str(value))} characters, at most {item.length} allowed")
             continue
-        if item.reserved or item.pattern:  # one problem per field: the form only once the type fits
-            problems += _check_form(item, str(value), where + item.name)
+        if formed:  # one problem per field: the form only once the type fits
+            problems += _check_form(item, str(value), where + name)
     return problems
+
+
+#: (field, name, kind, required, has a reserved value or a pattern) of each field
+_CheckedField = tuple[FieldSpec, str, str, bool, bool]
+#: per field table (by id, the table kept alive beside it): what _check_fields reads of each field
+_CHECKED: dict[int, tuple[tuple[FieldSpec, ...], tuple[_CheckedField, ...]]] = {}
+
+
+def _checked_fields(fields: tuple[FieldSpec, ...]) -> tuple[_CheckedField, ...]:
+    """What :func:`_check_fields` reads of every field, looked up once per field table rather
+    than attribute by attribute for every value of every record."""
+    known = _CHECKED.get(id(fields))
+    if known is None or known[0] is not fields:
+        known = _CHECKED[id(fields)] = (fields, tuple(
+            (item, item.name, item.kind, item.required, bool(item.reserved or item.pattern)) for item in fields))
+    return known[1]
 
 
 @functools.lru_cache(maxsize=4096)
