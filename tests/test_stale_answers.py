@@ -139,3 +139,18 @@ def test_answers_may_lag_by_the_tolerance_and_ones_without_a_time_are_read_by_th
     assert client._stale(parse_reply(earlier), newest) == ""  # no time: judged by its content alone
     client._answer_clock_tolerance = timedelta(seconds=3)
     assert client._stale(lagging, newest) == ""
+
+
+def test_an_answer_time_far_ahead_is_neither_judged_nor_kept(make_adapter, centre, sample_his, sqlite_state_url):
+    """A centre clock a year ahead once must not make every later answer look stale, in this
+    process or, through the attempt table, after a restart."""
+    from adapter.outbound.client import _answer_time
+
+    far = parse_reply({"infcode": 0, "inf_refmsgid": "", "output": {}, "refmsg_time": "20991231235959000"})
+    assert far.received_at is not None and _answer_time(far) is None
+    adapter = make_adapter(his_url=sample_his.url, state_url=sqlite_state_url, centre_url=centre.url)
+    adapter.client.sign_no()
+    newest = adapter.client._newest_answer
+    adapter.client._note_answer_time(far)
+    assert adapter.client._newest_answer == newest
+    assert adapter.client._stale(far, newest) == ""

@@ -282,9 +282,9 @@ class CentreClient:
         if not reply.ok:
             self._note_answer_time(reply)
             if not reply.err_msg.strip() or any(word in reply.err_msg for word in self._region.transient_answers):
-                self._finish(msgid, "busy", http.status, reply.infcode, reply.err_msg, received_at=reply.received_at)
+                self._finish(msgid, "busy", http.status, reply.infcode, reply.err_msg, received_at=_answer_time(reply))
                 raise CentreBusy(f"the centre could not take it now: {reply.err_msg or '(infcode -1 without err_msg)'}")
-            self._finish(msgid, "rejected", http.status, reply.infcode, reply.err_msg, received_at=reply.received_at)
+            self._finish(msgid, "rejected", http.status, reply.infcode, reply.err_msg, received_at=_answer_time(reply))
             raise BusinessRejection(reply.err_msg, reply.infcode)
         # The check and the write in one step: with messages in flight at once, a replayed
         # answer must not pass while the attempt it first answered is still being written.
@@ -296,7 +296,7 @@ class CentreClient:
                 raise
             self._note_answer_time(reply)
             finish = AttemptFinish(msgid, "ok", http.status, reply.infcode, reply.err_msg, reply.inf_refmsgid,
-                                   reply.received_at)
+                                   _answer_time(reply))
             if finish_later:
                 self._finish_later[msgid] = finish
             else:
@@ -348,20 +348,22 @@ class CentreClient:
         request's answer handed back again (a proxy or gateway replaying what it kept). Read as
         this request's, a replayed "not registered" to an inquiry would have a registration
         sent twice; the answer a replay stands in for is unknown instead."""
-        if reply.received_at is None or answered_before is None or not _usable(reply.received_at):
+        received_at = _answer_time(reply)
+        if received_at is None or answered_before is None:
             return ""
-        if reply.received_at >= answered_before - self._answer_clock_tolerance:
+        if received_at >= answered_before - self._answer_clock_tolerance:
             return ""
-        return (f"the answer says the centre received its request at {_clock(reply.received_at)}, before it "
+        return (f"the answer says the centre received its request at {_clock(received_at)}, before it "
                 f"received one answered earlier ({_clock(answered_before)}): it is an earlier request's answer "
                 f"handed back again (inf_refmsgid {reply.inf_refmsgid or 'none'}), so this one's outcome is unknown "
                 "(if the centre's clocks disagree, raise [centre] answer_clock_tolerance_seconds)")
 
     def _note_answer_time(self, reply: CentreReply) -> None:
-        if reply.received_at is not None and _usable(reply.received_at):
+        received_at = _answer_time(reply)
+        if received_at is not None:
             with self._ledger_lock:
-                if self._newest_answer is None or reply.received_at > self._newest_answer:
-                    self._newest_answer = reply.received_at
+                if self._newest_answer is None or received_at > self._newest_answer:
+                    self._newest_answer = received_at
 
     def _finish(
         self, msgid: str, outcome: str, http_status: int | None, infcode: int | None, err: str,
@@ -392,6 +394,11 @@ def _clock(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def _usable(received_at: datetime) -> bool:
-    """Whether an answer's time can be compared with others' (not absurdly far in the future)."""
-    return received_at < datetime.now() + ANSWER_TIME_AHEAD_LIMIT
+def _answer_time(reply: CentreReply) -> datetime | None:
+    """The answer's receipt time as the client judges, keeps and records it; None when it has
+    none or one absurdly far ahead, which is also never written to the attempt row: read back
+    at the next start as the newest, it would make every later answer look stale."""
+    received_at = reply.received_at
+    if received_at is None or received_at >= datetime.now() + ANSWER_TIME_AHEAD_LIMIT:
+        return None
+    return received_at
