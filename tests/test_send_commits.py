@@ -1,17 +1,19 @@
-"""What one acknowledged message costs the state store: two write transactions.
+"""What one acknowledged message costs the state store: one write transaction of its own, and
+a share of its batch's.
 
 Every attempt (its msgid) is committed before its request leaves, so a crash can never leave a
 request at the centre that the ledger does not know of. For 2301 and 2204, whose answers name
-every line sent, the answer's row and the ack are committed together after the send. A claim
-fresh enough is not renewed once more per message, and a renewal holds only while the lease is
-still the one this worker's claim wrote.
+every line sent, the answer's row and the ack are committed together after the send, and the
+acks of a claimed batch share one commit. A claim fresh enough is not renewed once more per
+message, and a renewal holds only while the lease is still the one this worker's claim wrote.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, select, update
+import pytest
+from sqlalchemy import event, func, select, update
 
 from adapter.flow.report import CycleReport
 from adapter.outbound.attempts import AttemptFinish
@@ -57,8 +59,8 @@ def _spooled_adapter(make_adapter: Any, sample_his: Any, centre: Any, state_url:
     return adapter
 
 
-def test_an_acked_message_costs_two_write_transactions(make_adapter, sample_his, centre, sqlite_state_url,
-                                                      monkeypatch):
+def test_an_acked_message_costs_one_write_transaction_and_its_batch_one_more(
+        make_adapter, sample_his, centre, sqlite_state_url, monkeypatch):
     adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
     with adapter.store.begin() as conn:
         pending = len(conn.execute(select(schema.message.c.id)).all())
@@ -85,11 +87,11 @@ def test_an_acked_message_costs_two_write_transactions(make_adapter, sample_his,
     with WriteCommits(adapter.store.engine) as commits:
         adapter.cycle.send_due(report)
     assert report.messages_acked == pending
-    # per message: its attempt before the request leaves, then its answer with the ack; per
-    # batch claimed (at most ten, one a visit): the claim; per pass: the recovery of expired
-    # leases
+    # per message: its attempt before the request leaves; per batch claimed (at most ten, one a
+    # visit): the claim, and the answers with the acks; per pass: the recovery of expired leases
     assert sum(claims) == pending and max(claims) <= 10
-    assert commits.count <= 2 * pending + len(claims) + 1 + len(renewals), (commits.count, claims, renewals)
+    assert pending > len(claims)  # so one commit an ack would break the bound below
+    assert commits.count <= pending + 2 * len(claims) + 1 + len(renewals), (commits.count, claims, renewals)
     assert len(renewals) < pending
     with adapter.store.begin() as conn:
         attempts = conn.execute(select(schema.attempt).where(schema.attempt.c.message_id.is_not(None))).all()
@@ -174,3 +176,53 @@ def test_the_send_loop_leaves_a_message_its_lease_lost_to_another_worker(make_ad
             schema.message.c.id == taken_by_b[0])).scalar_one()
     assert sent_by_a == [], "worker A sent a message worker B had claimed again"
     assert status == MessageStatus.IN_FLIGHT.value  # B's, to send
+
+
+class _Crash(BaseException):
+    """The process dying where it is raised (nothing after it runs, nothing catches it)."""
+
+
+def test_a_crash_before_a_batch_is_settled_has_each_of_its_messages_settled_as_a_lost_reply(
+        make_adapter, sample_his, centre, sqlite_state_url, monkeypatch):
+    """The batch went out and the centre committed every message, but the daemon died before
+    the batch's acks were written. After the restart each message of it is a lost reply, settled
+    the way the region declares for 2301 (its lines withdrawn by 2302, then sent again), and the
+    centre ends with every line once."""
+    adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)
+    with adapter.store.begin() as conn:
+        pending = len(conn.execute(select(schema.message.c.id)).all())
+
+    def crash(*_args: Any, **_kwargs: Any) -> Any:
+        raise _Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(outbox, "mark_acked_together", crash)
+        with pytest.raises(_Crash):
+            adapter.cycle.send_due(CycleReport())
+    with adapter.store.begin() as conn:
+        statuses = conn.execute(select(schema.message.c.status)).scalars().all()
+    in_flight = statuses.count(MessageStatus.IN_FLIGHT.value)
+    # the first batch went out whole, and none of its acks was written
+    assert in_flight > 1 and in_flight + statuses.count(MessageStatus.PENDING.value) == pending
+    assert centre.ledger.requests["2301"] == in_flight
+    held_before = set(centre.ledger.fee_lines)
+    adapter.close()
+
+    restarted = make_adapter(his_url=sample_his.url, state_url=sqlite_state_url, centre_url=centre.url,
+                             his_extra='transactions = ["2301"]')
+    assert outbox.recover_in_flight(restarted.store) == in_flight  # as the daemon does at start
+    report = CycleReport()
+    for _pass in range(6):
+        with restarted.store.begin() as conn:  # what waits (an inquiry, a backoff) is due now
+            conn.execute(update(schema.message).where(schema.message.c.status != MessageStatus.ACKED.value)
+                         .values(next_attempt_at=outbox.utcnow()))
+        restarted.cycle.send_due(report)
+    with restarted.store.begin() as conn:
+        statuses = conn.execute(select(schema.message.c.status)).scalars().all()
+        sent_lines = conn.execute(select(func.count()).select_from(schema.record)
+                                  .where(schema.record.c.status == "sent")).scalar_one()
+    assert statuses == [MessageStatus.ACKED.value] * pending
+    assert report.outcomes_resolved == in_flight
+    assert centre.ledger.requests["2302"] == in_flight  # each crashed message's lines withdrawn once
+    assert held_before <= set(centre.ledger.fee_lines) and len(centre.ledger.fee_lines) == sent_lines
+    assert centre.ledger.duplicate_lines == 0 and centre.ledger.duplicates["2301"] == 0

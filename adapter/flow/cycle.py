@@ -47,6 +47,6 @@ class Cycle:
     def send_due(self, report: CycleReport) -> None:
         """A send pass; records a rejection or an inquiry sent back get new messages."""
         self.settle.requeued = 0
-        self.send.run(report, self.settle.delivered, self.settle.resolved)
+        self.send.run(report, self.settle.delivered_all, self.settle.resolved)
         if self.settle.requeued:
             self.build.run(report)

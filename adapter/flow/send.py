@@ -6,7 +6,9 @@ A pass takes only what was due at its start, so a message that failed and came d
 meanwhile waits for the next pass. With ``in_flight`` above 1, the claimed messages go in
 waves of that many at once; a claim never holds two messages of one group (a later one waits
 for the earlier to be answered), so a visit's messages still go one after another, in order.
-Every answer of a wave is settled, in claim order, once the whole wave is back.
+What a claimed batch came to is settled once the whole batch is through (its acks in one
+commit, not one each: a commit is an fsync). A crash before then leaves its answered messages
+in flight without their acks: each is asked about before anything is sent again.
 
 After ``BREAKER_FAILURES`` messages in a row fail transiently the centre is treated as down:
 the pass ends and sending pauses (``paused_until``) instead of trying every queued message
@@ -47,7 +49,8 @@ BREAKER_FAILURES = 3
 PROBE_CAP_SECONDS = 120.0
 
 
-Settle = Callable[[outbox.SpooledMessage, Delivery, CycleReport], None]
+#: what the sends of one claimed batch came to, settled together (one commit for its acks)
+Settle = Callable[[list[tuple[outbox.SpooledMessage, Delivery]], CycleReport], None]
 Resolve = Callable[[outbox.SpooledMessage, Outcome, CycleReport], None]
 
 
@@ -107,39 +110,57 @@ class Send:
         outbox.recover_in_flight(self.store, only_expired=True, inquire_after=settings.inquire_after_seconds)
         self.inquire(report, resolve)
         failures_in_a_row = 0
-        wave_size = max(1, settings.in_flight)
         while not self.stop_event.is_set():
-            due = outbox.claim_due(self.store, limit=max(10, 2 * wave_size), lease=lease, due_by=pass_start)
+            due = outbox.claim_due(self.store, limit=max(10, 2 * max(1, settings.in_flight)), lease=lease,
+                                   due_by=pass_start)
             if not due:
                 return
-            claimed_at = time.monotonic()
-            for start in range(0, len(due), wave_size):
-                if self.stop_event.is_set() or failures_in_a_row >= BREAKER_FAILURES:
-                    # Hand back what this worker claimed but will not send now.
-                    for rest in due[start:]:
-                        outbox.hand_back(self.store, rest.id)
-                    if failures_in_a_row >= BREAKER_FAILURES:
-                        self._pause_sending()
-                    return
-                # A claim younger than a sixth of its lease still leaves the message more than
-                # every call it may take; an older one is renewed first (one commit less a message
-                # on the way through a batch that goes quickly).
-                fresh = time.monotonic() - claimed_at < lease.total_seconds() / 6
-                wave = [m for m in due[start:start + wave_size]
-                        if fresh or outbox.renew_lease(self.store, m.id, lease, MessageStatus.IN_FLIGHT,
-                                                       held_until=m.lease_until)]
-                for message, (delivery, failures) in zip(wave, self._deliver_all(wave), strict=True):
-                    report.transient_failures += failures
-                    settle(message, delivery, report)
-                    task.advance()
-                    if delivery.kind in (DeliveryKind.ACKED, DeliveryKind.REJECTED):
-                        failures_in_a_row = 0
-                        if delivery.kind is DeliveryKind.ACKED and self.pause_count:
-                            # Back after an outage: what waited out its backoff is due now.
-                            self.pause_count = 0
-                            outbox.bring_forward(self.store)
-                    else:
-                        failures_in_a_row += 1
+            sent: list[tuple[outbox.SpooledMessage, Delivery]] = []
+            try:
+                failures_in_a_row, go_on = self._send_batch(due, lease, report, sent, failures_in_a_row)
+            finally:
+                # Written once the batch is through (or the pass ends in it): its acks share one
+                # commit. Until then a crash leaves them in flight, asked about at the restart.
+                settle(sent, report)
+                task.advance(len(sent))
+            if not go_on:
+                return
+
+    def _send_batch(self, due: list[outbox.SpooledMessage], lease: timedelta, report: CycleReport,
+                    sent: list[tuple[outbox.SpooledMessage, Delivery]],
+                    failures_in_a_row: int) -> tuple[int, bool]:
+        """One claimed batch sent, in waves of ``in_flight``; what came back is added to ``sent``.
+        Returns the transient failures in a row after it (the breaker's count), and whether the
+        pass goes on (not when it was stopped, or the breaker ended it)."""
+        wave_size = max(1, self.settings.in_flight)
+        claimed_at = time.monotonic()
+        for start in range(0, len(due), wave_size):
+            if self.stop_event.is_set() or failures_in_a_row >= BREAKER_FAILURES:
+                # Hand back what this worker claimed but will not send now.
+                for rest in due[start:]:
+                    outbox.hand_back(self.store, rest.id)
+                if failures_in_a_row >= BREAKER_FAILURES:
+                    self._pause_sending()
+                return failures_in_a_row, False
+            # A claim younger than a sixth of its lease still leaves the message more than
+            # every call it may take; an older one is renewed first (one commit less a message
+            # on the way through a batch that goes quickly).
+            fresh = time.monotonic() - claimed_at < lease.total_seconds() / 6
+            wave = [m for m in due[start:start + wave_size]
+                    if fresh or outbox.renew_lease(self.store, m.id, lease, MessageStatus.IN_FLIGHT,
+                                                   held_until=m.lease_until)]
+            for message, (delivery, failures) in zip(wave, self._deliver_all(wave), strict=True):
+                report.transient_failures += failures
+                sent.append((message, delivery))
+                if delivery.kind in (DeliveryKind.ACKED, DeliveryKind.REJECTED):
+                    failures_in_a_row = 0
+                    if delivery.kind is DeliveryKind.ACKED and self.pause_count:
+                        # Back after an outage: what waited out its backoff is due now.
+                        self.pause_count = 0
+                        outbox.bring_forward(self.store)
+                else:
+                    failures_in_a_row += 1
+        return failures_in_a_row, True
 
     def _deliver_all(self, wave: list[outbox.SpooledMessage]) -> list[tuple[Delivery, int]]:
         """Each message of a wave sent, at once when there are several; results in wave order."""

@@ -11,7 +11,7 @@ finds nothing left has done its work).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -51,6 +51,30 @@ class Settle:
             delivery = replace(delivery, finish=None)
         with _unless_taken(message, self.store, delivery.finish):
             self._delivered(message, delivery, report)
+
+    def delivered_all(self, results: Sequence[tuple[outbox.SpooledMessage, Delivery]], report: CycleReport) -> None:
+        """What several sends came to, in their order; the plain acks among them (not a
+        registration's, whose answer is looked at first) are written in one transaction. The
+        messages are of different groups (a claim holds one message a group), so the order
+        their results are written in does not matter."""
+        plain = [(message, delivery) for message, delivery in results
+                 if delivery.kind is DeliveryKind.ACKED and not self._registers(message)]
+        for message, delivery in results:
+            if delivery.kind is not DeliveryKind.ACKED or self._registers(message):
+                self.delivered(message, delivery, report)
+        if not plain:
+            return
+        acked = outbox.mark_acked_together(self.store, [
+            outbox.Ack(message.id, delivery.reply.inf_refmsgid if delivery.reply is not None else "", delivery.finish)
+            for message, delivery in plain])
+        for (message, _delivery), lines in zip(plain, acked, strict=True):
+            if lines is None:
+                logger.warning("message %d: no longer in flight: another worker reclaimed it; its result is "
+                               "left to that worker", message.id,
+                               extra={"action": "result_dropped", "message_id": message.id})
+                continue
+            report.lines_acked += lines
+            report.messages_acked += 1
 
     def resolved(self, message: outbox.SpooledMessage, outcome: Outcome, report: CycleReport) -> None:
         with _unless_taken(message, self.store):

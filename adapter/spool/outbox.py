@@ -188,6 +188,45 @@ def mark_acked(
         return int(result.rowcount or 0)
 
 
+@dataclass(frozen=True)
+class Ack:
+    """One message the centre accepted, for :func:`mark_acked_together`."""
+
+    message_id: int
+    inf_refmsgid: str
+    #: the answered attempt's row, written in the ack's transaction
+    finish: AttemptFinish | None = None
+
+
+def mark_acked_together(store: StateStore, acks: Sequence[Ack]) -> list[int | None]:
+    """:func:`mark_acked` of several messages still in flight, in one transaction: the messages
+    a send pass sent one after another (or at once) share one commit, and so one fsync,
+    instead of one each. Returns the lines acked of each, or None for a message another
+    worker reclaimed meanwhile (its ack is not written; its attempt's row still is, as the
+    attempt was answered).
+
+    A crash before the commit leaves every one of them in flight without its ack (and its
+    attempt unfinished, or finished "ok"): :func:`recover_in_flight` makes each unknown, asked
+    about before anything is sent again, as it does a single lost ack."""
+    now = utcnow()
+    acked: list[int | None] = []
+    statement = _ack_statement(expecting=True, counted=True)
+    with store.begin() as conn:
+        for ack in acks:
+            if ack.finish is not None:
+                finish_attempt(conn, ack.finish)
+            result = conn.execute(statement, {
+                "b_id": ack.message_id, "b_status": MessageStatus.IN_FLIGHT.value, "acked_at": now,
+                "inf_refmsgid": ack.inf_refmsgid, "last_error": None,
+            })
+            if not int(result.rowcount or 0):
+                acked.append(None)
+                continue
+            acked.append(int(conn.execute(_RECORDS_SENT, {"b_message_id": ack.message_id,
+                                                          "updated_at": now}).rowcount or 0))
+    return acked
+
+
 @cache
 def _ack_statement(*, expecting: bool, counted: bool) -> Any:
     """The ack of one message, built once per kind (an ack is written for every message sent,
