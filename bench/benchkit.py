@@ -255,6 +255,33 @@ def build(config: str) -> Any:
     return build_adapter(parse_settings(config))
 
 
+class WriteCommits:
+    """Counts the commits of transactions that wrote something on an engine (a read-only
+    transaction commits too, without a sync). With SQLite in WAL mode and synchronous=FULL each
+    is one fsync of the WAL; on PostgreSQL, one flush of the server's WAL."""
+
+    def __init__(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        self.count = 0
+        self._engine = engine
+        self._event = event
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._commit)
+
+    def _statement(self, conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        if sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            conn.info["wrote"] = True
+
+    def _commit(self, conn: Any) -> None:
+        if conn.info.pop("wrote", False):
+            self.count += 1
+
+    def close(self) -> None:
+        self._event.remove(self._engine, "before_cursor_execute", self._statement)
+        self._event.remove(self._engine, "commit", self._commit)
+
+
 def quiet_logs() -> None:
     """Log records of WARNING and up are still formatted (as the daemon's would be), but go to
     /dev/null instead of the terminal (a malformed HIS row is one warning each)."""
