@@ -3,7 +3,7 @@ transport and with the simulated centre on loopback, next to a raw sqlite3 WAL g
 queue and persist-queue's SQLiteAckQueue get+ack of the same payloads. Run by hand:
 
     .venv/bin/python bench/send_cycle.py [--ledger-sizes 100000,1000000[,10000000]]
-        [--messages 2000] [--state-url postgresql://...]
+        [--messages 2000] [--state-url postgresql://...] [--fsync-delay-ms 5]
 
 The ledger is pre-filled with executemany (COPY on PostgreSQL) from real 2301 messages: a
 small sample HIS goes through the adapter's own extract, check and build, and its messages
@@ -18,7 +18,9 @@ spread: the machine may be shared.
 
 The adapter's loops also count their write commits a message: with SQLite in WAL mode and
 synchronous=FULL each is one fsync, which this machine's disk does in a fraction of a
-millisecond and a spinning disk in several.
+millisecond and a spinning disk in several. ``--fsync-delay-ms N`` has every loop run on such a
+disk: bench/slow_fsync.c (compiled with ``cc``, loaded with LD_PRELOAD) adds N ms to each
+fsync and fdatasync of the loops' processes.
 
 Each loop runs in its own freshly spawned process (peak RSS is its own); the simulated centre
 runs in another. "CPU s" is the loop's own CPU time (not the centre's, nor PostgreSQL's), which
@@ -499,6 +501,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000, help="pending messages each loop sends (default 2000)")
     parser.add_argument("--state-url", help="a PostgreSQL server URL (postgresql://...); default: SQLite files")
     parser.add_argument("--repeat", type=int, default=1, help="runs of every loop; the best is shown (default 1)")
+    parser.add_argument("--fsync-delay-ms", type=float, default=0.0,
+                        help="add this much to every fsync of the loops, as a slower disk would (needs cc)")
     parser.add_argument("--centre-with-nagle", action="store_true",
                         help="leave the simulated centre's sockets without TCP_NODELAY (about 40 ms a request)")
     options = parser.parse_args()
@@ -511,6 +515,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="yibao-bench-") as scratch_name:
         scratch = Path(scratch_name)
+        if options.fsync_delay_ms > 0:
+            _slow_disk(scratch, options.fsync_delay_ms)
         started = time.perf_counter()
         templates = make_templates(scratch)
         sizes_b = [len(_render(t.payload, *_clone_keys(0))) for t in templates]
@@ -599,6 +605,19 @@ def _row(lines: int, count: int, loop: str, results: list[tuple[dict[str, Any], 
     lines_rate = benchkit.rate(result["lines"], result["seconds"]) if "lines" in result else None
     return (lines, count, loop, result["messages"], result["seconds"], result["cpu"], rates[best], lines_rate,
             max(p for _r, p in results), "; ".join(notes))
+
+
+def _slow_disk(scratch: Path, delay_ms: float) -> None:
+    """Every process spawned from here on syncs as a disk ``delay_ms`` slower per fsync would."""
+    import os
+    import subprocess
+
+    library = scratch / "slow_fsync.so"
+    subprocess.run([os.environ.get("CC", "cc"), "-shared", "-fPIC", "-O2", "-o", str(library),
+                    str(Path(__file__).with_name("slow_fsync.c")), "-ldl"], check=True)
+    os.environ["LD_PRELOAD"] = str(library)
+    os.environ["YIBAO_BENCH_FSYNC_DELAY_MS"] = str(delay_ms)
+    print(f"a slower disk: {delay_ms:g} ms added to every fsync and fdatasync of the loops (LD_PRELOAD)", flush=True)
 
 
 def _centre(null: bool, nodelay: bool) -> Any:

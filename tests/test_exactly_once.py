@@ -13,7 +13,9 @@ fault-free run of the same sample HIS in this process: the centre must hold ever
 reference's holds, once (no repeat counted anywhere in its ledger), nothing else, and every
 record must end where the reference's did (sent, or withdrawn by a cancel that overtook it, or
 parked with a kind and a reason). SQLite with one daemon; PostgreSQL with two daemons sharing the
-database, both killed at random. Each run prints one summary line.
+database, both killed at random. One run sends four messages in flight at once (``in_flight``:
+a wave's attempts registered in one commit, its acks in another) under the centre's faults.
+Each run prints one summary line.
 
 Options (tests/conftest.py): ``--kills N`` (env ``EXACTLY_ONCE_KILLS``), ``--exactly-once-seed S``
 (``EXACTLY_ONCE_SEED``), ``--exactly-once-large`` (``EXACTLY_ONCE_LARGE=1``) for the opt-in runs:
@@ -52,6 +54,8 @@ CENTRE_FAULTS = Scenario("centre_faults", centre_faults={
 HOSTILE_PROXY = Scenario("hostile_proxy", proxy=HostilePlan(
     http_502=0.05, http_504=0.05, not_json=0.05, no_infcode=0.05, replay=0.06, close=0.06,
 ))
+#: the centre's faults with four messages in flight at once (their attempts registered together)
+IN_FLIGHT = Scenario("in_flight_4", centre_faults=CENTRE_FAULTS.centre_faults, in_flight=4)
 BOTH = Scenario("both", centre_faults={
     "error_rate": 0.05, "reset_rate": 0.03, "timeout_rate": 0.02, "timeout_seconds": 1.0, "drop_reply_rate": 0.05,
 }, proxy=HostilePlan(http_502=0.03, http_504=0.03, not_json=0.03, no_infcode=0.03, replay=0.04, close=0.04))
@@ -59,6 +63,7 @@ BOTH = Scenario("both", centre_faults={
 RUNS = [
     pytest.param(CENTRE_FAULTS, CI_SIZE, id="centre_faults"),
     pytest.param(HOSTILE_PROXY, CI_SIZE, id="hostile_proxy"),
+    pytest.param(IN_FLIGHT, CI_SIZE, id="in_flight"),
     # opt-in (--exactly-once-large): the control without network faults, and the larger runs
     pytest.param(KILLS_ONLY, CI_SIZE, id="kills_only", marks=pytest.mark.exactly_once_large),
     *(pytest.param(scenario, LARGE_SIZE, id=f"{scenario.name}-large", marks=pytest.mark.exactly_once_large)

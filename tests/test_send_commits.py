@@ -99,6 +99,36 @@ def test_an_acked_message_costs_one_write_transaction_and_its_batch_one_more(
     assert all(a.outcome == "ok" and a.finished_at is not None and a.inf_refmsgid for a in attempts)
 
 
+def test_messages_in_flight_at_once_register_their_attempts_in_one_commit_a_wave(
+        make_adapter, sample_his, centre, sqlite_state_url, monkeypatch):
+    adapter = make_adapter(his_url=sample_his.url, state_url=sqlite_state_url, centre_url=centre.url,
+                           his_extra='transactions = ["2301"]', schedule="in_flight = 4")
+    import_sample_mapping(adapter, sample_his)
+    for stage in (adapter.cycle.extract, adapter.cycle.check, adapter.cycle.build):
+        stage.run(CycleReport())
+    adapter.client.sign_no()
+    claims: list[int] = []
+    claim_due = outbox.claim_due
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        claimed = claim_due(*args, **kwargs)
+        claims.extend([len(claimed)] if claimed else [])
+        return claimed
+
+    monkeypatch.setattr(outbox, "claim_due", counted)
+    report = CycleReport()
+    with WriteCommits(adapter.store.engine) as commits:
+        adapter.cycle.send_due(report)
+    waves = sum(-(-n // 4) for n in claims)
+    assert report.messages_acked == sum(claims) > waves  # some wave held several messages
+    # per wave: its attempts; per batch claimed: the claim and the acks; per pass: the recovery
+    assert commits.count <= waves + 2 * len(claims) + 1, (commits.count, claims)
+    with adapter.store.begin() as conn:
+        attempts = conn.execute(select(schema.attempt).where(schema.attempt.c.message_id.is_not(None))).all()
+    assert len(attempts) == sum(claims)
+    assert all(a.outcome == "ok" and a.finished_at is not None and a.inf_refmsgid for a in attempts)
+
+
 def test_an_answer_for_a_message_taken_elsewhere_still_records_its_attempt(
         make_adapter, sample_his, centre, sqlite_state_url):
     adapter = _spooled_adapter(make_adapter, sample_his, centre, sqlite_state_url)

@@ -149,7 +149,8 @@ class Send:
             wave = [m for m in due[start:start + wave_size]
                     if fresh or outbox.renew_lease(self.store, m.id, lease, MessageStatus.IN_FLIGHT,
                                                    held_until=m.lease_until)]
-            for message, (delivery, failures) in zip(wave, self._deliver_all(wave), strict=True):
+            results = self._deliver_all(wave)
+            for message, (delivery, failures) in zip(wave, results, strict=True):
                 report.transient_failures += failures
                 sent.append((message, delivery))
                 if delivery.kind in (DeliveryKind.ACKED, DeliveryKind.REJECTED):
@@ -163,12 +164,15 @@ class Send:
         return failures_in_a_row, True
 
     def _deliver_all(self, wave: list[outbox.SpooledMessage]) -> list[tuple[Delivery, int]]:
-        """Each message of a wave sent, at once when there are several; results in wave order."""
+        """Each message of a wave sent, at once when there are several; results in wave order.
+        The first attempts of several are registered together just before they leave (one
+        commit for the wave, not one a message)."""
         if len(wave) <= 1:
             return [self._send_one(message) for message in wave]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.settings.in_flight, thread_name_prefix="send")
-        return list(self._pool.map(self._send_one, wave))
+        msgids = self.client.register_together([(m.id, m.infno) for m in wave])
+        return list(self._pool.map(self._send_one, wave, msgids))
 
     def close(self) -> None:
         """Stop the sending threads (after the pass that used them has ended)."""
@@ -240,11 +244,13 @@ class Send:
                                   f"mdtrt_id {mdtrt_id} as this registration's")
         return delivery
 
-    def _send_one(self, message: outbox.SpooledMessage) -> tuple[Delivery, int]:
-        """The message sent (in a sending thread when in flight with others): what came back,
-        and how many transient failures its quick retries met. Writes nothing but its attempts."""
+    def _send_one(self, message: outbox.SpooledMessage, registered: str | None = None) -> tuple[Delivery, int]:
+        """The message sent (in a sending thread when in flight with others), its first attempt
+        under ``registered`` if its msgid was registered with its wave's: what came back, and
+        how many transient failures its quick retries met. Writes nothing but its attempts."""
         settings = self.settings
         failures = 0
+        first = [registered] if registered is not None else []
         payload = bind_visit(self.store, message.group_key, message.payload)
         # The answered attempt's row waits for the ack's transaction only where no other
         # request's answer can pass for this one's meanwhile (a dialect written before the
@@ -257,7 +263,7 @@ class Send:
             try:
                 return self.client.call(
                     message.infno, payload, message_id=message.id, insuplc_admdvs=message.insuplc_admdvs,
-                    finish_later=finish_later,
+                    finish_later=finish_later, registered=first.pop() if first else None,
                 )
             except TransientDeliveryError:
                 failures += 1

@@ -1,7 +1,9 @@
 """CentreClient: one call to the centre, with its msgid committed before the request leaves.
 
 Every attempt gets a fresh msgid (a msgid is never reused) and an ``attempt`` row that records
-what happened, so the adapter can always say which request carried which data.
+what happened, so the adapter can always say which request carried which data. The attempts
+of several business messages sent at once may be registered together, in one commit
+(:meth:`CentreClient.register_together`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -180,8 +182,12 @@ class CentreClient:
         insuplc_admdvs: str | None = None,
         attachment: tuple[str, bytes] | None = None,
         finish_later: bool = False,
+        registered: str | None = None,
     ) -> tuple[str, CentreReply]:
         """Send one transaction; returns (msgid, reply) or raises a DeliveryError.
+
+        ``registered``: the msgid :meth:`register_together` registered for this message, sent
+        instead of a new one (a resend after a session renewal still gets its own).
 
         ``finish_later``: an infcode-0 answer's attempt row is left for the caller to finish
         with its own write (:meth:`take_finish`), e.g. in the transaction that acks the message.
@@ -196,11 +202,16 @@ class CentreClient:
         a commit, so the resend cannot duplicate anything. The refused attempt stays on record.
         """
         idle = self._last_answer is None or time.monotonic() - self._last_answer > IDLE_RENEW_SECONDS
-        sign_no = self.sign_no()
+        try:
+            sign_no = self.sign_no()
+        except TransientDeliveryError as exc:  # a refused or lost sign-in
+            if registered is not None:  # the message never left: a transient failure of its attempt
+                self._finish(registered, "transient", None, None, f"not sent: {exc}")
+            raise
         try:
             return self._call(
                 infno, input_payload, message_id=message_id, sign_no=sign_no, insuplc=insuplc_admdvs,
-                attachment=attachment, finish_later=finish_later,
+                attachment=attachment, finish_later=finish_later, registered=registered,
             )
         except BusinessRejection as exc:
             if not (self._region.dialect.session_refused(exc.err_msg) or (idle and message_id is not None)):
@@ -225,11 +236,17 @@ class CentreClient:
         insuplc: str | None = None,
         attachment: tuple[str, bytes] | None = None,
         finish_later: bool = False,
+        registered: str | None = None,
     ) -> tuple[str, CentreReply]:
-        with self._ledger_lock, self._store.begin() as conn:
-            msgid = self._register(conn, message_id, infno)
-            # What the centre had answered before this request left: its answer cannot be older.
-            answered_before = self._newest_answer_before(conn)
+        if registered is None:
+            with self._ledger_lock, self._store.begin() as conn:
+                msgid = self._register(conn, message_id, infno)
+                # What the centre had answered before this request left: its answer cannot be older.
+                answered_before = self._newest_answer_before(conn)
+        else:
+            msgid = registered
+            with self._ledger_lock:  # loaded by register_together
+                answered_before = self._newest_answer
         envelope = build_envelope(
             infno=infno,
             msgid=msgid,
@@ -381,6 +398,17 @@ class CentreClient:
         if message_id is not None:
             conn.execute(_LAST_MSGID, {"b_id": message_id, "last_msgid": msgid})
         return msgid
+
+    def register_together(self, messages: Sequence[tuple[int, str]]) -> list[str]:
+        """Attempts (their msgids) for several business messages about to be sent at once, given
+        as (message id, infno), registered in one transaction: one commit for them all instead
+        of one each, and still every msgid committed before its request leaves. Each is then
+        sent with :meth:`call` (``registered=``) at once; a crash before then leaves it
+        unfinished, and its message is asked about as one whose request may have left."""
+        with self._ledger_lock, self._store.begin() as conn:
+            msgids = [self._register(conn, message_id, infno) for message_id, infno in messages]
+            self._newest_answer_before(conn)
+        return msgids
 
     def take_finish(self, msgid: str) -> AttemptFinish | None:
         """The result of a ``finish_later`` call, for the caller to record with its own write

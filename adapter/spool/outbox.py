@@ -209,10 +209,12 @@ def mark_acked_together(store: StateStore, acks: Sequence[Ack]) -> list[int | No
     attempt unfinished, or finished "ok"): :func:`recover_in_flight` makes each unknown, asked
     about before anything is sent again, as it does a single lost ack."""
     now = utcnow()
-    acked: list[int | None] = []
+    acked: dict[int, int | None] = {}
     statement = _ack_statement(expecting=True, counted=True)
     with store.begin() as conn:
-        for ack in acks:
+        # In the order of their ids, as a claim takes them: two transactions that lock several
+        # message rows each lock them in one order (on PostgreSQL, no deadlock between them).
+        for ack in sorted(acks, key=lambda a: a.message_id):
             if ack.finish is not None:
                 finish_attempt(conn, ack.finish)
             result = conn.execute(statement, {
@@ -220,11 +222,11 @@ def mark_acked_together(store: StateStore, acks: Sequence[Ack]) -> list[int | No
                 "inf_refmsgid": ack.inf_refmsgid, "last_error": None,
             })
             if not int(result.rowcount or 0):
-                acked.append(None)
+                acked[ack.message_id] = None
                 continue
-            acked.append(int(conn.execute(_RECORDS_SENT, {"b_message_id": ack.message_id,
-                                                          "updated_at": now}).rowcount or 0))
-    return acked
+            acked[ack.message_id] = int(conn.execute(_RECORDS_SENT, {"b_message_id": ack.message_id,
+                                                                     "updated_at": now}).rowcount or 0)
+    return [acked[ack.message_id] for ack in acks]
 
 
 @cache

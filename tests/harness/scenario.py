@@ -67,6 +67,8 @@ class Scenario:
     centre_faults: dict[str, Any] = field(default_factory=dict)
     #: None: the daemons talk to the centre directly
     proxy: HostilePlan | None = None
+    #: ``[schedule] in_flight`` of the daemons (messages of several visits sent at once)
+    in_flight: int = 1
 
     def describe(self) -> str:
         parts = []
@@ -74,6 +76,8 @@ class Scenario:
             parts.append("centre " + ", ".join(f"{k}={v}" for k, v in self.centre_faults.items()))
         if self.proxy is not None:
             parts.append("proxy " + self.proxy.describe())
+        if self.in_flight > 1:
+            parts.append(f"{self.in_flight} in flight")
         return "; ".join(parts) or "no faults"
 
 
@@ -121,11 +125,11 @@ def mapping_rows(his: SampleHis) -> list[MappingRow]:
             for kind, code, national, name in his.mapping_rows]
 
 
-def write_config(path: Path, *, his_url: str, state_url: str, centre_url: str) -> Path:
+def write_config(path: Path, *, his_url: str, state_url: str, centre_url: str, in_flight: int = 1) -> Path:
     transactions = ", ".join(f'"{infno}"' for infno in DEMO_TRANSACTIONS)
     path.write_text(
         config_text(his_url=his_url, state_url=state_url, centre_url=centre_url,
-                    schedule="interval_minutes = 0.02\nbatch_size = 100",
+                    schedule=f"interval_minutes = 0.02\nbatch_size = 100\nin_flight = {in_flight}",
                     his_extra=f"transactions = [{transactions}]")
         + '\n[logging]\nlevel = "INFO"\n',
         encoding="utf-8",
@@ -202,7 +206,8 @@ def run_scenario(*, scenario: Scenario, size: HisSize, reference: Reference, his
         if scenario.proxy is not None:
             proxy = HostileProxy(centre.url, scenario.proxy, seed=run_seed + 1).start()
         config = write_config(directory / "adapter.toml", his_url=his.url, state_url=state_url,
-                              centre_url=proxy.url if proxy is not None else centre.url)
+                              centre_url=proxy.url if proxy is not None else centre.url,
+                              in_flight=scenario.in_flight)
         prepare_state(config, his)
         reader = StateReader(state_url)
         processes = [DaemonProcess(f"daemon{i + 1}", config, log_dir) for i in range(daemons)]
