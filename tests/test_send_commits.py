@@ -49,6 +49,20 @@ class WriteCommits:
             self.count += 1
 
 
+def _claim_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the batches claimed from here on (none for a claim that found nothing)."""
+    claims: list[int] = []
+    claim_due = outbox.claim_due
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        claimed = claim_due(*args, **kwargs)
+        claims.extend([len(claimed)] if claimed else [])
+        return claimed
+
+    monkeypatch.setattr(outbox, "claim_due", counted)
+    return claims
+
+
 def _spooled_adapter(make_adapter: Any, sample_his: Any, centre: Any, state_url: str) -> Any:
     adapter = make_adapter(his_url=sample_his.url, state_url=state_url, centre_url=centre.url,
                            his_extra='transactions = ["2301"]')
@@ -67,15 +81,7 @@ def test_an_acked_message_costs_one_write_transaction_and_its_batch_one_more(
     assert pending >= 5
     adapter.client.sign_no()  # the session is not the messages' cost
     report = CycleReport()
-    claims: list[int] = []
-    claim_due = outbox.claim_due
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        claimed = claim_due(*args, **kwargs)
-        claims.extend([len(claimed)] if claimed else [])
-        return claimed
-
-    monkeypatch.setattr(outbox, "claim_due", counted)
+    claims = _claim_sizes(monkeypatch)
     renewals: list[int] = []
     renew_lease = outbox.renew_lease
 
@@ -107,15 +113,7 @@ def test_messages_in_flight_at_once_register_their_attempts_in_one_commit_a_wave
     for stage in (adapter.cycle.extract, adapter.cycle.check, adapter.cycle.build):
         stage.run(CycleReport())
     adapter.client.sign_no()
-    claims: list[int] = []
-    claim_due = outbox.claim_due
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        claimed = claim_due(*args, **kwargs)
-        claims.extend([len(claimed)] if claimed else [])
-        return claimed
-
-    monkeypatch.setattr(outbox, "claim_due", counted)
+    claims = _claim_sizes(monkeypatch)
     report = CycleReport()
     with WriteCommits(adapter.store.engine) as commits:
         adapter.cycle.send_due(report)
