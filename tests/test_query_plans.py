@@ -52,9 +52,9 @@ EXPECTED = {
         "claim_due", "claim_unknown", "mark_acked", "records_of", "park_rejected", "recover_in_flight",
         "next_due_at", "mark_retry", "mark_unknown", "hand_back", "requeue_parked", "spool_message",
         "bring_forward", "keep_unknown", "had_lost_reply", "shared_in_group", "renew_lease",
-        "_take_back_later",
+        "_take_back_later", "mark_acked_together",
     )
-} | {"spool/visits.py:bind_visit", "spool/visits.py:store_visit", "spool/visits.py:registered_elsewhere"}
+} | {"spool/visits.py:bind_visits", "spool/visits.py:store_visit", "spool/visits.py:registered_elsewhere"}
 #: the stages whose own queries must be seen too (whatever their functions are called)
 STAGES = {"flow/check.py", "flow/build.py", "outbound/client.py"}
 
@@ -159,6 +159,7 @@ def _outbox_lookups(store: StateStore) -> None:
     outbox.recover_in_flight(store)
     outbox.next_due_at(store)
     visits.bind_visit(store, "visit:H1", {})
+    outbox.mark_acked_together(store, [outbox.Ack(newest, "test")])
     _spool_a_full_message(store)
 
 

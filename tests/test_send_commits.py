@@ -180,7 +180,7 @@ def test_the_send_loop_leaves_a_message_its_lease_lost_to_another_worker(make_ad
     taken_by_b: list[int] = []
     send_one = adapter.cycle.send._send_one
 
-    def slow_first(message: outbox.SpooledMessage) -> Any:
+    def slow_first(message: outbox.SpooledMessage, *args: Any) -> Any:
         if not taken_by_b:
             with adapter.store.begin() as conn:
                 second = conn.execute(select(schema.message.c.id).where(
@@ -193,7 +193,7 @@ def test_the_send_loop_leaves_a_message_its_lease_lost_to_another_worker(make_ad
             assert [m.id for m in claimed] == [second]
             taken_by_b.append(second)
             clock[0] += 3600.0  # the first send took long: the rest of the claim is stale
-        return send_one(message)
+        return send_one(message, *args)
 
     monkeypatch.setattr(adapter.cycle.send, "_send_one", slow_first)
     adapter.cycle.send_due(CycleReport())
@@ -254,3 +254,53 @@ def test_a_crash_before_a_batch_is_settled_has_each_of_its_messages_settled_as_a
     assert centre.ledger.requests["2302"] == in_flight  # each crashed message's lines withdrawn once
     assert held_before <= set(centre.ledger.fee_lines) and len(centre.ledger.fee_lines) == sent_lines
     assert centre.ledger.duplicate_lines == 0 and centre.ledger.duplicates["2301"] == 0
+
+
+def test_a_batch_binds_its_visits_mdtrt_ids_in_one_read(sqlite_state_url):
+    """Each payload gets its own visit's mdtrt_id (where the adapter registered the visit), read
+    for the whole batch in one statement."""
+    from adapter.spool.visits import bind_visits, store_visit
+    from adapter.state.store import StateStore
+
+    store = StateStore(sqlite_state_url)
+    try:
+        with store.begin() as conn:
+            store_visit(conn, "visit:H1", "M-ONE", "MSG1")
+            store_visit(conn, "visit:H2", "M-TWO", "MSG2")
+
+        def payload(visit: str) -> dict[str, Any]:
+            return {"feedetail": [{"mdtrt_id": visit, "feedetl_sn": "1"}, {"mdtrt_id": visit, "feedetl_sn": "2"}],
+                    "data": {"mdtrt_id": visit, "other": visit}}
+
+        messages = [("visit:H1", payload("H1")), ("visit:H3", payload("H3")), ("visit:H2", payload("H2")),
+                    ("stock:H1", payload("H1"))]
+        with _Statements(store.engine) as statements:
+            bound = bind_visits(store, messages)
+        assert len(statements) == 1
+        assert bound[0] == {"feedetail": [{"mdtrt_id": "M-ONE", "feedetl_sn": "1"},
+                                          {"mdtrt_id": "M-ONE", "feedetl_sn": "2"}],
+                            "data": {"mdtrt_id": "M-ONE", "other": "H1"}}
+        assert bound[1] is messages[1][1]  # not registered: as it was
+        assert bound[2]["data"]["mdtrt_id"] == "M-TWO" and bound[2]["feedetail"][1]["mdtrt_id"] == "M-TWO"
+        assert bound[3] is messages[3][1]  # not a visit's message
+        assert bind_visits(store, []) == []
+    finally:
+        store.close()
+
+
+class _Statements(list[str]):
+    """The statements an engine runs while attached."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__()
+        self.engine = engine
+
+    def __enter__(self) -> _Statements:
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        self.append(sql)

@@ -37,7 +37,7 @@ from adapter.spool import outbox
 from adapter.spool.deliveries import Delivery, DeliveryKind
 from adapter.spool.retry import backoff_seconds, call_with_quick_retries
 from adapter.spool.states import MessageStatus
-from adapter.spool.visits import bind_visit
+from adapter.spool.visits import bind_visit, bind_visits
 from adapter.state.store import StateStore, utcnow
 
 logger = logging.getLogger(__name__)
@@ -134,6 +134,9 @@ class Send:
         pass goes on (not when it was stopped, or the breaker ended it)."""
         wave_size = max(1, self.settings.in_flight)
         claimed_at = time.monotonic()
+        # Each payload with its visit's mdtrt_id, the batch's visits read at once.
+        payloads = dict(zip((m.id for m in due), bind_visits(self.store, [(m.group_key, m.payload) for m in due]),
+                            strict=True))
         for start in range(0, len(due), wave_size):
             if self.stop_event.is_set() or failures_in_a_row >= BREAKER_FAILURES:
                 # Hand back what this worker claimed but will not send now.
@@ -149,7 +152,7 @@ class Send:
             wave = [m for m in due[start:start + wave_size]
                     if fresh or outbox.renew_lease(self.store, m.id, lease, MessageStatus.IN_FLIGHT,
                                                    held_until=m.lease_until)]
-            results = self._deliver_all(wave)
+            results = self._deliver_all([(m, payloads[m.id]) for m in wave])
             for message, (delivery, failures) in zip(wave, results, strict=True):
                 report.transient_failures += failures
                 sent.append((message, delivery))
@@ -163,16 +166,16 @@ class Send:
                     failures_in_a_row += 1
         return failures_in_a_row, True
 
-    def _deliver_all(self, wave: list[outbox.SpooledMessage]) -> list[tuple[Delivery, int]]:
-        """Each message of a wave sent, at once when there are several; results in wave order.
-        The first attempts of several are registered together just before they leave (one
-        commit for the wave, not one a message)."""
+    def _deliver_all(self, wave: list[tuple[outbox.SpooledMessage, dict[str, Any]]]) -> list[tuple[Delivery, int]]:
+        """Each message of a wave sent with its payload, at once when there are several; results
+        in wave order. The first attempts of several are registered together just before they
+        leave (one commit for the wave, not one a message)."""
         if len(wave) <= 1:
-            return [self._send_one(message) for message in wave]
+            return [self._send_one(message, payload) for message, payload in wave]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.settings.in_flight, thread_name_prefix="send")
-        msgids = self.client.register_together([(m.id, m.infno) for m in wave])
-        return list(self._pool.map(self._send_one, wave, msgids))
+        msgids = self.client.register_together([(m.id, m.infno) for m, _payload in wave])
+        return list(self._pool.map(self._send_one, *zip(*wave, strict=True), msgids))
 
     def close(self) -> None:
         """Stop the sending threads (after the pass that used them has ended)."""
@@ -244,14 +247,17 @@ class Send:
                                   f"mdtrt_id {mdtrt_id} as this registration's")
         return delivery
 
-    def _send_one(self, message: outbox.SpooledMessage, registered: str | None = None) -> tuple[Delivery, int]:
-        """The message sent (in a sending thread when in flight with others), its first attempt
-        under ``registered`` if its msgid was registered with its wave's: what came back, and
-        how many transient failures its quick retries met. Writes nothing but its attempts."""
+    def _send_one(self, message: outbox.SpooledMessage, payload: dict[str, Any] | None = None,
+                  registered: str | None = None) -> tuple[Delivery, int]:
+        """The message sent with ``payload`` (its own with its visit bound, read here if not
+        given; in a sending thread when in flight with others), its first attempt under
+        ``registered`` if its msgid was registered with its wave's: what came back, and how
+        many transient failures its quick retries met. Writes nothing but its attempts."""
         settings = self.settings
         failures = 0
         first = [registered] if registered is not None else []
-        payload = bind_visit(self.store, message.group_key, message.payload)
+        if payload is None:
+            payload = bind_visit(self.store, message.group_key, message.payload)
         # The answered attempt's row waits for the ack's transaction only where no other
         # request's answer can pass for this one's meanwhile (a dialect written before the
         # hook existed keeps writing it at once, as it did).
