@@ -323,9 +323,11 @@ def test_extra_trailing_columns_are_tolerated(tmp_path):
     write_catalog(path, wider, [CatalogRow("001105000010000", "床位费", "1")])
     rows = list(CatalogFile(path).rows())
     assert len(rows[0][1]) == SERVICE_ITEMS.columns + 3
+    from adapter.catalog.staging import ENTRY_COLUMNS
     from adapter.catalog.store import _RowChecker
     checker = _RowChecker(SERVICE_ITEMS, path.name, "")
-    assert checker.check(*rows[0])["code"] == "001105000010000" and checker.total == 0
+    entry = checker.entry(*rows[0])
+    assert entry is not None and entry[ENTRY_COLUMNS.index("code")] == "001105000010000" and checker.total == 0
 
 
 def _refused_problems(store_url, spec, path, declared_rows=None):

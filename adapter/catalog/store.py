@@ -440,11 +440,6 @@ class _RowChecker:
         self.problems = [problem for *_, problem in merged]
         self._found_after = [after for after, *_ in merged]
 
-    def check(self, line_no: int, fields: list[str]) -> dict[str, Any] | None:
-        """The row as a catalogue entry, or None (its problems added)."""
-        values = self.entry(line_no, fields)
-        return None if values is None else dict(zip(ENTRY_COLUMNS, values, strict=True))
-
     def entry(self, line_no: int, fields: list[str]) -> tuple[Any, ...] | None:
         """The row's entry values (ENTRY_COLUMNS order), or None (its problems added)."""
         if len(fields) >= self.spec.columns:
