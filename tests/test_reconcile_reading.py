@@ -93,3 +93,36 @@ def test_the_visit_columns_are_read_as_the_database_holds_them():
 def test_a_his_path_is_a_sqlite_file(tmp_path: Path):
     his = _his(f"sqlite:///{tmp_path / 'his.db'}", 3)
     assert [len(page.setl_id) for page in settlement_columns(his, QUERY, NOVEMBER)] == [3]
+
+
+def test_a_month_is_read_without_visit_look_ups_while_the_adapter_registered_no_visit(tmp_path, monkeypatch):
+    """A hospital whose HIS registers its own visits leaves the adapter's visit table empty: every
+    stay is the centre's by the HIS's number, so no page is looked up (one look-up a page cost a
+    second a month of a million settlements). Once a visit is registered, the pages are looked up."""
+    his = _his(f"sqlite:///{tmp_path / 'his.db'}", 40)
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        reconciler = Reconciler(client=None, files=None, store=store, his_url=his,  # type: ignore[arg-type]
+                                settlement_query=QUERY, setl_optins="431199", fixmedins_code="H1", page_size=7)
+        looked_up: list[set[str]] = []
+        look_up = reconciler._mdtrt_ids
+
+        def counted(stay_keys: set[str]) -> dict[str, str]:
+            looked_up.append(stay_keys)
+            return look_up(stay_keys)
+
+        monkeypatch.setattr(reconciler, "_mdtrt_ids", counted)
+        month = reconciler._month(NOVEMBER, lambda _n: None)
+        assert not looked_up and sum(p.count for p in month.partitions.values()) == 40
+        assert {kept[1] for p in month.partitions.values() for batch in p.batches() for kept in batch} \
+            == {f"M{n}" for n in range(7)}
+
+        with store.begin() as conn:
+            conn.execute(insert(schema.visit).values(his_key="M3", mdtrt_id="C3", registered_by="H1",
+                                                     registered_at=datetime(2026, 11, 1)))
+        month = reconciler._month(NOVEMBER, lambda _n: None)
+        assert len(looked_up) == 6  # 40 settlements, 7 a page
+        assert {kept[1] for p in month.partitions.values() for batch in p.batches() for kept in batch} \
+            == {f"M{n}" for n in range(7) if n != 3} | {"C3"}
+    finally:
+        store.close()

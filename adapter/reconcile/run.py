@@ -162,7 +162,10 @@ class Reconciler:
         the mdtrt_id the adapter registered, no clearing agency meaning the configured one, and
         fund_pay_sumamt as the region counts it (in the totals and the detail file alike)."""
         month = Month()
-        for page in settlement_columns(self.his_url, self.settlement_query, period, mdtrt_ids_of=self._mdtrt_ids,
+        # Where the adapter registered no visit (the HIS registers them itself), every stay is
+        # known to the centre by the HIS's own number: no page needs looking up.
+        mdtrt_ids_of = self._mdtrt_ids if self._any_visit() else None
+        for page in settlement_columns(self.his_url, self.settlement_query, period, mdtrt_ids_of=mdtrt_ids_of,
                                        setl_optins=self.setl_optins, page_size=self.page_size):
             month.add_columns(self._regional(page))
             progress(len(page.setl_id))
@@ -181,6 +184,11 @@ class Reconciler:
         texts = [text if own is fund else str(fund)
                  for own, fund, text in zip(page.fund_pay_sumamt, funds, page.fund_text, strict=True)]
         return page._replace(fund_pay_sumamt=funds, fund_text=texts)
+
+    def _any_visit(self) -> bool:
+        """Whether the adapter registered any visit (the visit table has a row)."""
+        with self.store.begin() as conn:
+            return conn.execute(select(schema.visit.c.his_key).limit(1)).first() is not None
 
     def _mdtrt_ids(self, stay_keys: set[str]) -> dict[str, str]:
         """The centre's mdtrt_id of those of ``stay_keys`` the adapter registered (one page's: the
