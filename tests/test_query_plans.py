@@ -54,7 +54,7 @@ EXPECTED = {
         "bring_forward", "keep_unknown", "had_lost_reply", "shared_in_group", "renew_lease",
         "_take_back_later", "mark_acked_together",
     )
-} | {"spool/visits.py:bind_visits", "spool/visits.py:store_visit", "spool/visits.py:registered_elsewhere"}
+} | {"spool/visits.py:registered_mdtrt_ids", "spool/visits.py:store_visit", "spool/visits.py:registered_elsewhere"}
 #: the stages whose own queries must be seen too (whatever their functions are called)
 STAGES = {"flow/check.py", "flow/build.py", "outbound/client.py"}
 

@@ -10,7 +10,6 @@ are reconciled under their own agency."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -20,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Dialect, bindparam, insert, select
+from sqlalchemy import insert, select
 
 from adapter.errors import BusinessRejection
 from adapter.outbound.client import CentreClient
@@ -29,6 +28,7 @@ from adapter.progress import SILENT, Reporter
 from adapter.reconcile.local import PAGE_SIZE, Columns, Group, HisSettlement, Period, Totals, money, settlement_columns
 from adapter.reconcile.month import ACCT, FUND, MDTRT_ID, MEDFEE, MSGID, PSN_NO, REFD, SETL_ID, KeptSettlements, Month
 from adapter.records import Settlement
+from adapter.spool.visits import registered_mdtrt_ids
 from adapter.state import schema
 from adapter.state.store import StateStore, inserted_id, utcnow
 from adapter.zipped_text import text_from_zip, zip_chunks
@@ -193,15 +193,8 @@ class Reconciler:
     def _mdtrt_ids(self, stay_keys: set[str]) -> dict[str, str]:
         """The centre's mdtrt_id of those of ``stay_keys`` the adapter registered (one page's: the
         visit table can hold years of them)."""
-        keys = sorted(stay_keys)
-        found: dict[str, str] = {}
         with self.store.begin() as conn:
-            for at in range(0, len(keys), _IN_LIMIT):
-                chunk = keys[at:at + _IN_LIMIT]
-                sql, names = _visits_of(conn.dialect, len(chunk))
-                found.update(conn.exec_driver_sql(sql, tuple(chunk[int(n[1:])] for n in names) if names is not None
-                                                  else {f"k{i}": key for i, key in enumerate(chunk)}).all())
-        return found
+            return registered_mdtrt_ids(conn, sorted(stay_keys))
 
     def _totals(self, period: Period, group: Group, total: Totals) -> PairResult:
         setl_optins, insutype, clr_type = group
@@ -279,21 +272,6 @@ class Reconciler:
 #: gives about 20 % more bytes than the default 6 in a third of the time (a month's file:
 #: 1,000,000 lines, 55 MB of text)
 _DETAIL_LEVEL = 1
-#: bound parameters in one IN (...), well inside every database's limit
-_IN_LIMIT = 500
-
-
-@functools.lru_cache(maxsize=16)
-def _visits_of(dialect: Dialect, count: int) -> tuple[str, tuple[str, ...] | None]:
-    """The visits of ``count`` stay keys: the statement's SQL for the dialect (parameters k0,
-    k1, ...), compiled once for each count, and the order of its parameters where the dialect's
-    are positional (None: by name). Run with the driver's own parameters, it costs no
-    statement made, compiled or expanded for every page (SQLAlchemy's expanding IN rendered
-    a month's million keys one by one)."""
-    statement = (select(schema.visit.c.his_key, schema.visit.c.mdtrt_id)
-                 .where(schema.visit.c.his_key.in_([bindparam(f"k{i}") for i in range(count)])))
-    compiled = statement.compile(dialect=dialect)
-    return compiled.string, (tuple(compiled.positiontup or ()) if compiled.positional else None)
 #: rows fetched at a time from a streamed query of the state
 _STREAM_ROWS = 10_000
 

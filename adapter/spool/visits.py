@@ -3,18 +3,16 @@ and bound into the later messages of the visit when they are sent."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Connection, Dialect, bindparam, insert, select
 
 from adapter.state import schema
 from adapter.state.store import StateStore, in_chunks, utcnow
 
 _PREFIX = "visit:"
-#: built once: looked up for every batch of messages sent
-_MDTRT_IDS = (select(schema.visit.c.his_key, schema.visit.c.mdtrt_id)
-              .where(schema.visit.c.his_key.in_(bindparam("keys", expanding=True))))
 
 
 def store_visit(conn: Any, group_key: str, mdtrt_id: str, msgid: str) -> None:
@@ -52,15 +50,37 @@ def bind_visits(store: StateStore, messages: Sequence[tuple[str, dict[str, Any]]
     mdtrt_ids: dict[str, str] = {}
     if his_keys:
         with store.begin() as conn:
-            for chunk in in_chunks(his_keys):
-                rows = conn.execute(_MDTRT_IDS, {"keys": list(chunk)})
-                mdtrt_ids.update((str(key), str(mdtrt_id)) for key, mdtrt_id in rows if mdtrt_id is not None)
+            mdtrt_ids = registered_mdtrt_ids(conn, his_keys)
     bound = []
     for group_key, payload in messages:
         his_key = group_key[len(_PREFIX):]
         mdtrt_id = mdtrt_ids.get(his_key) if group_key.startswith(_PREFIX) else None
         bound.append(payload if mdtrt_id is None else _replace_value(payload, "mdtrt_id", his_key, mdtrt_id))
     return bound
+
+
+def registered_mdtrt_ids(conn: Connection, his_keys: Sequence[str]) -> dict[str, str]:
+    """HIS visit number -> the centre's mdtrt_id, for those of ``his_keys`` the adapter registered
+    (inside the caller's transaction), in IN lists short enough for every database."""
+    found: dict[str, str] = {}
+    for chunk in in_chunks(his_keys):
+        sql, names = _visits_of(conn.dialect, len(chunk))
+        found.update(conn.exec_driver_sql(sql, tuple(chunk[int(n[1:])] for n in names) if names is not None
+                                          else {f"k{i}": key for i, key in enumerate(chunk)}).all())
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def _visits_of(dialect: Dialect, count: int) -> tuple[str, tuple[str, ...] | None]:
+    """The visits of ``count`` HIS visit numbers: the statement's SQL for the dialect (parameters
+    k0, k1, ...), compiled once for each count, and the order of its parameters where the
+    dialect's are positional (None: by name). Run with the driver's own parameters, it costs no
+    statement made, compiled or expanded for every look-up (SQLAlchemy's expanding IN rendered
+    a month's million keys one by one)."""
+    statement = (select(schema.visit.c.his_key, schema.visit.c.mdtrt_id)
+                 .where(schema.visit.c.his_key.in_([bindparam(f"k{i}") for i in range(count)])))
+    compiled = statement.compile(dialect=dialect)
+    return compiled.string, (tuple(compiled.positiontup or ()) if compiled.positional else None)
 
 
 def _replace_value(node: Any, key: str, old: str, new: str) -> Any:
