@@ -49,10 +49,10 @@ RECORDS_PER_MESSAGE = 3
 #: the lookups the send cycle makes, by the public function that makes them; each must be seen
 EXPECTED = {
     f"spool/outbox.py:{name}" for name in (
-        "claim_due", "claim_unknown", "mark_acked", "records_of", "park_rejected", "recover_in_flight",
+        "claim_due", "claim_unknown", "_ack", "_records_sent", "records_of", "park_rejected", "recover_in_flight",
         "next_due_at", "mark_retry", "mark_unknown", "hand_back", "requeue_parked", "spool_message",
         "bring_forward", "keep_unknown", "had_lost_reply", "shared_in_group", "renew_lease",
-        "_take_back_later", "mark_acked_together",
+        "_take_back_later",
     )
 } | {"spool/visits.py:registered_mdtrt_ids", "spool/visits.py:store_visit", "spool/visits.py:registered_elsewhere"}
 #: the stages whose own queries must be seen too (whatever their functions are called)

@@ -128,7 +128,6 @@ class Columns(NamedTuple):
         return self if rows is None else Columns(*(taken(column, rows) for column in self))
 
 
-
 def taken(column: Sequence[Any], rows: list[int] | None) -> Sequence[Any]:
     """The values of ``column`` at ``rows`` (every value for None), picked in C."""
     if rows is None:

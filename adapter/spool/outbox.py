@@ -177,15 +177,10 @@ def mark_acked(
     with store.begin() as conn:
         if finish is not None:
             finish_attempt(conn, finish)
-        result = conn.execute(_ack_statement(expecting=expect is not None, counted=not note), {
-            "b_id": message_id, "b_status": None if expect is None else expect.value,
-            "acked_at": now, "inf_refmsgid": inf_refmsgid, "last_error": note,
-        })
-        _owned(result, message_id, expect)
+        _owned(_ack(conn, message_id, inf_refmsgid, note, expect, now), message_id, expect)
         if visit is not None:
             store_visit(conn, *visit)
-        result = conn.execute(_RECORDS_SENT, {"b_message_id": message_id, "updated_at": now})
-        return int(result.rowcount or 0)
+        return _records_sent(conn, message_id, now)
 
 
 @dataclass(frozen=True)
@@ -210,23 +205,30 @@ def mark_acked_together(store: StateStore, acks: Sequence[Ack]) -> list[int | No
     about before anything is sent again, as it does a single lost ack."""
     now = utcnow()
     acked: dict[int, int | None] = {}
-    statement = _ack_statement(expecting=True, counted=True)
     with store.begin() as conn:
         # In the order of their ids, as a claim takes them: two transactions that lock several
         # message rows each lock them in one order (on PostgreSQL, no deadlock between them).
         for ack in sorted(acks, key=lambda a: a.message_id):
             if ack.finish is not None:
                 finish_attempt(conn, ack.finish)
-            result = conn.execute(statement, {
-                "b_id": ack.message_id, "b_status": MessageStatus.IN_FLIGHT.value, "acked_at": now,
-                "inf_refmsgid": ack.inf_refmsgid, "last_error": None,
-            })
-            if not int(result.rowcount or 0):
-                acked[ack.message_id] = None
-                continue
-            acked[ack.message_id] = int(conn.execute(_RECORDS_SENT, {"b_message_id": ack.message_id,
-                                                                     "updated_at": now}).rowcount or 0)
+            result = _ack(conn, ack.message_id, ack.inf_refmsgid, None, MessageStatus.IN_FLIGHT, now)
+            acked[ack.message_id] = _records_sent(conn, ack.message_id, now) if result.rowcount else None
     return [acked[ack.message_id] for ack in acks]
+
+
+def _ack(conn: Any, message_id: int, inf_refmsgid: str, note: str | None, expect: MessageStatus | None,
+         now: datetime) -> Any:
+    """The message acked (inside the caller's transaction), while it is still in the state
+    ``expect`` if given: the result's rowcount is 0 once another worker reclaimed it."""
+    return conn.execute(_ack_statement(expecting=expect is not None, counted=not note), {
+        "b_id": message_id, "b_status": None if expect is None else expect.value,
+        "acked_at": now, "inf_refmsgid": inf_refmsgid, "last_error": note,
+    })
+
+
+def _records_sent(conn: Any, message_id: int, now: datetime) -> int:
+    """The acked message's records marked sent; returns how many."""
+    return int(conn.execute(_RECORDS_SENT, {"b_message_id": message_id, "updated_at": now}).rowcount or 0)
 
 
 @cache
