@@ -57,10 +57,11 @@ class Settle:
         registration's, whose answer is looked at first) are written in one transaction. The
         messages are of different groups (a claim holds one message a group), so the order
         their results are written in does not matter."""
-        plain = [(message, delivery) for message, delivery in results
-                 if delivery.kind is DeliveryKind.ACKED and not self._registers(message)]
+        plain = []
         for message, delivery in results:
-            if delivery.kind is not DeliveryKind.ACKED or self._registers(message):
+            if delivery.kind is DeliveryKind.ACKED and not self._registers(message):
+                plain.append((message, delivery))
+            else:
                 self.delivered(message, delivery, report)
         if not plain:
             return
