@@ -28,27 +28,10 @@ class Totals:
     #: settlements among them with refd_setl_flag 1 (refunds)
     refunds: int = 0
 
-    def add(self, row: Settlement) -> None:
-        self.medfee_sumamt += row.medfee_sumamt
-        self.fund_pay_sumamt += row.fund_pay_sumamt
-        self.acct_pay += row.acct_pay
-        self.cash_payamt += row.psn_cash_pay
-        self.count += 1
-        self.refunds += row.refd_setl_flag == "1"
-
-    def add_all(self, rows: Sequence[Settlement]) -> None:
-        """:meth:`add` for each row, the sums taken left to right as :meth:`add` would (so the
-        same Decimals), in C instead of a Python call per row."""
-        self.medfee_sumamt = sum([r.medfee_sumamt for r in rows], self.medfee_sumamt)
-        self.fund_pay_sumamt = sum([r.fund_pay_sumamt for r in rows], self.fund_pay_sumamt)
-        self.acct_pay = sum([r.acct_pay for r in rows], self.acct_pay)
-        self.cash_payamt = sum([r.psn_cash_pay for r in rows], self.cash_payamt)
-        self.count += len(rows)
-        self.refunds += sum(1 for r in rows if r.refd_setl_flag == "1")
-
     def add_columns(self, medfee: Sequence[Decimal], fund: Sequence[Decimal], acct: Sequence[Decimal],
                     cash: Sequence[Decimal], refd: Sequence[str]) -> None:
-        """:meth:`add_all` for settlements given a column each (the same Decimals)."""
+        """Settlements given a column each, each sum taken left to right from the totals so far
+        (the very Decimals adding one settlement at a time gives), in C."""
         self.medfee_sumamt = sum(medfee, self.medfee_sumamt)
         self.fund_pay_sumamt = sum(fund, self.fund_pay_sumamt)
         self.acct_pay = sum(acct, self.acct_pay)
@@ -426,12 +409,3 @@ def _settlement(row: dict[str, Any], index: int, mdtrt_ids: Mapping[str, str] | 
         )
     except (KeyError, ArithmeticError, ValueError) as exc:
         raise SourceError(f"settlement row {index} of the settlement query is unreadable: {exc!r}") from exc
-
-
-def totals_by_group(settlements: Iterable[HisSettlement]) -> dict[Group, Totals]:
-    """(setl_optins, insutype, clr_type) -> totals of settlements whose clearing agency is
-    already resolved and whose fund_pay_sumamt is already the region's."""
-    totals: dict[Group, Totals] = {}
-    for row in settlements:
-        totals.setdefault((row.setl_optins, row.insutype, row.clr_type), Totals()).add(row)
-    return totals

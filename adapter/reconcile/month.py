@@ -76,11 +76,6 @@ class KeptSettlements:
         self._batches: list[bytes] = []
         self._pending: list[list[str]] = [[] for _ in range(_FIELDS)]
 
-    def extend(self, kept: list[Kept]) -> None:
-        """Settlements given as :data:`Kept` tuples."""
-        if kept:
-            self.extend_columns([list(column) for column in zip(*kept, strict=True)])
-
     def extend_columns(self, columns: Sequence[Sequence[str]]) -> None:
         """Settlements given as the :data:`Kept` fields, a column each, all of one length."""
         for pending, column in zip(self._pending, columns, strict=True):
