@@ -50,7 +50,7 @@ RECORDS_PER_MESSAGE = 3
 EXPECTED = {
     f"spool/outbox.py:{name}" for name in (
         "claim_due", "claim_unknown", "_ack", "_records_sent", "records_of", "park_rejected", "recover_in_flight",
-        "next_due_at", "mark_retry", "mark_unknown", "hand_back", "requeue_parked", "spool_message",
+        "next_due_at", "_retry", "mark_unknown", "hand_back", "requeue_parked", "spool_message",
         "bring_forward", "keep_unknown", "had_lost_reply", "shared_in_group", "renew_lease",
         "_take_back_later",
     )

@@ -129,9 +129,8 @@ class Settle:
                 message.id, extra={"action": "outcome_undecided", "message_id": message.id},
             )
         else:
-            outbox.mark_retry(self.store, message.id, note + "; sending again", 0, expect=MessageStatus.UNKNOWN)
-            if outcome.resend_shared:
-                self.requeued += outbox.resend_shared(self.store, message, outcome.resend_shared)
+            self.requeued += outbox.resend_unknown(self.store, message, note + "; sending again",
+                                                   outcome.resend_shared)
 
     def _acked(self, message: outbox.SpooledMessage, delivery: Delivery, report: CycleReport) -> None:
         visit = None

@@ -263,19 +263,23 @@ def mark_retry(
     """A transient failure: store the error and when to try again (survives a restart)."""
     next_at = utcnow() + timedelta(seconds=delay_seconds)
     with store.begin() as conn:
-        result = conn.execute(
-            update(_message)
-            .where(_expected(message_id, expect))
-            .values(
-                status=MessageStatus.RETRY_WAIT.value,
-                attempts=_message.c.attempts + 1,
-                last_error=error,
-                next_attempt_at=next_at,
-                lease_until=None,
-            )
-        )
-        _owned(result, message_id, expect)
+        _owned(_retry(conn, message_id, error, next_at, expect), message_id, expect)
     return next_at
+
+
+def _retry(conn: Any, message_id: int, error: str, next_at: datetime, expect: MessageStatus | None) -> Any:
+    """The message waiting to be sent again at ``next_at`` (inside the caller's transaction)."""
+    return conn.execute(
+        update(_message)
+        .where(_expected(message_id, expect))
+        .values(
+            status=MessageStatus.RETRY_WAIT.value,
+            attempts=_message.c.attempts + 1,
+            last_error=error,
+            next_attempt_at=next_at,
+            lease_until=None,
+        )
+    )
 
 
 def mark_unknown(
@@ -384,11 +388,18 @@ def shared_in_group(store: StateStore, message: SpooledMessage, infnos: frozense
         return int(conn.execute(select(func.count()).select_from(_record).where(_shared(message, infnos))).scalar_one())
 
 
-def resend_shared(store: StateStore, message: SpooledMessage, infnos: frozenset[str]) -> int:
-    """After a batch-wide withdrawal: the group's delivered records of ``infnos`` are READY
-    again, to go out in new messages after the lost one. Returns how many."""
+def resend_unknown(store: StateStore, message: SpooledMessage, error: str, infnos: frozenset[str]) -> int:
+    """A message whose reply was lost, found not held by the centre (or withdrawn, or
+    reversed): it is due again now, and where a batch-wide withdrawal took the group's
+    delivered records of ``infnos`` with it, those are READY again, to go out in new messages
+    after it. One transaction for both: a crash between them
+    would leave records the centre no longer holds marked sent, never to be sent again.
+    Returns the records made READY."""
     now = utcnow()
     with store.begin() as conn:
+        _owned(_retry(conn, message.id, error, now, MessageStatus.UNKNOWN), message.id, MessageStatus.UNKNOWN)
+        if not infnos:
+            return 0
         result = conn.execute(
             update(_record).where(_shared(message, infnos))
             .values(status=RecordStatus.READY.value, message_id=None, updated_at=now)
